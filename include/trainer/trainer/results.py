@@ -1,0 +1,29 @@
+"""The one small JSON result each step leaves for the orchestrator (the pod's XCom file)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+DEFAULT_XCOM_FILE = "/airflow/xcom/return.json"
+
+
+def _finite(value):
+    # JSON has no NaN/Infinity; a diverged trial must still produce a valid result.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_result(path: str | None, result: dict) -> str:
+    path = path or os.environ.get("TRAINER_XCOM_FILE") or DEFAULT_XCOM_FILE
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(_finite(result), f, sort_keys=True)
+    os.replace(tmp, path)  # a reader never sees half a result
+    return path
