@@ -31,9 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:
+            # a step not written yet (its module or its package missing) is simply not offered
+            if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
                 raise
-            continue  # a step not written yet is simply not offered
+            continue
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         p.add_argument("--run-root", default=os.environ.get("TRAINER_RUN_ROOT"),
                        help="storage prefix of this DAG run, {root}/runs/{run_id} (local path or gs://)")

@@ -1,0 +1,145 @@
+"""
+### tune_train_serve
+
+Distributed Keras Tuner search on preemptible tuner pods → the top-N hyperparameter
+sets trained in full → TFMA evaluation against thresholds and the model serving now →
+the best blessed model deployed to TensorFlow Serving.
+
+The backend (`local` processes, `kubernetes` or `gke` pods) comes from configuration
+(`TUNE_SERVE_BACKEND` or the Variable `tune_serve_backend`), never from this file.
+"""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import ObjectStoragePath, TriggerRule, dag, task, task_group
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from tune_serve import backends, config, leaderboard, plan as planning, serving
+from tune_serve.params import ConfError, dag_params, validate_conf
+from tune_serve.podspec import PodTask, Resources
+
+backend = backends.current()
+
+PREPARE = PodTask("prepare_data", "prepare", resources=Resources(cpu="2", memory="8Gi"), deadline=timedelta(hours=1))
+ORACLE = PodTask("start_oracle", "oracle", resources=Resources(cpu="1", memory="2Gi"))
+TUNE = PodTask("tune", "tune", resources=Resources(cpu="4", memory="16Gi", gpus=1), preemptible=True,
+               retries=8, pool=config.setting("tuner_pool", "tuners"))
+TRAIN = PodTask("train", "train", resources=Resources(cpu="8", memory="32Gi",
+                                                      gpus=int(config.setting("train_gpus", "2"))),
+                preemptible=config.setting("train_on_spot", "false") == "true", retries=4)
+EVALUATE = PodTask("evaluate", "evaluate", resources=Resources(cpu="4", memory="16Gi"), deadline=timedelta(hours=2))
+
+
+@dag(
+    dag_id="tune_train_serve",
+    schedule=config.setting("schedule"),  # e.g. TUNE_SERVE_SCHEDULE=@weekly to retune every week
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params=dag_params(),
+    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(seconds=10)},
+    tags=["ml", "keras-tuner", "tf-serving", f"backend:{config.backend()}"],
+    doc_md=__doc__,
+)
+def tune_train_serve():
+    @task(multiple_outputs=True, retries=1)
+    def validate_params(params=None, run_id=None) -> dict:
+        try:
+            validate_conf(params)
+        except ConfError as exc:
+            raise AirflowFailException(str(exc)) from None  # bad input: never retried
+        return planning.build_plan(dict(params), run_id)
+
+    plan = validate_params()
+    prepare = backend.pod_operator(PREPARE, arguments=plan["prepare"])
+
+    @task_group(group_id="tuning")
+    def tuning():
+        chief = backend.start_oracle(ORACLE, arguments=plan["oracle"])
+        prepare >> chief
+
+        @task
+        def tuner_arguments(plan: dict, chief: dict) -> list[list[str]]:
+            return planning.tuner_arguments(plan, chief["address"])
+
+        tuners = backend.mapped_pod_operator(TUNE).expand(arguments=tuner_arguments(plan, chief.output))
+        done = backend.wait_oracle(ORACLE, chief.output)
+        stop = backend.stop_oracle(chief.output)
+        chief >> [tuners, done] >> stop
+        stop.as_teardown(setups=chief)
+        return tuners, done
+
+    tuners, search = tuning()
+
+    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)  # lost tuners leave no XCom; the chief's records cover them
+    def aggregate_top_n(plan: dict, tuner_results, search_result) -> list[dict]:
+        if not search_result:
+            raise AirflowFailException("the search did not finish (see tuning.wait_oracle); nothing to train")
+        trials = leaderboard.merge_trials(list(tuner_results or []), search_result)
+        top = leaderboard.top_n(trials, plan["top_n"], plan["objective"]["direction"])
+        print(f"{len(trials)} trials completed of {search_result.get('max_trials')}; "
+              f"lost tuners: {search_result.get('lost_tuners') or 'none'}")
+        for entry in top:
+            print(f"rank {entry['rank']}: {plan['objective']['name']}={entry['objective']:.4f} "
+                  f"trial {entry['trial_id']} {entry['hyperparameters']}")
+        return top
+
+    top = aggregate_top_n(plan, tuners.output, search.output)
+
+    @task_group(group_id="training")
+    def training():
+        @task
+        def training_arguments(plan: dict, top: list[dict]) -> list[list[str]]:
+            return planning.training_arguments(plan, top)
+
+        return backend.mapped_pod_operator(TRAIN).expand(arguments=training_arguments(plan, top))
+
+    trained = training()
+
+    @task_group(group_id="evaluation")
+    def evaluation():
+        @task
+        def evaluation_arguments(plan: dict, trained) -> list[list[str]]:
+            baseline = serving.current_model(plan["model_name"])
+            print(f"baseline (serving now): {baseline or 'none'}")
+            return planning.evaluation_arguments(plan, list(trained), baseline)
+
+        return backend.mapped_pod_operator(EVALUATE).expand(arguments=evaluation_arguments(plan, trained.output))
+
+    evaluated = evaluation()
+
+    @task_group(group_id="serving")
+    def serving_group():
+        @task
+        def select_model(evaluations) -> dict:
+            try:
+                return leaderboard.select_blessed(list(evaluations))
+            except leaderboard.NoCandidate as exc:
+                raise AirflowSkipException(str(exc)) from None
+
+        @task(retries=1)
+        def deploy_serving(plan: dict, candidate: dict, prepared: dict) -> dict:
+            return serving.deploy(candidate["model_path"], plan["model_name"], prepared["sample_instance"])
+
+        return deploy_serving(plan, select_model(evaluated.output), prepare.output)
+
+    deployed = serving_group()
+
+    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=1)
+    def summarize(plan: dict, top, evaluations, deployed) -> dict:
+        """One record of what this run decided, next to its artifacts."""
+        summary = {"run_id": plan["run_id"], "leaderboard": top, "deployed": deployed,
+                   "evaluations": [{k: e.get(k) for k in ("rank", "blessed", "failed_thresholds", "overall",
+                                                           "model_path", "report")}
+                                   for e in (evaluations or []) if e]}
+        path = ObjectStoragePath(plan["run_root"] if "://" in plan["run_root"] else f"file://{plan['run_root']}")
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        return summary
+
+    summarize(plan, top, evaluated.output, deployed)
+
+
+tune_train_serve()

@@ -1,0 +1,83 @@
+"""TF Serving REST routes that KServe's V1 protocol lacks or shapes differently.
+
+KServe 0.21 already serves `POST /v1/models/{name}:predict` (it calls the kserve.Model
+registered under `{name}`: the default version). It has no notion of model versions or
+labels, and its `GET /v1/models/{name}` answers {"name", "ready"} where TF Serving answers
+the model's version status. So this router adds, with TF Serving's shapes:
+
+    GET  /v1/models/{name}[/versions/{v}|/labels/{label}]            model status
+    GET  /v1/models/{name}[/versions/{v}|/labels/{label}]/metadata   signature defs
+    POST /v1/models/{name}/versions/{v}:predict
+    POST /v1/models/{name}/labels/{label}:predict
+
+Predictions on a version or label go through KServe's own V1 predict handler (decoding,
+model readiness, pre/post-processing, metrics, error handlers) with that version's
+registry key. The router must be included in the app before KServe registers its routes
+(at ModelServer.start), so that its GET /v1/models/{name} wins.
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.rest.v1_endpoints import V1Endpoints
+
+from .versions import ModelVersions, ServableNotFound
+
+
+def tf_serving_router(versions: ModelVersions, dataplane: DataPlane) -> APIRouter:
+    kserve_v1 = V1Endpoints(dataplane)
+    router = APIRouter(prefix="/v1/models", tags=["TF Serving"])
+
+    def check_model(model_name: str) -> None:
+        if model_name != versions.model_name:
+            raise ServableNotFound(f"Could not find any versions of model {model_name}")
+
+    def parse_version(version: str) -> int:
+        if not version.isdigit():
+            raise ServableNotFound(f"Could not find version {version} of model {versions.model_name}")
+        return int(version)
+
+    def status_json(**selector) -> dict:
+        return {"model_version_status": [s.as_json() for s in versions.status(**selector)]}
+
+    @router.get("/{model_name}")
+    async def model_status(model_name: str):
+        check_model(model_name)
+        return status_json()
+
+    @router.get("/{model_name}/versions/{version}")
+    async def version_status(model_name: str, version: str):
+        check_model(model_name)
+        return status_json(version=parse_version(version))
+
+    @router.get("/{model_name}/labels/{label}")
+    async def label_status(model_name: str, label: str):
+        check_model(model_name)
+        return status_json(label=label)
+
+    @router.get("/{model_name}/metadata")
+    async def model_metadata(model_name: str):
+        check_model(model_name)
+        return versions.loaded().metadata()
+
+    @router.get("/{model_name}/versions/{version}/metadata")
+    async def version_metadata(model_name: str, version: str):
+        check_model(model_name)
+        return versions.loaded(version=parse_version(version)).metadata()
+
+    @router.get("/{model_name}/labels/{label}/metadata")
+    async def label_metadata(model_name: str, label: str):
+        check_model(model_name)
+        return versions.loaded(label=label).metadata()
+
+    @router.post("/{model_name}/versions/{version}:predict", response_model=None)
+    async def version_predict(model_name: str, version: str, request: Request):
+        check_model(model_name)
+        return await kserve_v1.predict(versions.registry_key(version=parse_version(version)), request)
+
+    @router.post("/{model_name}/labels/{label}:predict", response_model=None)
+    async def label_predict(model_name: str, label: str, request: Request):
+        check_model(model_name)
+        return await kserve_v1.predict(versions.registry_key(label=label), request)
+
+    return router

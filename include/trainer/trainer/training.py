@@ -1,0 +1,115 @@
+"""Step `train`: fully train one of the top-N configurations and export it for serving.
+
+Writes `{run_root}/models/{rank}/`:
+    checkpoints/   resumable state (see trainer.checkpointing): a restarted pod continues
+                   from its last finished epoch
+    logs/          TensorBoard
+    saved_model/   the export TF Serving loads (see trainer.savedmodel), swapped in whole
+    training.json  this step's result, for people browsing the bucket
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from trainer import data, storage
+from trainer.errors import BadInput
+from trainer.model import resolve_hyperparameters
+
+HELP = "Train one configuration with resumable checkpoints and TensorBoard logs, then export the SavedModel."
+OBJECTIVES = ("val_mae", "val_loss", "mae", "loss")  # what fit() logs for the compiled model
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hyperparameters", default="{}",
+                        help='JSON object, e.g. {"num_layers": 2, "units": 64, "dropout": 0.1, '
+                             '"learning_rate": 0.001, "batch_size": 128}; missing keys take these defaults, '
+                             "unknown keys are ignored")
+    parser.add_argument("--rank", type=int, required=True, help="place of this configuration in the top-N (0 = best)")
+    parser.add_argument("--trial-id", help="the tuning trial these hyperparameters come from (echoed in the result)")
+    parser.add_argument("--epochs", type=int, default=20, help="maximum number of epochs")
+    parser.add_argument("--patience", type=int, default=5,
+                        help="stop after this many epochs without improvement of --objective (0 = never stop early)")
+    parser.add_argument("--objective", default="val_mae", choices=OBJECTIVES, help="metric for early stopping")
+    parser.add_argument("--direction", default="min", choices=("min", "max"), help="whether --objective improves down or up")
+    parser.add_argument("--seed", type=int, default=42, help="seed of weights initialisation, dropout and shuffling")
+
+
+def model_dir(run_root: str, rank: int) -> str:
+    return storage.join(run_root, "models", str(rank))
+
+
+def parse_hyperparameters(text: str) -> dict:
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput("--hyperparameters", f"not valid JSON: {exc}") from None
+    if not isinstance(values, dict):
+        raise BadInput("--hyperparameters", f"must be a JSON object, got {type(values).__name__}")
+    return resolve_hyperparameters(values, field="--hyperparameters")
+
+
+def run(args: argparse.Namespace) -> dict:
+    hyperparameters = parse_hyperparameters(args.hyperparameters)
+    for flag, value, minimum in (("--rank", args.rank, 0), ("--epochs", args.epochs, 1), ("--patience", args.patience, 0)):
+        if value < minimum:
+            raise BadInput(flag, f"must be >= {minimum}, got {value}")
+    data_dir = data.data_dir(args.run_root)
+    spec = data.load_feature_spec(data_dir)
+
+    import warnings
+
+    import keras
+
+    # A TFRecord pipeline has no known length, so Keras learns the epoch's end by running
+    # out of data and warns about it every epoch; that is expected here.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
+
+    from trainer import checkpointing, savedmodel
+    from trainer.model import build_model
+
+    started = time.monotonic()
+    out = model_dir(args.run_root, args.rank)
+    checkpoints, logs = storage.join(out, "checkpoints"), storage.join(out, "logs")
+    config_id = checkpointing.fingerprint(hyperparameters=hyperparameters, seed=args.seed, objective=args.objective,
+                                          direction=args.direction, feature_spec=spec.to_dict())
+    checkpointing.reset_if_changed(checkpoints, config_id, logs)
+
+    keras.utils.set_random_seed(args.seed)
+    model = build_model(hyperparameters, spec)
+    batch_size = hyperparameters["batch_size"]
+    train_ds = data.load_dataset(data_dir, "train", spec, batch_size, shuffle=True, seed=args.seed)
+    eval_ds = data.load_dataset(data_dir, "eval", spec, batch_size)
+
+    early_stopping = checkpointing.ResumableEarlyStopping(checkpoints, args.objective, args.direction, args.patience)
+    if not early_stopping.stopped:  # a stop decided before a restart stands
+        # shuffle=False: the dataset shuffles itself (seeded); Keras cannot shuffle a tf.data pipeline.
+        model.fit(train_ds, validation_data=eval_ds, epochs=args.epochs, shuffle=False, verbose=2, callbacks=[
+            early_stopping,
+            checkpointing.backup_and_restore(checkpoints),
+            keras.callbacks.TensorBoard(log_dir=logs),
+        ])
+    epochs_completed = early_stopping.state["epochs_completed"]
+    initial_epoch = early_stopping.first_epoch if early_stopping.first_epoch is not None else epochs_completed
+    # The model holds the *latest* epoch's weights; the one we ship is the best epoch's.
+    early_stopping.restore_best(model)
+
+    metrics = model.evaluate(eval_ds, verbose=0, return_dict=True)
+    model_path = savedmodel.export_saved_model(model, spec, storage.join(out, "saved_model"))
+    result = {
+        "rank": args.rank,
+        "trial_id": args.trial_id,
+        "hyperparameters": hyperparameters,
+        "model_path": model_path,
+        "metrics": {name: float(value) for name, value in metrics.items()},
+        "objective": {"name": args.objective, "direction": args.direction,
+                      "best": early_stopping.state["best"], "best_epoch": early_stopping.state["best_epoch"]},
+        "epochs": epochs_completed,
+        "initial_epoch": initial_epoch,
+        "stopped_early": early_stopping.stopped,
+        "logs": logs,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    storage.write_text(storage.join(out, "training.json"), json.dumps(result, indent=2) + "\n")
+    return result

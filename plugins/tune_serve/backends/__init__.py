@@ -1,0 +1,15 @@
+"""Pod-task backends. Each module exposes the same functions (see docs/contracts.md)."""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from tune_serve import config
+
+_MODULES = {"local": "tune_serve.backends.local", "kubernetes": "tune_serve.backends.kubernetes",
+            "gke": "tune_serve.backends.kubernetes"}
+
+
+def current() -> ModuleType:
+    """The backend module chosen by configuration (never by editing the DAG)."""
+    return importlib.import_module(_MODULES[config.backend()])

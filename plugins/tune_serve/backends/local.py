@@ -1,0 +1,257 @@
+"""Local backend: every pod task is a process in the trainer environment.
+
+Mirrors what the Kubernetes backend does with pods: the process is detached from the
+Airflow worker, its output streams into the task log, its XCom file becomes the task's
+XCom, a signal-killed process is a preemption (retried) and a non-zero exit a failure
+(not retried). A worker that dies mid-task leaves the process running; the retry
+re-attaches to it instead of starting a duplicate (Airflow's ResumableJobMixin, the
+same idea as KubernetesPodOperator's reattach_on_restart).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, ResumableJobMixin, TriggerRule
+
+from tune_serve import config
+from tune_serve.backends.local_process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
+from tune_serve.errors import PodFailed, PodPreempted
+from tune_serve.podspec import TRAINER_COMMAND, PodTask
+
+_PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", part)
+
+
+def _task_dir(context, kind: str) -> Path:
+    ti = context["ti"]
+    name = ti.task_id + (f".{ti.map_index}" if ti.map_index is not None and ti.map_index >= 0 else "")
+    return Path(config.local_state_dir()) / _safe(ti.dag_id) / _safe(ti.run_id) / name / kind
+
+
+def _process_env(env_vars: dict[str, str] | None) -> dict[str, str]:
+    env = {k: os.environ[k] for k in _PASS_THROUGH_ENV if k in os.environ}
+    env.update({
+        "PYTHONPATH": str(config.REPO_ROOT / "include" / "trainer"),
+        "PYTHONUNBUFFERED": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    })
+    env.update({k: str(v) for k, v in (env_vars or {}).items()})
+    return env
+
+
+def _argv(cmds: list[str], arguments: list[Any]) -> list[str]:
+    cmds = list(cmds)
+    if cmds[:1] == ["python"]:
+        cmds[0] = config.trainer_python()  # the image's python is the trainer venv's here
+    return [*cmds, *(str(a) for a in arguments or [])]
+
+
+class LocalPodOperator(ResumableJobMixin, BaseOperator):
+    """Run a trainer step as a local process, like KubernetesPodOperator runs it as a pod."""
+
+    template_fields = ("arguments", "env_vars")
+    external_id_key = "local_process_dir"
+    ui_color = "#d5e8f7"
+
+    def __init__(self, *, cmds: list[str], arguments: list[Any] | None = None,
+                 env_vars: dict[str, str] | None = None, deadline: timedelta = timedelta(hours=6),
+                 poll_seconds: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.cmds = cmds
+        self.arguments = arguments or []
+        self.env_vars = env_vars or {}
+        self.deadline = deadline
+        self.poll_seconds = poll_seconds
+        self._process: LocalProcess | None = None
+
+    def execute(self, context):
+        return self.execute_resumable(context)
+
+    def submit_job(self, context) -> str:
+        directory = _task_dir(context, f"try-{context['ti'].try_number}")
+        argv = _argv(self.cmds, self.arguments)
+        self._process = LocalProcess.launch(directory, argv, _process_env(self.env_vars))
+        self.log.info("Started %s (pid %s) in %s", " ".join(argv), self._process.record()["pid"], directory)
+        return str(directory)
+
+    def get_job_status(self, external_id, context) -> str:
+        try:
+            return LocalProcess(Path(external_id)).state()
+        except OSError:
+            return KILLED  # its directory is gone: nothing to re-attach to
+
+    def is_job_active(self, status: str) -> bool:
+        return status == RUNNING
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == SUCCEEDED
+
+    def poll_until_complete(self, external_id, context):
+        """Stream the output until the process ends; return its result (the mixin returns
+        this value directly when it re-attached to a running process)."""
+        process = self._process if self._process and str(self._process.directory) == external_id \
+            else LocalProcess(Path(external_id))
+        self._process = process
+        started = process.record()["started_at"]
+        offset = 0
+        while True:
+            state = process.state()
+            lines, offset = process.read_log(offset)
+            for line in lines:
+                self.log.info("%s", line)
+            if state != RUNNING:
+                break
+            if time.time() - started > self.deadline.total_seconds():
+                process.kill()
+                raise PodFailed(f"deadline of {self.deadline} exceeded (activeDeadlineSeconds); process killed")
+            time.sleep(self.poll_seconds)
+        if state == KILLED:
+            raise PodPreempted(f"process killed (exit status {process.exit_code()}): treated as a preemption")
+        if state == FAILED:
+            raise PodFailed(f"exit status {process.exit_code()}: {process.reason()}")
+        return self.get_job_result(external_id, context)
+
+    def get_job_result(self, external_id, context):
+        result = LocalProcess(Path(external_id)).result()
+        if result is None:
+            raise PodFailed(f"the step succeeded but wrote no result to {Path(external_id) / 'return.json'}")
+        return result
+
+    def on_kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalOracleStart(BaseOperator):
+    """Start the Keras Tuner chief as a detached process and return its address at once."""
+
+    template_fields = ("arguments", "env_vars")
+
+    def __init__(self, *, cmds: list[str], arguments: list[Any] | None = None,
+                 env_vars: dict[str, str] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.cmds, self.arguments, self.env_vars = cmds, arguments or [], env_vars or {}
+
+    def execute(self, context) -> dict:
+        directory = _task_dir(context, "chief")
+        if (directory / "process.json").exists() and LocalProcess(directory).state() in (RUNNING, SUCCEEDED):
+            address = (directory / "address").read_text()
+            self.log.info("Chief already running at %s; re-attaching", address)
+            return {"address": address, "directory": str(directory)}
+        port = _free_port()
+        argv = _argv(self.cmds, [*self.arguments, "--port", port, "--bind", "127.0.0.1"])
+        env = _process_env({**self.env_vars, "KERASTUNER_TUNER_ID": "chief",
+                            "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)})
+        process = LocalProcess.launch(directory, argv, env)
+        address = f"127.0.0.1:{port}"
+        (directory / "address").write_text(address)
+        self.log.info("Started the chief (pid %s) at %s; output in %s", process.record()["pid"], address,
+                      process.log_file)
+        return {"address": address, "directory": str(directory)}
+
+
+class LocalOracleSensor(BaseSensorOperator):
+    """Wait for the chief without holding a worker slot; restart it if it was killed (like a Job)."""
+
+    template_fields = ("handle",)
+
+    def __init__(self, *, handle, max_restarts: int = 6, **kwargs):
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("poke_interval", 5)
+        super().__init__(**kwargs)
+        self.handle = handle
+        self.max_restarts = max_restarts
+
+    def poke(self, context):
+        process = LocalProcess(Path(self.handle["directory"]))
+        lines, _ = process.read_log(0)
+        state = process.state()
+        if state == RUNNING:
+            if lines:
+                self.log.info("chief: %s", lines[-1])
+            return False
+        for line in lines[-50:]:
+            self.log.info("chief: %s", line)
+        if state == SUCCEEDED:
+            return PokeReturnValue(is_done=True, xcom_value=process.result())
+        if state == FAILED:
+            raise PodFailed(f"the chief failed with exit status {process.exit_code()}: {process.reason()}")
+        restarts = process.record().get("restarts", 0)
+        if restarts >= self.max_restarts:
+            raise PodFailed(f"the chief was killed {restarts + 1} times; giving up (backoffLimit)")
+        self.log.warning("The chief was killed (exit status %s); restarting it (restart %d), it resumes "
+                         "from its state on disk", process.exit_code(), restarts + 1)
+        process.relaunch()
+        return False
+
+
+class LocalOracleStop(BaseOperator):
+    """Teardown: make sure no chief outlives its run, whatever the run's outcome."""
+
+    template_fields = ("handle",)
+
+    def __init__(self, *, handle, **kwargs):
+        super().__init__(**kwargs)
+        self.handle = handle
+
+    def execute(self, context) -> None:
+        if not self.handle:
+            return
+        process = LocalProcess(Path(self.handle["directory"]))
+        if process.running():
+            self.log.info("Stopping the chief (pid %s)", process.record()["pid"])
+            process.kill()
+
+
+def _common(spec: PodTask) -> dict:
+    return dict(
+        task_id=spec.task_id, retries=spec.retries, retry_delay=spec.retry_delay,
+        retry_exponential_backoff=True, max_retry_delay=spec.max_retry_delay,
+        **({"pool": spec.pool} if spec.pool else {}),
+    )
+
+
+def _pod_kwargs(spec: PodTask) -> dict:
+    return dict(cmds=spec.command, env_vars=dict(spec.env), deadline=spec.deadline, **_common(spec))
+
+
+def pod_operator(spec: PodTask, **kwargs) -> LocalPodOperator:
+    return LocalPodOperator(**{"arguments": list(spec.arguments), **_pod_kwargs(spec), **kwargs})
+
+
+def mapped_pod_operator(spec: PodTask, **kwargs):
+    return LocalPodOperator.partial(**{**_pod_kwargs(spec), **kwargs})
+
+
+def start_oracle(spec: PodTask, **kwargs) -> LocalOracleStart:
+    return LocalOracleStart(**{"cmds": spec.command, "arguments": list(spec.arguments),
+                               "env_vars": dict(spec.env), **_common(spec), **kwargs})
+
+
+def wait_oracle(spec: PodTask, handle, **kwargs) -> LocalOracleSensor:
+    return LocalOracleSensor(**{"handle": handle, "timeout": spec.deadline.total_seconds(),
+                                **_common(spec), "task_id": "wait_oracle", **kwargs})
+
+
+def stop_oracle(handle, **kwargs) -> LocalOracleStop:
+    return LocalOracleStop(**{"task_id": "stop_oracle", "handle": handle,
+                              "trigger_rule": TriggerRule.ALL_DONE, **kwargs})
+
+
+__all__ = ["pod_operator", "mapped_pod_operator", "start_oracle", "wait_oracle", "stop_oracle",
+           "LocalPodOperator", "TRAINER_COMMAND"]

@@ -1,0 +1,81 @@
+"""Drive tune_train_serve through Airflow's REST API (v2): trigger, follow, read results.
+
+Used by `make demo`, the end-to-end tests and the benchmarks; equally usable against a
+remote Airflow (pass its base URL and a token).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+DAG_ID = "tune_train_serve"
+FINISHED = {"success", "failed"}
+
+
+class AirflowClient:
+    def __init__(self, base_url: str = "http://127.0.0.1:8080", token: str | None = None, timeout: float = 30):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=f"{base_url.rstrip('/')}/api/v2", headers=headers, timeout=timeout)
+
+    def _get(self, path: str, **params) -> Any:
+        response = self.http.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for_dag(self, dag_id: str = DAG_ID, timeout: float = 300) -> None:
+        """Until the DAG processor has parsed the DAG (a fresh installation parses it first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.http.get(f"/dags/{dag_id}").status_code == 200:
+                return
+            time.sleep(2)
+        errors = self._get("/importErrors")
+        raise TimeoutError(f"DAG {dag_id} not parsed within {timeout}s; import errors: {errors}")
+
+    def trigger(self, conf: dict, run_id: str | None = None, dag_id: str = DAG_ID) -> str:
+        body = {"logical_date": None, "conf": conf, **({"dag_run_id": run_id} if run_id else {})}
+        response = self.http.post(f"/dags/{dag_id}/dagRuns", json=body)
+        if response.status_code >= 400:
+            raise ValueError(f"trigger refused ({response.status_code}): {response.text}")
+        return response.json()["dag_run_id"]
+
+    def run_state(self, run_id: str, dag_id: str = DAG_ID) -> str:
+        return self._get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+
+    def wait(self, run_id: str, timeout: float = 3600, dag_id: str = DAG_ID, on_poll=None) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.run_state(run_id, dag_id)
+            if on_poll:
+                on_poll(self.task_instances(run_id, dag_id))
+            if state in FINISHED:
+                return state
+            time.sleep(3)
+        raise TimeoutError(f"run {run_id} not finished after {timeout}s")
+
+    def task_instances(self, run_id: str, dag_id: str = DAG_ID) -> list[dict]:
+        return self._get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=1000)["task_instances"]
+
+    def xcom(self, run_id: str, task_id: str, map_index: int = -1, dag_id: str = DAG_ID) -> Any:
+        response = self.http.get(
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+            params={"map_index": map_index, "deserialize": True, "stringify": False})
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()["value"]
+
+    def task_log(self, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1,
+                 dag_id: str = DAG_ID) -> str:
+        response = self.http.get(
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            params={"map_index": map_index, "full_content": True}, headers={"Accept": "application/json"})
+        response.raise_for_status()
+        lines = []
+        for entry in response.json()["content"]:
+            lines.append(str(entry.get("event", "")))
+            for error in entry.get("error_detail") or []:
+                lines.append(f"{error.get('exc_type')}: {error.get('exc_value')}")
+        return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""Top-N aggregation of the tuners' trials, and the choice of the model to ship."""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+
+class NoCandidate(Exception):
+    """Nothing to carry forward (no completed trial, or no blessed model)."""
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def merge_trials(tuner_results: Iterable[dict | None], oracle_result: dict | None) -> list[dict]:
+    """Completed trials, one per trial id, from every tuner's XCom and the chief's records.
+
+    The chief's records also hold trials whose tuner finished them and was then lost for
+    good (its task failed, so it left no XCom); a tuner's own report wins when both exist.
+    """
+    trials: dict[str, dict] = {}
+    for trial in (oracle_result or {}).get("trials", []):
+        if _finite(trial.get("objective")):
+            trials[str(trial["trial_id"])] = trial
+    for result in tuner_results:
+        for trial in (result or {}).get("trials", []):
+            if _finite(trial.get("objective")):
+                trials[str(trial["trial_id"])] = trial
+    return list(trials.values())
+
+
+def top_n(trials: list[dict], n: int, direction: str) -> list[dict]:
+    """The n best trials, ranked from 0; ties broken by trial id so the order is stable."""
+    sign = 1 if direction == "min" else -1
+    ranked = sorted(trials, key=lambda t: (sign * t["objective"], str(t["trial_id"])))
+    if not ranked:
+        raise NoCandidate("no trial completed: nothing to train")
+    return [{"rank": rank, "trial_id": t["trial_id"], "objective": t["objective"],
+             "hyperparameters": t["hyperparameters"], "tuner_id": t.get("tuner_id")}
+            for rank, t in enumerate(ranked[:n])]
+
+
+def select_blessed(evaluations: Iterable[dict | None]) -> dict:
+    """The blessed candidate with the lowest eval MAE (ties: better rank)."""
+    evaluations = [e for e in evaluations if e]
+    blessed = [e for e in evaluations if e.get("blessed")]
+    if not blessed:
+        verdicts = "; ".join(
+            f"rank {e['rank']}: " + ", ".join(
+                f"{f.get('metric')} {f.get('value')} vs {f.get('threshold')}" for f in e.get("failed_thresholds", []))
+            for e in evaluations)
+        raise NoCandidate(f"no candidate was blessed, nothing is deployed ({verdicts or 'no evaluation'})")
+    return min(blessed, key=lambda e: (e["overall"]["mae"], e["rank"]))

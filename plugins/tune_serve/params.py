@@ -1,0 +1,162 @@
+"""Run parameters: the trigger form, `--conf` of `airflow dags trigger`, and their rules.
+
+Each Param carries a JSON schema, so Airflow rejects a wrong type or an out-of-range
+number at trigger time (form and CLI alike) and the form explains every field. Rules
+that involve several fields cannot be said in one Param's schema; `validate_conf`
+checks them in the run's first task, before anything is written.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from airflow.sdk import Param
+
+ALGORITHMS = ["random", "bayesian", "hyperband", "grid"]
+OBJECTIVES = ["val_mae", "val_loss", "mae", "loss"]
+BUNDLED_DATASETS = ["diamonds"]
+
+SEARCH_PARAMETER_SCHEMA = {
+    "type": "object",
+    "required": ["name", "type"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "type": {"type": "string", "enum": ["int", "float", "choice"]},
+        "min": {"type": "number"},
+        "max": {"type": "number"},
+        "step": {"type": "number", "exclusiveMinimum": 0},
+        "log": {"type": "boolean"},
+        "values": {"type": "array", "minItems": 1, "items": {"type": ["number", "string", "boolean"]}},
+    },
+}
+
+
+def _int(default: int, minimum: int, maximum: int, title: str, description: str, section: str) -> Param:
+    return Param(default, type="integer", minimum=minimum, maximum=maximum, title=title,
+                 description=description, section=section)
+
+
+def dag_params() -> dict[str, Param]:
+    data, search, train, evaluation, serving = "Data", "Search", "Training", "Evaluation", "Serving"
+    return {
+        "source": Param("diamonds", type="string", minLength=1, title="Data source", section=data,
+                        description="A CSV or Parquet URI (local path or gs://), or the bundled dataset "
+                                    "`diamonds` (53,940 diamonds, price regression)."),
+        "label": Param(None, type=["null", "string"], title="Label column", section=data,
+                       description="Numeric column to predict. Empty means `price` for diamonds."),
+        "features": Param(None, type=["null", "array"], items={"type": "string"}, title="Feature columns",
+                          section=data, description="Columns to use as features. Empty means every other column."),
+        "feature_spec": Param(None, type=["null", "object"], title="Feature spec", section=data,
+                              description='Optional explicit spec, e.g. {"numeric": ["carat"], '
+                                          '"categorical": {"cut": ["Fair", "Good"]}}; inferred when empty.'),
+        "eval_fraction": Param(0.2, type="number", exclusiveMinimum=0, exclusiveMaximum=1,
+                               title="Evaluation fraction", section=data,
+                               description="Share of rows held out for validation and evaluation (seeded split)."),
+        "sample_rows": Param(None, type=["null", "integer"], minimum=100, title="Sample rows", section=data,
+                             description="Use a seeded sample of this many rows (quick runs). Empty means all."),
+        "algorithm": Param("bayesian", type="string", enum=ALGORITHMS, title="Search algorithm", section=search,
+                           description="Keras Tuner oracle: random, bayesian (Gaussian process), hyperband, grid."),
+        "search_space": Param(None, type=["null", "array"], items=SEARCH_PARAMETER_SCHEMA, minItems=1,
+                              title="Search space", section=search,
+                              description='Katib-style list, e.g. [{"name": "units", "type": "int", "min": 16, '
+                                          '"max": 128, "step": 16}, {"name": "learning_rate", "type": "float", '
+                                          '"min": 1e-4, "max": 1e-1, "log": true}, {"name": "batch_size", '
+                                          '"type": "choice", "values": [64, 128]}]. Empty means the default '
+                                          'space (num_layers, units, dropout, learning_rate, batch_size).'),
+        "objective": Param("val_mae", type="string", enum=OBJECTIVES, title="Objective", section=search,
+                           description="Metric the search optimises."),
+        "direction": Param("min", type="string", enum=["min", "max"], title="Direction", section=search,
+                           description="Whether the objective is minimised or maximised."),
+        "max_trials": _int(12, 1, 10_000, "Max trials", "Hyperparameter sets to try in all.", search),
+        "num_tuners": _int(2, 1, 256, "Parallel tuners",
+                           "Tuner pods (preemptible GPU) running trials at the same time.", search),
+        "executions_per_trial": _int(1, 1, 20, "Executions per trial",
+                                     "Models trained per hyperparameter set (averages out noise).", search),
+        "tuning_epochs": _int(3, 1, 10_000, "Epochs per trial", "Training epochs of each trial.", search),
+        "tuner_lease_seconds": _int(600, 10, 86_400, "Tuner lease (s)",
+                                    "A tuner silent this long loses its trial to another tuner.", search),
+        "tuning_deadline_minutes": _int(360, 1, 10_080, "Search deadline (min)",
+                                        "After this the search stops and reports what completed.", search),
+        "seed": _int(42, 0, 2**31 - 1, "Seed", "Seeds the split, the search and training.", search),
+        "top_n": _int(2, 1, 50, "Top N", "Best hyperparameter sets to train in full.", train),
+        "training_epochs": _int(20, 1, 100_000, "Training epochs", "Epochs of each full training.", train),
+        "early_stopping_patience": _int(5, 1, 10_000, "Early stopping patience",
+                                        "Epochs without improvement of the objective before stopping.", train),
+        "mae_upper_bound": Param(None, type=["null", "number"], exclusiveMinimum=0, title="MAE upper bound",
+                                 section=evaluation,
+                                 description="A candidate with a larger eval MAE is not blessed. Empty: no bound."),
+        "max_mae_increase": Param(0.0, type=["null", "number"], minimum=0, title="Max MAE increase over serving",
+                                  section=evaluation,
+                                  description="A candidate may be at most this much worse (absolute MAE) than the "
+                                              "model serving now. Empty: no comparison."),
+        "model_name": Param("diamonds", type="string", pattern="^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$",
+                            title="Model name", section=serving,
+                            description="Name served by TF Serving (lowercase letters, digits and dashes)."),
+    }
+
+
+class ConfError(ValueError):
+    """A run's parameters break a rule; the message names the fields and what is allowed."""
+
+
+def _search_space_problems(space: list[dict]) -> list[str]:
+    problems, seen = [], set()
+    for i, p in enumerate(space):
+        where = f"search_space[{i}] ({p.get('name')!r})"
+        if p["name"] in seen:
+            problems.append(f"{where}: duplicate name; each parameter appears once")
+        seen.add(p["name"])
+        if p["type"] == "choice":
+            if "values" not in p:
+                problems.append(f"{where}: a choice needs 'values'")
+            if {"min", "max", "log", "step"} & p.keys():
+                problems.append(f"{where}: a choice takes only 'values', not min/max/step/log")
+            continue
+        if "values" in p:
+            problems.append(f"{where}: 'values' is for type choice; {p['type']} takes min and max")
+        if "min" not in p or "max" not in p:
+            problems.append(f"{where}: type {p['type']} needs both 'min' and 'max'")
+            continue
+        if p["min"] >= p["max"]:
+            problems.append(f"{where}: min ({p['min']}) must be less than max ({p['max']})")
+        if p.get("log") and p["min"] <= 0:
+            problems.append(f"{where}: log scale needs min > 0 (got {p['min']})")
+        if p["type"] == "int" and not (float(p["min"]).is_integer() and float(p["max"]).is_integer()):
+            problems.append(f"{where}: type int needs whole-number min and max")
+    return problems
+
+
+def validate_conf(conf: dict[str, Any]) -> None:
+    """Cross-field rules. Raises ConfError listing every broken rule, each naming its fields."""
+    problems = []
+    if conf["top_n"] > conf["max_trials"]:
+        problems.append(f"top_n ({conf['top_n']}) must be at most max_trials ({conf['max_trials']})")
+    if conf["num_tuners"] > conf["max_trials"]:
+        problems.append(f"num_tuners ({conf['num_tuners']}) must be at most max_trials ({conf['max_trials']}): "
+                        "a tuner without a trial would idle")
+    if conf["objective"].endswith(("mae", "loss")) and conf["direction"] != "min":
+        problems.append(f"direction must be 'min' for objective {conf['objective']!r} (an error is minimised)")
+    if conf.get("early_stopping_patience", 1) > conf["training_epochs"]:
+        problems.append(f"early_stopping_patience ({conf['early_stopping_patience']}) must be at most "
+                        f"training_epochs ({conf['training_epochs']})")
+    space = conf.get("search_space")
+    if space:
+        problems += _search_space_problems(space)
+        if conf["algorithm"] == "grid":
+            continuous = [p["name"] for p in space if p["type"] == "float" and "step" not in p]
+            if continuous:
+                problems.append(f"algorithm 'grid' needs a discrete search space: give a 'step' to {continuous} "
+                                "or use random, bayesian or hyperband")
+    source = conf["source"]
+    if source not in BUNDLED_DATASETS and "://" not in source and not os.path.exists(source):
+        problems.append(f"source: no file at {source!r}; give a CSV or Parquet URI or one of {BUNDLED_DATASETS}")
+    if source not in BUNDLED_DATASETS and not conf.get("label"):
+        problems.append("label: required for a source other than the bundled datasets")
+    feature_spec = conf.get("feature_spec")
+    if feature_spec is not None:
+        unknown = set(feature_spec) - {"label", "numeric", "categorical"}
+        if unknown:
+            problems.append(f"feature_spec: unknown keys {sorted(unknown)}; allowed: label, numeric, categorical")
+    if problems:
+        raise ConfError("invalid run parameters:\n- " + "\n- ".join(problems))

@@ -1,0 +1,118 @@
+"""The local stand-in for a pod, with real processes."""
+import json
+import os
+import signal
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from tune_serve.backends import local
+from tune_serve.backends.local_process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
+from tune_serve.errors import PodFailed, PodPreempted
+
+
+def run_python(tmp_path, code, name="p"):
+    return LocalProcess.launch(tmp_path / name, [sys.executable, "-c", code], dict(os.environ))
+
+
+def wait_until(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+WRITE_RESULT = "import json, os; print('hello'); json.dump({'ok': 1}, open(os.environ['TRAINER_XCOM_FILE'], 'w'))"
+
+
+def test_success_leaves_its_result_and_output(tmp_path):
+    proc = run_python(tmp_path, WRITE_RESULT)
+    wait_until(lambda: proc.state() != RUNNING)
+    assert proc.state() == SUCCEEDED and proc.result() == {"ok": 1}
+    assert proc.read_log(0)[0] == ["hello"]
+
+
+def test_non_zero_exit_is_a_failure_with_the_programs_reason(tmp_path):
+    proc = run_python(tmp_path, "import sys; print('error: --max-trials: must be >= 1', file=sys.stderr); sys.exit(2)")
+    wait_until(lambda: proc.state() != RUNNING)
+    assert proc.state() == FAILED and proc.exit_code() == 2
+    assert proc.reason() == "error: --max-trials: must be >= 1"
+
+
+def test_a_signal_is_a_preemption_and_the_process_is_found_again_from_its_directory(tmp_path):
+    proc = run_python(tmp_path, "import time; print('started', flush=True); time.sleep(60)")
+    wait_until(lambda: proc.read_log(0)[0] == ["started"])
+    again = LocalProcess(proc.directory)  # another worker, after a restart: no handle on the child
+    assert again.state() == RUNNING
+    # SIGKILL the program itself (not the wrapper), as the OOM killer or a node loss would.
+    child = int(os.popen(f"pgrep -P {again.record()['pid']}").read().split()[0])
+    os.kill(child, signal.SIGKILL)
+    wait_until(lambda: again.state() != RUNNING)
+    assert again.state() == KILLED and again.exit_code() == 128 + signal.SIGKILL
+
+
+def test_kill_stops_the_whole_group_and_relaunch_restarts_it(tmp_path):
+    proc = run_python(tmp_path, "import time; time.sleep(60)")
+    proc.kill(signal.SIGTERM, grace_seconds=5)
+    assert proc.state() == KILLED
+    proc.relaunch()
+    assert proc.state() == RUNNING and proc.record()["restarts"] == 1
+    proc.kill()
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_process(tmp_path):
+    proc = run_python(tmp_path, WRITE_RESULT)
+    wait_until(lambda: proc.state() != RUNNING)
+    record = proc.record()
+    record["pid"] = os.getpid()  # alive, but started at another time
+    (proc.directory / "process.json").write_text(json.dumps(record))
+    assert not proc.running()
+
+
+def make_operator(**kwargs):
+    return local.LocalPodOperator(task_id="t", cmds=[sys.executable, "-c"], **kwargs)
+
+
+def test_operator_maps_exit_states_to_retry_or_fail(tmp_path):
+    op = make_operator(poll_seconds=0.05)
+    ok = run_python(tmp_path, WRITE_RESULT, "ok")
+    op.poll_until_complete(str(ok.directory), {})
+    assert op.get_job_result(str(ok.directory), {}) == {"ok": 1}
+
+    bad = run_python(tmp_path, "import sys; print('error: label: column price_k not found'); sys.exit(2)", "bad")
+    with pytest.raises(PodFailed, match="exit status 2: error: label: column price_k not found"):
+        op.poll_until_complete(str(bad.directory), {})
+
+    killed = run_python(tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "killed")
+    with pytest.raises(PodPreempted):
+        op.poll_until_complete(str(killed.directory), {})
+
+
+def test_operator_deadline_kills_and_fails(tmp_path):
+    from datetime import timedelta
+
+    op = make_operator(poll_seconds=0.05, deadline=timedelta(seconds=1))
+    slow = run_python(tmp_path, "import time; time.sleep(60)")
+    with pytest.raises(PodFailed, match="deadline"):
+        op.poll_until_complete(str(slow.directory), {})
+    assert slow.state() == KILLED
+
+
+def test_operator_reattaches_to_a_running_process_instead_of_starting_another(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNE_SERVE_LOCAL_STATE_DIR", str(tmp_path / "state"))
+    store = {}
+    ti = SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=0, try_number=1, stats_tags={})
+    state_store = SimpleNamespace(get=store.get, set=store.__setitem__)
+    context = {"ti": ti, "task_state_store": state_store}
+    code = "import json, os, time; time.sleep(1.5); json.dump({'pid': os.getpid()}, open(os.environ['TRAINER_XCOM_FILE'], 'w'))"
+    first = make_operator(arguments=[code], poll_seconds=0.05)
+    directory = first.submit_job(context)
+    store[first.external_id_key] = directory       # what execute_resumable persists before polling
+    # The worker dies here. The retry (try 2) must re-attach, not start a second process.
+    ti.try_number = 2
+    second = make_operator(arguments=[code], poll_seconds=0.05)
+    result = second.execute(context)
+    assert result is not None and "pid" in result
+    assert sorted(p.name for p in (tmp_path / "state" / "d" / "r" / "t.0").iterdir()) == ["try-1"]
