@@ -4,7 +4,29 @@ VENV   := .venv
 UV     := $(VENV)/tools/bin/uv
 UV_VERSION := 0.13.9
 
-.PHONY: envs demo test test-fast chaos bench render-k8s airflow-up airflow-down clean
+AIRFLOW_PY := $(VENV)/airflow/bin/python
+TRAINER_PY := $(VENV)/trainer/bin/python
+SERVING_PY := $(VENV)/serving/bin/python
+
+.PHONY: envs demo test test-unit test-e2e chaos bench render-k8s up stop lock clean
+
+# The whole workflow on the bundled diamonds data, through a real local Airflow.
+demo: envs
+	scripts/airflow-stack.sh start
+	PYTHONPATH=plugins $(AIRFLOW_PY) scripts/demo.py
+
+# Every test: trainer, serving, Airflow side, and the DAG end to end through the scheduler.
+test: envs
+	PYTHONPATH=include/trainer $(TRAINER_PY) -m pytest tests/trainer -q
+	$(SERVING_PY) -m pytest tests/serving -q
+	$(AIRFLOW_PY) -m pytest tests/airflow tests/e2e -q
+
+up: envs
+	scripts/airflow-stack.sh start
+
+stop:
+	scripts/airflow-stack.sh stop
+	-PYTHONPATH=plugins $(AIRFLOW_PY) -c "from tune_serve.serving import local; local.stop_all_local_servers()"
 
 envs: $(VENV)/airflow/.done $(VENV)/trainer/.done $(VENV)/serving/.done
 

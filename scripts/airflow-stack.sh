@@ -23,7 +23,7 @@ start() {
     echo $! > "$PIDS/$c"
   done
   for _ in $(seq 1 120); do
-    if curl -fs "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" > /dev/null 2>&1; then
+    if python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health', timeout=2)" 2>/dev/null; then
       echo "Airflow is up: http://127.0.0.1:$AIRFLOW_PORT (logs in $AIRFLOW_HOME/logs)"; return 0
     fi
     sleep 1

@@ -6,3 +6,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "plugins"))
 # Unit tests read settings from the environment only (no metadata DB to ask for Variables).
 os.environ.setdefault("TUNE_SERVE_NO_VARIABLES", "1")
+# Unit tests never touch a real installation's home or database.
+os.environ.setdefault("AIRFLOW_HOME", str(REPO / "var" / "test-airflow-home"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))

@@ -1,0 +1,89 @@
+"""`make demo`: trigger tune_train_serve on the bundled diamonds data and show what it decided.
+
+Runs against the local Airflow that `scripts/airflow-stack.sh start` brought up; leaves
+Airflow and the model server running so the UI and the endpoint can be explored.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import httpx
+
+from tune_serve.client import AirflowClient
+
+DEMO_CONF = {
+    "source": "diamonds",
+    "algorithm": "bayesian",
+    "max_trials": 6,
+    "num_tuners": 2,
+    "tuning_epochs": 3,
+    "top_n": 2,
+    "training_epochs": 12,
+    "early_stopping_patience": 3,
+    "mae_upper_bound": 1500.0,      # dollars: a diamond-price model worse than this is not shipped
+    "max_mae_increase": 0.0,        # and never one worse than the version serving now
+    "model_name": "diamonds",
+}
+
+
+def _progress():
+    seen: dict[tuple, str] = {}
+
+    def show(task_instances):
+        for ti in task_instances:
+            key = (ti["task_id"], ti["map_index"])
+            if ti["state"] and seen.get(key) != ti["state"]:
+                seen[key] = ti["state"]
+                label = ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else "")
+                print(f"  {time.strftime('%H:%M:%S')}  {label:34s} {ti['state']}", flush=True)
+    return show
+
+
+def main() -> int:
+    conf = {**DEMO_CONF, **json.loads(os.environ.get("DEMO_CONF", "{}"))}
+    client = AirflowClient(f"http://127.0.0.1:{os.environ.get('AIRFLOW_PORT', '8080')}")
+    client.wait_for_dag()
+    run_id = client.trigger(conf)
+    print(f"Triggered tune_train_serve run {run_id} with {json.dumps(conf)}")
+    started = time.monotonic()
+    state = client.wait(run_id, timeout=3 * 3600, on_poll=_progress())
+    print(f"\nRun {state} in {time.monotonic() - started:.0f} s\n")
+
+    top = client.xcom(run_id, "aggregate_top_n") or []
+    print("Leaderboard (top-N trials of the search):")
+    for entry in top:
+        print(f"  rank {entry['rank']}  val_mae {entry['objective']:9.2f}  trial {entry['trial_id']}  "
+              f"{json.dumps(entry['hyperparameters'])}")
+
+    print("\nEvaluation (TFMA on the held-out split):")
+    for rank in range(len(top)):
+        e = client.xcom(run_id, "evaluation.evaluate", rank)
+        if not e:
+            print(f"  rank {rank}: no evaluation")
+            continue
+        failed = "; ".join(f"{f['metric']} {f.get('value')} vs {f.get('threshold')}" for f in e["failed_thresholds"])
+        print(f"  rank {rank}: MAE {e['overall']['mae']:.2f}  MSE {e['overall']['mse']:.0f}  "
+              f"{'BLESSED' if e['blessed'] else 'NOT blessed: ' + failed}  report: {e['report']}")
+
+    deployed = client.xcom(run_id, "serving.deploy_serving")
+    if not deployed:
+        print("\nNothing deployed (no blessed candidate, or the deployment failed).")
+        return 0 if state == "success" else 1
+    print(f"\nServing {deployed['model_name']} version {deployed['version']} "
+          f"(previous: {deployed['previous_version']}) at {deployed['url']}")
+    prepared = client.xcom(run_id, "prepare_data")
+    instance = prepared["sample_instance"]
+    response = httpx.post(deployed["url"], json={"instances": [instance]}, timeout=30)
+    response.raise_for_status()
+    print(f"\nPOST {deployed['url']}\n  {{\"instances\": [{json.dumps(instance)}]}}\n"
+          f"  -> {response.text.strip()}  (true {prepared.get('sample_label', '?')})")
+    print(f"\nAirflow UI: http://127.0.0.1:{os.environ.get('AIRFLOW_PORT', '8080')}/dags/tune_train_serve  "
+          "(`make stop` stops Airflow and the model server)")
+    return 0 if state == "success" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tree(root: str | Path) -> dict[str, int]:
+    """Every file under root with its size: a cheap fingerprint of stored state."""
+    root = Path(root)
+    return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()} \
+        if root.exists() else {}
+
+
+def intervals_overlap(task_instances: list[dict]) -> bool:
+    spans = sorted((ti["start_date"], ti["end_date"]) for ti in task_instances)
+    return any(later_start < earlier_end for (_, earlier_end), (later_start, _) in zip(spans, spans[1:]))
+
+
+def savedmodel_predict(model_dir: str, instance: dict) -> list[float]:
+    """The SavedModel's own output for one raw instance, computed in the trainer environment."""
+    code = (
+        "import json, sys, tensorflow as tf\n"
+        "m = tf.saved_model.load(sys.argv[1]); f = m.signatures['serving_raw']\n"
+        "inst = json.loads(sys.argv[2]); spec = f.structured_input_signature[1]\n"
+        "feeds = {k: tf.constant([[inst[k]]], dtype=s.dtype) for k, s in spec.items()}\n"
+        "out = f(**feeds); print(json.dumps([float(v) for v in list(out.values())[0].numpy().ravel()]))\n"
+    )
+    out = subprocess.run([str(REPO / ".venv" / "trainer" / "bin" / "python"), "-c", code, model_dir,
+                          json.dumps(instance)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,0 +1,84 @@
+"""tune_train_serve through the real scheduler with the local backend, on a small sample."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from helpers import intervals_overlap, savedmodel_predict, tree
+
+pytestmark = pytest.mark.e2e
+
+TINY = {
+    "source": "diamonds", "sample_rows": 1500, "algorithm": "random", "max_trials": 4, "num_tuners": 2,
+    "tuning_epochs": 2, "top_n": 2, "training_epochs": 3, "early_stopping_patience": 2,
+    "mae_upper_bound": 100000.0, "model_name": "diamonds-e2e",
+}
+
+
+@pytest.fixture(scope="module")
+def happy_run(stack):
+    client, env = stack
+    run_id = client.trigger(TINY, run_id="e2e-happy")
+    state = client.wait(run_id, timeout=1500)
+    return client, env, run_id, state
+
+
+def test_run_succeeds(happy_run):
+    client, _, run_id, state = happy_run
+    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
+              if t["state"] not in ("success", "skipped")]
+    assert state == "success", failed
+
+
+def test_search_completes_max_trials_with_parallel_tuners(happy_run):
+    client, _, run_id, _ = happy_run
+    search = client.xcom(run_id, "tuning.wait_oracle")
+    assert search["completed"] == TINY["max_trials"]
+    trial_ids = [t["trial_id"] for t in search["trials"]]
+    assert len(trial_ids) == len(set(trial_ids)) == TINY["max_trials"]
+    tuners = [t for t in client.task_instances(run_id) if t["task_id"] == "tuning.tune"]
+    assert sorted(t["map_index"] for t in tuners) == list(range(TINY["num_tuners"]))
+    assert intervals_overlap(tuners), "the tuners did not run at the same time"
+    reported = [t["trial_id"] for i in range(TINY["num_tuners"])
+                for t in client.xcom(run_id, "tuning.tune", i)["trials"]]
+    assert sorted(reported) == sorted(trial_ids)  # every trial reported by exactly one tuner
+
+
+def test_top_n_trained_and_evaluated(happy_run):
+    client, _, run_id, _ = happy_run
+    top = client.xcom(run_id, "aggregate_top_n")
+    assert [e["rank"] for e in top] == list(range(TINY["top_n"]))
+    objectives = [e["objective"] for e in top]
+    assert objectives == sorted(objectives)
+    for rank, entry in enumerate(top):
+        trained = client.xcom(run_id, "training.train", rank)
+        assert trained["rank"] == rank and trained["hyperparameters"] == entry["hyperparameters"]
+        evaluated = client.xcom(run_id, "evaluation.evaluate", rank)
+        assert evaluated["model_path"] == trained["model_path"]
+        assert evaluated["overall"]["example_count"] > 0 and evaluated["blessed"] is True
+
+
+def test_served_version_answers_like_the_savedmodel(happy_run):
+    client, env, run_id, _ = happy_run
+    deployed = client.xcom(run_id, "serving.deploy_serving")
+    name, version = deployed["model_name"], deployed["version"]
+    status = httpx.get(deployed["url"].replace(":predict", ""), timeout=10).json()
+    assert {"version": str(version), "state": "AVAILABLE"}.items() <= status["model_version_status"][0].items()
+    instance = client.xcom(run_id, "prepare_data")["sample_instance"]
+    served = httpx.post(deployed["url"], json={"instances": [instance]}, timeout=30).json()["predictions"]
+    own = savedmodel_predict(f"{env['TUNE_SERVE_SERVING_ROOT']}/{name}/{version}", instance)
+    assert served[0] == pytest.approx(own, rel=1e-5)
+
+
+def test_bad_conf_fails_first_task_and_changes_nothing(stack, happy_run):
+    client, env, _, _ = happy_run
+    before = tree(env["TUNE_SERVE_SERVING_ROOT"])
+    run_id = client.trigger({**TINY, "top_n": 5, "max_trials": 3}, run_id="e2e-bad-conf")
+    assert client.wait(run_id, timeout=300) == "failed"
+    states = {t["task_id"]: t["state"] for t in client.task_instances(run_id)}
+    assert states["validate_params"] == "failed"
+    assert states["prepare_data"] == "upstream_failed" and states["serving.deploy_serving"] == "upstream_failed"
+    assert "top_n (5) must be at most max_trials (3)" in client.task_log(run_id, "validate_params")
+    assert tree(env["TUNE_SERVE_SERVING_ROOT"]) == before
+    with pytest.raises(ValueError, match="algorithm"):
+        client.trigger({**TINY, "algorithm": "annealing"})  # the schema refuses it at trigger time
