@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.providers.cncf.kubernetes.utils.container import container_is_succeeded
 from airflow.providers.cncf.kubernetes.utils.pod_manager import PodNotFoundException
 from airflow.providers.google.cloud.operators.kubernetes_engine import GKEStartPodOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
@@ -58,7 +59,9 @@ class PreemptionAwarePodMixin:
 
     def _final_pod(self, remote_pod: V1Pod | None) -> V1Pod | None:
         """The pod as the cluster last reported it; None when it no longer exists."""
-        if remote_pod is not None and remote_pod.status is not None and remote_pod.status.phase in _TERMINAL_PHASES:
+        if remote_pod is not None and remote_pod.status is not None and (
+                remote_pod.status.phase in _TERMINAL_PHASES
+                or container_is_succeeded(remote_pod, self.base_container_name)):  # done; only the sidecar left
             return remote_pod
         try:
             return self.pod_manager.read_pod(self.pod)

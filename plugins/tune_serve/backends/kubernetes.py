@@ -1,0 +1,87 @@
+"""Kubernetes and GKE backend: every pod task is a pod, the chief a Job plus a Service.
+
+`kubernetes` talks to the cluster through an Airflow Kubernetes connection
+(KubernetesPodOperator); `gke` through a Google Cloud connection and the cluster's
+project/location/name (GKEStartPodOperator). The pod itself is the same: see
+`tune_serve.k8s.pods` for the rules and `tune_serve.k8s.settings` for every setting.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import TriggerRule
+
+from tune_serve.k8s import oracle, settings as cluster_settings
+from tune_serve.k8s.operators import GKETrainerPodOperator, TrainerPodOperator
+from tune_serve.k8s.pods import pod_kwargs
+from tune_serve.podspec import PodTask
+from tune_serve.preemption import retry_policy
+
+
+def _retries(spec: PodTask, *, pod: bool = True) -> dict[str, Any]:
+    """A pod task retries preemptions only; the chief's API-level tasks retry as usual."""
+    return dict(
+        retries=spec.retries, retry_delay=spec.retry_delay, retry_exponential_backoff=True,
+        max_retry_delay=spec.max_retry_delay, **({"retry_policy": retry_policy()} if pod else {}),
+        **({"pool": spec.pool} if spec.pool else {}),
+    )
+
+
+def _connection(s: cluster_settings.ClusterSettings) -> dict[str, Any]:
+    """How the operator reaches the cluster: a Kubernetes connection, or GKE by name."""
+    if not s.is_gke:
+        return {"kubernetes_conn_id": s.kubernetes_conn_id}
+    missing = [name for name, value in (("gke_location", s.gke_location), ("gke_cluster", s.gke_cluster))
+               if not value]
+    if missing:
+        raise ValueError(f"backend gke needs {', '.join('TUNE_SERVE_' + m.upper() for m in missing)}")
+    return {"project_id": s.gke_project, "location": s.gke_location, "cluster_name": s.gke_cluster,
+            "gcp_conn_id": s.gcp_conn_id, "use_internal_ip": s.gke_use_internal_ip}
+
+
+def _pod_operator_class(s: cluster_settings.ClusterSettings):
+    return GKETrainerPodOperator if s.is_gke else TrainerPodOperator
+
+
+def _pod_task_kwargs(spec: PodTask, s: cluster_settings.ClusterSettings) -> dict[str, Any]:
+    return {"task_id": spec.task_id, **pod_kwargs(spec, s), **_connection(s), **_retries(spec)}
+
+
+def pod_operator(spec: PodTask, **kwargs):
+    s = cluster_settings.load()
+    return _pod_operator_class(s)(**{**_pod_task_kwargs(spec, s), "arguments": list(spec.arguments), **kwargs})
+
+
+def mapped_pod_operator(spec: PodTask, **kwargs):
+    s = cluster_settings.load()
+    return _pod_operator_class(s).partial(**{**_pod_task_kwargs(spec, s), **kwargs})
+
+
+def start_oracle(spec: PodTask, **kwargs):
+    s = cluster_settings.load()
+    task = {**_pod_task_kwargs(spec, s), **_retries(spec, pod=False)}
+    task.pop("retry_policy")
+    for pod_only in ("do_xcom_push", "get_logs", "name", "xcom_sidecar_container_security_context"):
+        task.pop(pod_only)  # a Job pod has no XCom sidecar; its result goes to shared storage
+    task.update(backoff_limit=s.oracle_restarts, oracle_port=s.oracle_port, deferrable=False)
+    operator = oracle.GKEStartOracleOperator if s.is_gke else oracle.StartOracleOperator
+    return operator(**{**task, "arguments": list(spec.arguments), **kwargs})
+
+
+def wait_oracle(spec: PodTask, handle, **kwargs):
+    s = cluster_settings.load()
+    sensor = oracle.GKEOracleJobSensor if s.is_gke else oracle.OracleJobSensor
+    return sensor(**{
+        "task_id": "wait_oracle", "handle": handle, **_connection(s),
+        "storage_conn_id": s.gcp_conn_id, "deferrable": s.deferrable, "poke_interval": s.poll_interval_seconds,
+        "timeout": spec.deadline.total_seconds(), **_retries(spec, pod=False), **kwargs})
+
+
+def stop_oracle(handle, **kwargs):
+    s = cluster_settings.load()
+    operator = oracle.GKEStopOracleOperator if s.is_gke else oracle.StopOracleOperator
+    return operator(**{"task_id": "stop_oracle", "handle": handle, "namespace": s.namespace, **_connection(s),
+                       "retries": 3, "trigger_rule": TriggerRule.ALL_DONE, **kwargs})
+
+
+__all__ = ["pod_operator", "mapped_pod_operator", "start_oracle", "wait_oracle", "stop_oracle"]

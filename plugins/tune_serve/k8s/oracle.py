@@ -1,0 +1,281 @@
+"""The Keras Tuner chief on a cluster: a Job plus a ClusterIP Service, started, awaited, removed.
+
+- `StartOracleOperator` creates both and returns at once with the address tuner pods
+  dial. The Job restarts a crashed or preempted chief (its podFailurePolicy does not count
+  disruptions); the chief reloads its state from `{run_root}/tuning/`.
+- `OracleJobSensor` waits for the Job (rescheduling, or deferred to the triggerer) and
+  returns the chief's result, which the chief writes to shared storage (a Job pod has no
+  XCom sidecar): `{run_root}/tuning/oracle_result.json`, read with ObjectStoragePath.
+- `StopOracleOperator` is the run's teardown: it deletes the Job and its pods; the
+  Service goes with the Job (owner reference).
+
+Names derive from (dag_id, run_id), so a retried task finds what an earlier try made.
+"""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+from airflow.providers.cncf.kubernetes.operators.job import KubernetesJobOperator
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.providers.cncf.kubernetes.triggers.job import KubernetesJobTrigger
+from airflow.providers.google.cloud.operators.kubernetes_engine import GKEOperatorMixin, GKEStartJobOperator
+from airflow.providers.google.cloud.triggers.kubernetes_engine import GKEJobTrigger
+from airflow.sdk import BaseOperator, BaseSensorOperator, ObjectStoragePath, PokeReturnValue
+from kubernetes.client import models as k8s
+from kubernetes.client.exceptions import ApiException
+
+from tune_serve.errors import PodFailed
+from tune_serve.k8s import manifests
+from tune_serve.k8s.pods import BASE_CONTAINER, COMPONENT_LABEL, RUN_LABEL, run_slug
+
+JOB_TEMPLATE = "oracle/job.yaml"
+SERVICE_TEMPLATE = "oracle/service.yaml"
+RESULT_FILE = "tuning/oracle_result.json"
+JOB_PREFIX = "job-"  # KubernetesJobOperator prefixes every Job name with it
+
+
+def oracle_names(dag_id: str, run_id: str) -> dict[str, str]:
+    base = f"oracle-{run_slug(dag_id, run_id)}"
+    return {"name": base, "job": f"{JOB_PREFIX}{base}", "service": base}
+
+
+def result_uri(arguments: list[str]) -> str:
+    """`{run_root}/tuning/oracle_result.json`, from the chief's own `--run-root` flag."""
+    try:
+        run_root = str(arguments[list(map(str, arguments)).index("--run-root") + 1])
+    except (ValueError, IndexError):
+        raise PodFailed("the oracle's arguments carry no --run-root; cannot place its result") from None
+    return f"{run_root.rstrip('/')}/{RESULT_FILE}"
+
+
+def read_result(uri: str, conn_id: str | None = None) -> dict:
+    location = uri if "://" in uri else f"file://{uri}"
+    path = ObjectStoragePath(location, conn_id=conn_id if location.startswith("gs://") else None)
+    if not path.exists():
+        raise PodFailed(f"the chief finished but left no result at {uri}")
+    return json.loads(path.read_text())
+
+
+def service_manifest(names: dict, namespace: str, slug: str, port: int, owner: k8s.V1Job | None) -> dict:
+    service = manifests.named(manifests.load(SERVICE_TEMPLATE), names["service"], namespace, {RUN_LABEL: slug})
+    service["spec"]["selector"] = {COMPONENT_LABEL: "oracle", RUN_LABEL: slug}
+    service["spec"]["ports"][0]["port"] = port
+    if owner is not None and owner.metadata.uid:
+        service["metadata"]["ownerReferences"] = [
+            {"apiVersion": "batch/v1", "kind": "Job", "name": owner.metadata.name, "uid": owner.metadata.uid}]
+    return service
+
+
+class _RenderablePod(KubernetesPodOperator):
+    """Lets the Job's pod template be built without a cluster (for render_k8s and tests)."""
+
+    _render_only = False
+
+    def build_pod_request_obj(self, context=None, *, dry_run: bool = False) -> k8s.V1Pod:
+        return super().build_pod_request_obj(context, dry_run=dry_run or self._render_only)
+
+
+class StartOracleOperator(KubernetesJobOperator, _RenderablePod):
+    """Start the chief Job and its Service (through an Airflow Kubernetes connection) and return at once."""
+
+    def __init__(self, *, oracle_port: int = 8000, **kwargs) -> None:
+        kwargs.setdefault("job_template_file", str(manifests.path(JOB_TEMPLATE)))
+        super().__init__(wait_until_job_complete=False, do_xcom_push=False, get_logs=False,
+                         random_name_suffix=False, **kwargs)
+        self.oracle_port = oracle_port
+
+    def build_job_request_obj(self, context=None) -> k8s.V1Job:
+        job = super().build_job_request_obj(context)
+        # Replace, not merge with, the template's port: the Service targets it by name.
+        job.spec.template.spec.containers[0].ports = [k8s.V1ContainerPort(name="oracle", container_port=self.oracle_port)]
+        return job
+
+    def _prepare(self, context) -> dict[str, str]:
+        """Run-specific names, labels, flags and environment; returns the handle."""
+        names = oracle_names(context["dag"].dag_id, context["run_id"])
+        slug = run_slug(context["dag"].dag_id, context["run_id"])
+        uri = result_uri(self.arguments)
+        self.name = names["name"]
+        self.labels = {**self.labels, RUN_LABEL: slug}
+        if "--bind" not in self.arguments:  # a retried try has its flags already
+            self.arguments = [*self.arguments, "--port", str(self.oracle_port), "--bind", "0.0.0.0",
+                              "--xcom-file", uri]
+        env = dict(self.env_vars) if isinstance(self.env_vars, dict) else {e.name: e.value for e in self.env_vars}
+        self.env_vars = {**env, "KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "0.0.0.0",
+                         "KERASTUNER_ORACLE_PORT": str(self.oracle_port)}
+        return {"address": f"{names['service']}.{self.namespace}.svc.cluster.local:{self.oracle_port}",
+                "job": names["job"], "service": names["service"], "namespace": self.namespace,
+                "result_uri": uri}
+
+    def render(self, context) -> list[dict]:
+        """The Job and Service this task would create, as API manifests (no cluster needed)."""
+        from kubernetes.client import ApiClient
+
+        handle = self._prepare(context)
+        self._render_only = True
+        try:
+            job = self.build_job_request_obj(context)
+        finally:
+            self._render_only = False
+        slug = run_slug(context["dag"].dag_id, context["run_id"])
+        names = {"service": handle["service"]}
+        return [ApiClient().sanitize_for_serialization(job),
+                service_manifest(names, self.namespace, slug, self.oracle_port, None)]
+
+    def execute(self, context) -> dict:
+        handle = self._prepare(context)
+        super().execute(context)
+        job = self.hook.get_job(job_name=handle["job"], namespace=self.namespace)
+        slug = run_slug(context["dag"].dag_id, context["run_id"])
+        body = service_manifest(handle, self.namespace, slug, self.oracle_port, job)
+        try:
+            self.hook.core_v1_client.create_namespaced_service(namespace=self.namespace, body=body)
+        except ApiException as exc:
+            if exc.status != 409:  # 409: made by an earlier try of this task
+                self.log.error("Could not create the chief's Service; removing its Job")
+                self.hook.batch_v1_client.delete_namespaced_job(
+                    name=handle["job"], namespace=self.namespace, propagation_policy="Background")
+                raise
+        self.log.info("Chief Job %s started; tuners reach it at %s", handle["job"], handle["address"])
+        return handle
+
+    def create_job(self, job_request_obj: k8s.V1Job) -> k8s.V1Job:
+        try:
+            return super().create_job(job_request_obj)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            self.log.info("Chief Job %s exists already (earlier try); keeping it", job_request_obj.metadata.name)
+            return job_request_obj
+
+
+class GKEStartOracleOperator(StartOracleOperator, GKEStartJobOperator):
+    """Start the chief Job and its Service on GKE."""
+
+
+def _gke_cluster(operator, *, location: str, cluster_name: str, project_id: str | None,
+                 gcp_conn_id: str, use_internal_ip: bool) -> None:
+    """Set the attributes GKEOperatorMixin's hooks read (cluster endpoint and credentials)."""
+    operator.location, operator.cluster_name, operator.project_id = location, cluster_name, project_id
+    operator.gcp_conn_id, operator.use_internal_ip = gcp_conn_id, use_internal_ip
+    operator.use_dns_endpoint, operator.impersonation_chain = False, None
+
+
+class OracleJobSensor(BaseSensorOperator):
+    """Wait for the chief Job without holding a worker slot; return the chief's result."""
+
+    template_fields = ("handle",)
+
+    def __init__(self, *, handle: Any, kubernetes_conn_id: str | None = None, storage_conn_id: str | None = None,
+                 deferrable: bool = False, **kwargs) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        super().__init__(**kwargs)
+        self.handle = handle
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.storage_conn_id = storage_conn_id
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> KubernetesHook:
+        return KubernetesHook(conn_id=self.kubernetes_conn_id)
+
+    def execute(self, context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        done = self.poke(context)
+        if done:
+            return done.xcom_value
+        self.defer(trigger=self._trigger(), method_name="execute_complete",
+                   timeout=timedelta(seconds=self.timeout) if self.timeout else None)
+
+    def poke(self, context) -> bool | PokeReturnValue:
+        try:
+            job = self.hook.get_job_status(job_name=self.handle["job"], namespace=self.handle["namespace"])
+        except ApiException as exc:
+            if exc.status == 404:
+                raise PodFailed(f"the chief Job {self.handle['job']} no longer exists (deleted?)") from exc
+            raise
+        if not self.hook.is_job_complete(job=job):
+            return False
+        if self.hook.is_job_failed(job=job):
+            failed = next(c for c in job.status.conditions if c.type == "Failed")
+            # e.g. PodFailurePolicy: "... exited with code 2 matching FailJob rule" (bad input), BackoffLimitExceeded
+            raise PodFailed(f"the chief Job {self.handle['job']} failed: {failed.reason}: {failed.message or ''}")
+        return PokeReturnValue(is_done=True, xcom_value=self._result())
+
+    def execute_complete(self, context, event: dict[str, Any]) -> dict:
+        if event.get("status") != "success":
+            raise PodFailed(f"the chief Job {self.handle['job']}: {event.get('message')}")
+        return self._result()
+
+    def _result(self) -> dict:
+        result = read_result(self.handle["result_uri"], self.storage_conn_id)
+        self.log.info("The chief finished: %s of %s trials", result.get("completed"), result.get("max_trials"))
+        return result
+
+    def _trigger(self):
+        return KubernetesJobTrigger(
+            job_name=self.handle["job"], job_namespace=self.handle["namespace"], pod_names=[],
+            pod_namespace=self.handle["namespace"], base_container_name=BASE_CONTAINER,
+            kubernetes_conn_id=self.kubernetes_conn_id, poll_interval=self.poke_interval,
+            get_logs=False, do_xcom_push=False)
+
+
+class GKEOracleJobSensor(GKEOperatorMixin, OracleJobSensor):
+    def __init__(self, *, location: str, cluster_name: str, project_id: str | None = None,
+                 gcp_conn_id: str = "google_cloud_default", use_internal_ip: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        _gke_cluster(self, location=location, cluster_name=cluster_name, project_id=project_id,
+                     gcp_conn_id=gcp_conn_id, use_internal_ip=use_internal_ip)
+
+    def _trigger(self):
+        return GKEJobTrigger(
+            cluster_url=self.cluster_url, ssl_ca_cert=self.ssl_ca_cert, job_name=self.handle["job"],
+            job_namespace=self.handle["namespace"], pod_names=[], pod_namespace=self.handle["namespace"],
+            base_container_name=BASE_CONTAINER, gcp_conn_id=self.gcp_conn_id, poll_interval=self.poke_interval,
+            get_logs=False, do_xcom_push=False)
+
+
+class StopOracleOperator(BaseOperator):
+    """Teardown: delete the chief Job with its pods (and so its Service), whatever the run's outcome."""
+
+    template_fields = ("handle",)
+
+    def __init__(self, *, handle: Any, namespace: str, kubernetes_conn_id: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.handle = handle
+        self.namespace = namespace
+        self.kubernetes_conn_id = kubernetes_conn_id
+
+    @cached_property
+    def hook(self) -> KubernetesHook:
+        return KubernetesHook(conn_id=self.kubernetes_conn_id)
+
+    def execute(self, context) -> None:
+        # No handle when start_oracle failed half-way: the names are the run's all the same.
+        handle = self.handle or {**oracle_names(context["dag"].dag_id, context["run_id"]), "namespace": self.namespace}
+        namespace = handle["namespace"]
+        self._delete(self.hook.batch_v1_client.delete_namespaced_job, handle["job"], namespace,
+                     propagation_policy="Background")
+        self._delete(self.hook.core_v1_client.delete_namespaced_service, handle["service"], namespace)
+
+    def _delete(self, method, name: str, namespace: str, **kwargs) -> None:
+        try:
+            method(name=name, namespace=namespace, **kwargs)
+            self.log.info("Deleted %s/%s", namespace, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.log.info("%s/%s is gone already", namespace, name)
+
+
+class GKEStopOracleOperator(GKEOperatorMixin, StopOracleOperator):
+    def __init__(self, *, location: str, cluster_name: str, project_id: str | None = None,
+                 gcp_conn_id: str = "google_cloud_default", use_internal_ip: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        _gke_cluster(self, location=location, cluster_name=cluster_name, project_id=project_id,
+                     gcp_conn_id=gcp_conn_id, use_internal_ip=use_internal_ip)

@@ -1,0 +1,174 @@
+"""The chief on a cluster: Job + Service started, awaited, removed, on a fake API."""
+import json
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+from kubernetes.client import ApiClient, models as k8s
+from kubernetes.client.exceptions import ApiException
+
+from tune_serve.errors import PodFailed
+from tune_serve.k8s import oracle
+from tune_serve.podspec import PodTask
+
+RUN_ID = "manual__2026-01-01T00:00:00+00:00"
+
+
+class FakeBatch:
+    def __init__(self):
+        self.jobs, self.deleted = {}, []
+        self.api_client = ApiClient()
+
+    def create_namespaced_job(self, body, namespace, **_):
+        if body["metadata"]["name"] in self.jobs:
+            raise ApiException(status=409, reason="AlreadyExists")
+        job = ApiClient().deserialize(SimpleNamespace(data=json.dumps(body)), "V1Job")
+        job.metadata.uid = "9d2e"
+        self.jobs[job.metadata.name] = job
+        return job
+
+    def read_namespaced_job(self, name, namespace, **_):
+        if name not in self.jobs:
+            raise ApiException(status=404, reason="Not Found")
+        return self.jobs[name]
+
+    read_namespaced_job_status = read_namespaced_job
+
+    def delete_namespaced_job(self, name, namespace, propagation_policy=None, **_):
+        self.deleted.append((name, propagation_policy))
+        if self.jobs.pop(name, None) is None:
+            raise ApiException(status=404, reason="Not Found")
+
+
+class FakeCore:
+    def __init__(self, fail_with=None):
+        self.services, self.fail_with, self.deleted = {}, fail_with, []
+
+    def create_namespaced_service(self, namespace, body):
+        if self.fail_with:
+            raise ApiException(status=self.fail_with, reason="boom")
+        if body["metadata"]["name"] in self.services:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self.services[body["metadata"]["name"]] = body
+
+    def delete_namespaced_service(self, name, namespace):
+        self.deleted.append(name)
+        if self.services.pop(name, None) is None:
+            raise ApiException(status=404, reason="Not Found")
+
+
+class FakeHook:
+    """KubernetesHook's surface the chief's operators use, over fake API clients."""
+
+    is_in_cluster = False
+    is_job_complete = KubernetesHook.is_job_complete
+    is_job_failed = staticmethod(KubernetesHook.is_job_failed)
+    log = mock.MagicMock()
+
+    def __init__(self, core=None):
+        self.batch_v1_client, self.core_v1_client = FakeBatch(), core or FakeCore()
+
+    def get_namespace(self):
+        return None
+
+    def create_job(self, job):
+        return self.batch_v1_client.create_namespaced_job(ApiClient().sanitize_for_serialization(job),
+                                                          job.metadata.namespace)
+
+    def get_job(self, job_name, namespace):
+        return self.batch_v1_client.read_namespaced_job(job_name, namespace)
+
+    get_job_status = get_job
+
+
+def _context(task_id="tuning.start_oracle"):
+    ti = mock.MagicMock(dag_id="tune_train_serve", task_id=task_id, map_index=-1, try_number=1, run_id=RUN_ID)
+    return {"dag": SimpleNamespace(dag_id="tune_train_serve"), "run_id": RUN_ID, "ti": ti}
+
+
+def _start(hook, run_root="gs://bucket/runs/r1"):
+    op = oracle.StartOracleOperator(task_id="start_oracle", namespace="tune-serve", image="trainer:1",
+                                    cmds=PodTask("start_oracle", "oracle").command,
+                                    arguments=["--run-root", run_root, "--max-trials", "6"], oracle_port=8000)
+    op.__dict__["hook"] = hook
+    return op
+
+
+def test_start_creates_the_job_and_a_service_owned_by_it():
+    hook = FakeHook()
+    handle = _start(hook).execute(_context())
+    names = oracle.oracle_names("tune_train_serve", RUN_ID)
+    assert handle == {"address": f"{names['service']}.tune-serve.svc.cluster.local:8000", "job": names["job"],
+                      "service": names["service"], "namespace": "tune-serve",
+                      "result_uri": "gs://bucket/runs/r1/tuning/oracle_result.json"}
+    job = hook.batch_v1_client.jobs[names["job"]]
+    args = job.spec.template.spec.containers[0].args
+    assert args[-6:] == ["--port", "8000", "--bind", "0.0.0.0", "--xcom-file", handle["result_uri"]]
+    service = hook.core_v1_client.services[names["service"]]
+    assert service["metadata"]["ownerReferences"][0] == {"apiVersion": "batch/v1", "kind": "Job",
+                                                         "name": names["job"], "uid": "9d2e"}
+    assert service["spec"]["selector"].items() <= job.spec.template.metadata.labels.items()
+
+
+def test_a_retried_start_keeps_the_chief_it_started():
+    hook = FakeHook()
+    first = _start(hook).execute(_context())
+    assert _start(hook).execute(_context()) == first  # 409s: the Job and Service exist already
+    assert len(hook.batch_v1_client.jobs) == 1
+
+
+def test_a_service_that_cannot_be_made_takes_its_job_with_it():
+    hook = FakeHook(core=FakeCore(fail_with=403))
+    with pytest.raises(ApiException):
+        _start(hook).execute(_context())
+    assert hook.batch_v1_client.jobs == {}
+
+
+def _sensor(hook, handle):
+    sensor = oracle.OracleJobSensor(task_id="wait_oracle", handle=handle, timeout=60, poke_interval=1)
+    sensor.__dict__["hook"] = hook
+    return sensor
+
+
+def _finish(hook, handle, condition_type, reason=None, message=None):
+    job = hook.batch_v1_client.jobs[handle["job"]]
+    job.status = k8s.V1JobStatus(conditions=[k8s.V1JobCondition(type=condition_type, status="True", reason=reason,
+                                                                message=message)])
+
+
+def test_wait_returns_the_result_the_chief_left_in_shared_storage(tmp_path):
+    hook = FakeHook()
+    handle = _start(hook, run_root=str(tmp_path)).execute(_context())
+    sensor = _sensor(hook, handle)
+    assert sensor.poke({}) is False
+    (tmp_path / "tuning").mkdir()
+    (tmp_path / "tuning" / "oracle_result.json").write_text(json.dumps({"completed": 6, "max_trials": 6, "trials": []}))
+    _finish(hook, handle, "Complete")
+    assert sensor.poke({}).xcom_value == {"completed": 6, "max_trials": 6, "trials": []}
+
+
+def test_a_failed_chief_fails_the_wait_without_retries(tmp_path):
+    hook = FakeHook()
+    handle = _start(hook, run_root=str(tmp_path)).execute(_context())
+    _finish(hook, handle, "Failed", "PodFailurePolicy",
+            "Container base for pod tune-serve/oracle-x exited with code 2 matching FailJob rule at index 1")
+    with pytest.raises(PodFailed, match="exited with code 2"):
+        _sensor(hook, handle).poke({})
+    with pytest.raises(PodFailed, match="BackoffLimitExceeded"):
+        _sensor(hook, handle).execute_complete({}, {"status": "error", "message": "Job failed with error: "
+                                                    "BackoffLimitExceeded"})
+
+
+def test_stop_deletes_job_pods_and_service_and_tolerates_what_is_gone():
+    hook = FakeHook()
+    handle = _start(hook).execute(_context())
+    stop = oracle.StopOracleOperator(task_id="stop_oracle", handle=handle, namespace="tune-serve")
+    stop.__dict__["hook"] = hook
+    stop.execute(_context("tuning.stop_oracle"))
+    assert hook.batch_v1_client.deleted == [(handle["job"], "Background")]  # pods go with the Job
+    assert hook.batch_v1_client.jobs == {} and hook.core_v1_client.services == {}
+    # start_oracle failed before returning a handle: the run's names are found all the same
+    stop.handle = None
+    stop.execute(_context("tuning.stop_oracle"))
+    assert hook.batch_v1_client.deleted[-1] == (handle["job"], "Background")

@@ -1,0 +1,208 @@
+"""Every Kubernetes object the DAG creates on a cluster, rendered from the real DAG and
+validated against the Kubernetes API schema, with the rules asserted on."""
+from collections import defaultdict
+
+import kubernetes_validate
+import pytest
+from k8s_testing import cluster_backend, load_dag
+
+from tune_serve.k8s import render
+from tune_serve.preemption import PodPreempted
+
+CONF = {"num_tuners": 3, "top_n": 2, "max_trials": 6, "model_name": "diamonds"}
+SCHEMAS = ("1.30", kubernetes_validate.latest_version())
+
+
+@pytest.fixture(scope="module")
+def dag():
+    return load_dag("kubernetes")
+
+
+@pytest.fixture(scope="module")
+def objects(dag):
+    with cluster_backend("kubernetes"):
+        return render.render_all(dag, CONF)
+
+
+@pytest.fixture(scope="module")
+def pods(objects):
+    by_task = defaultdict(list)
+    for o in objects:
+        if o.kind == "Pod":
+            by_task[o.task_id.split(".")[-1]].append(o)
+    return by_task
+
+
+def _containers(manifest):
+    spec = manifest["spec"]["template"]["spec"] if manifest["kind"] in ("Job", "Deployment") else manifest["spec"]
+    return spec, spec["containers"]
+
+
+@pytest.mark.parametrize("version", SCHEMAS)
+def test_every_object_is_valid_in_strict_mode(objects, version):
+    for o in objects:
+        kubernetes_validate.validate(o.manifest, version, strict=True)
+
+
+def test_the_run_creates_what_the_design_says(objects, pods):
+    kinds = {(o.task_id, o.kind) for o in objects}
+    assert {("tuning.start_oracle", "Job"), ("tuning.start_oracle", "Service"), ("serving.deploy_serving", "Deployment"),
+            ("serving.deploy_serving", "Service"), ("serving.deploy_serving", "ConfigMap")} <= kinds
+    assert len([p for p in pods["tune"] if p.try_number == 1]) == CONF["num_tuners"]
+    assert len(pods["train"]) == len(pods["evaluate"]) == CONF["top_n"]
+    assert len(pods["prepare_data"]) == 1
+
+
+def test_gpus_and_spot_scheduling_only_where_they_belong(pods):
+    for p in pods["tune"]:
+        spec, (base, *_) = _containers(p.manifest)
+        assert base["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert spec["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
+        keys = {t["key"] for t in spec["tolerations"]}
+        assert keys == {"cloud.google.com/gke-spot", "nvidia.com/gpu"}
+    for p in pods["train"]:
+        spec, (base, *_) = _containers(p.manifest)
+        assert base["resources"]["limits"]["nvidia.com/gpu"] == "2"  # default training GPUs
+        assert [t["key"] for t in spec["tolerations"]] == ["nvidia.com/gpu"]
+        assert "cloud.google.com/gke-spot" not in spec["nodeSelector"]
+        assert _keeps_off_spot(spec)
+    for p in pods["evaluate"] + pods["prepare_data"]:
+        spec, (base, *_) = _containers(p.manifest)
+        assert "nvidia.com/gpu" not in base["resources"].get("limits", {})
+        assert "nvidia.com/gpu" not in base["resources"].get("requests", {})
+        assert not spec.get("tolerations") and not spec.get("nodeSelector")
+        assert _keeps_off_spot(spec)
+
+
+def _keeps_off_spot(spec) -> bool:
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    return {"key": "cloud.google.com/gke-spot", "operator": "NotIn", "values": ["true"]} in terms[0]["matchExpressions"]
+
+
+def test_nothing_runs_as_root_or_can_escalate(objects):
+    for o in objects:
+        if o.kind not in ("Pod", "Job", "Deployment"):
+            continue
+        spec, containers = _containers(o.manifest)
+        assert spec["securityContext"]["runAsNonRoot"] is True, o.filename
+        assert spec["securityContext"]["runAsUser"] != 0
+        for c in containers:  # the XCom sidecar too
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False, (o.filename, c["name"])
+            assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+            assert not c["securityContext"].get("privileged")
+
+
+def _tuner_id(pod):
+    _, (base, *_) = _containers(pod.manifest)
+    flag = base["args"][base["args"].index("--tuner-id") + 1]
+    env = {e["name"]: e["value"] for e in base["env"]}["KERASTUNER_TUNER_ID"]
+    assert flag == env
+    return flag
+
+
+def test_tuner_ids_are_distinct_and_survive_retries(pods):
+    by_index = defaultdict(set)
+    for p in pods["tune"]:
+        by_index[p.map_index].add(_tuner_id(p))
+    assert all(len(ids) == 1 for ids in by_index.values())  # try 1 and try 2: the same id
+    ids = [next(iter(v)) for v in by_index.values()]
+    assert sorted(ids) == [f"tuner-{i}" for i in range(CONF["num_tuners"])]
+
+
+def test_pods_carry_the_task_instance_labels_and_the_deadline(pods):
+    for p in pods["tune"]:
+        labels = p.manifest["metadata"]["labels"]
+        assert labels["dag_id"] == "tune_train_serve" and labels["task_id"] == "tuning.tune"
+        assert labels["map_index"] == str(p.map_index) and labels["run_id"]
+        assert labels["app.kubernetes.io/component"] == "tune"
+        assert p.manifest["spec"]["activeDeadlineSeconds"] == 6 * 3600
+        _, (base, *_) = _containers(p.manifest)
+        assert base["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_the_oracle_service_selects_the_chief_jobs_pod(objects):
+    job = next(o.manifest for o in objects if o.kind == "Job")
+    service = next(o.manifest for o in objects if o.kind == "Service" and o.task_id == "tuning.start_oracle")
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["type"] == "ClusterIP"
+    _, (base,) = _containers(job)
+    assert [p["name"] for p in base["ports"]] == ["oracle"]
+    assert service["spec"]["ports"][0]["targetPort"] == "oracle"
+    assert job["spec"]["podFailurePolicy"]["rules"][0]["onPodConditions"][0]["type"] == "DisruptionTarget"
+    assert "--xcom-file" in base["args"] and base["args"][-1].endswith("/tuning/oracle_result.json")
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_rbac_is_namespaced_and_minimal(objects):
+    rbac = [o.manifest for o in objects if o.task_id is None]
+    assert {m["kind"] for m in rbac} == {"ServiceAccount", "Role", "RoleBinding"}
+    assert all(m["metadata"]["namespace"] == "tune-serve" for m in rbac)
+    role = next(m for m in rbac if m["kind"] == "Role")
+    granted = {(group, resource) for rule in role["rules"] for group in rule["apiGroups"] for resource in rule["resources"]}
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+        assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+    assert {("", "pods"), ("", "pods/log"), ("", "pods/exec"), ("", "services"), ("batch", "jobs"),
+            ("apps", "deployments"), ("", "configmaps")} <= granted
+    assert not {r for _, r in granted} & {"secrets", "nodes", "namespaces", "clusterroles", "rolebindings"}
+    binding = next(m for m in rbac if m["kind"] == "RoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+
+
+def test_serving_probes_ask_tf_serving_for_the_model(objects):
+    deployment = next(o.manifest for o in objects if o.kind == "Deployment")
+    _, (container,) = _containers(deployment)
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/v1/models/diamonds", "port": "rest"}
+    assert {p["containerPort"] for p in container["ports"]} == {8500, 8501}
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    config = next(o.manifest for o in objects if o.kind == "ConfigMap")
+    assert config["immutable"] is True
+    text = config["data"]["models.config"]
+    assert 'version_labels { key: "stable" value: 1 }' in text and 'version_labels { key: "canary" value: 2 }' in text
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")
+    assert volume["configMap"]["name"] == config["metadata"]["name"]
+    service = next(o.manifest for o in objects if o.kind == "Service" and o.task_id == "serving.deploy_serving")
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_pod_tasks_retry_preemptions_with_backoff_and_keep_failed_pods(dag):
+    tune = dag.get_task("tuning.tune")
+    kwargs = tune.partial_kwargs
+    assert kwargs["retries"] == 8 and kwargs["retry_exponential_backoff"]
+    assert kwargs["retry_policy"].rules[0].matches(PodPreempted("spot"))
+    assert kwargs["on_finish_action"] == "delete_succeeded_pod" and kwargs["do_xcom_push"] is True
+    assert dag.get_task("prepare_data").retry_policy is not None
+
+
+def test_gke_backend_uses_the_google_operators():
+    dag = load_dag("gke")
+    assert type(dag.get_task("prepare_data")).__name__ == "GKETrainerPodOperator"
+    assert dag.get_task("tuning.tune").operator_class.__name__ == "GKETrainerPodOperator"
+    start = dag.get_task("tuning.start_oracle")
+    assert type(start).__name__ == "GKEStartOracleOperator"
+    assert (start.project_id, start.location, start.cluster_name) == ("ml-project", "europe-west4", "ml")
+    assert type(dag.get_task("tuning.wait_oracle")).__name__ == "GKEOracleJobSensor"
+    assert dag.get_task("tuning.stop_oracle").is_teardown
+
+
+def test_gke_rendering_is_valid_too():
+    dag = load_dag("gke")
+    with cluster_backend("gke"):
+        objects = render.render_all(dag, {"num_tuners": 2, "top_n": 1})
+    for o in objects:
+        kubernetes_validate.validate(o.manifest, SCHEMAS[0], strict=True)
+    assert any(o.kind == "Pod" and o.task_id == "tuning.tune" for o in objects)
+
+
+def test_the_manifests_in_include_are_valid_on_their_own():
+    import yaml
+
+    from tune_serve.k8s import manifests
+
+    files = sorted(manifests.MANIFESTS.rglob("*.yaml"))
+    assert len(files) >= 5
+    for path in files:
+        for document in yaml.safe_load_all(path.read_text()):
+            kubernetes_validate.validate(document, SCHEMAS[0], strict=True)
