@@ -21,6 +21,10 @@ test: envs
 	$(SERVING_PY) -m pytest tests/serving -q
 	$(AIRFLOW_PY) -m pytest tests/airflow tests/e2e -q
 
+# Every Kubernetes object the DAG would create for a conf, as YAML, validated against the API schema.
+render-k8s: $(VENV)/airflow/.done
+	$(AIRFLOW_PY) scripts/render_k8s.py $(or $(OUT),out/k8s) $(if $(CONF),--conf '$(CONF)') $(if $(BACKEND),--backend $(BACKEND))
+
 up: envs
 	scripts/airflow-stack.sh start
 
