@@ -106,5 +106,8 @@ class ResumableEarlyStopping(keras.callbacks.Callback):
         """Load the best epoch's weights into `model`; False when no epoch ever improved."""
         if not storage.exists(self.best_weights_path):
             return False
+        if model.optimizer is not None and not model.optimizer.built:
+            # The file holds optimizer slots too; an unbuilt optimizer would skip them with a warning.
+            model.optimizer.build(model.trainable_variables)
         model.load_weights(self.best_weights_path)
         return True

@@ -166,12 +166,17 @@ def _choose_features(frame, label: str, args, declared: DeclaredSpec | None) -> 
             raise BadInput("--features", "lists a column twice")
     elif declared and declared.columns:
         chosen = declared.columns
+        if label in chosen:
+            raise BadInput(f"--feature-spec.{label}", "declares the label as a feature")
     else:
         chosen = [c for c in available if c != label]
     if not chosen:
         raise BadInput("--source", f"{args.source} has no column besides the label {label!r}")
     for column in chosen:
-        check_name(f"column {column!r}", column)
+        try:
+            check_name(f"column {column!r}", column)
+        except BadInput as exc:
+            raise BadInput(exc.field, f"{exc.reason} (rename the column, or leave it out with --features)") from None
 
     chosen = sorted(chosen, key=available.index)
     if declared and (declared.numeric or declared.categorical):

@@ -122,13 +122,12 @@ def replace_dir(tmp: str, final: str) -> None:
 
 def remove_stale_temps(uri: str) -> None:
     """Delete `{uri}.tmp-*` left behind by an earlier attempt that was killed mid-write."""
-    pattern = f"{uri.rstrip('/')}.tmp-*"
     if is_remote(uri):
-        paths = _gfile().glob(pattern)
+        paths = _gfile().glob(f"{uri.rstrip('/')}.tmp-*")
     else:
         import glob
 
-        paths = glob.glob(glob.escape(uri.rstrip("/")) + ".tmp-*")
+        paths = glob.glob(f"{glob.escape(uri.rstrip('/'))}.tmp-*")
     for path in paths:
         rmtree(path) if isdir(path) else remove(path)
 

@@ -1,0 +1,138 @@
+"""The evaluation report: one self-contained HTML page (inline CSS and SVG, no external assets),
+so it opens from a bucket, an Airflow link or an e-mail attachment alike."""
+from __future__ import annotations
+
+from html import escape
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:980px;color:#1f2933;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
+.muted{color:#616e7c}.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
+.verdict{border-radius:6px;padding:12px 16px;margin:16px 0;font-weight:600}
+.blessed{background:#e3f9e5;border:1px solid #31a05f;color:#0e5a2c}
+.refused{background:#ffe3e3;border:1px solid #d64545;color:#8a1c1c}
+.verdict ul{margin:6px 0 0;font-weight:400}
+table{border-collapse:collapse;width:100%;margin:4px 0}
+th,td{border-bottom:1px solid #e4e7eb;padding:5px 8px;text-align:right}
+th{background:#f5f7fa;font-weight:600}th:first-child,td:first-child,td.text{text-align:left}
+.worse{color:#b42318}.better{color:#067647}
+.legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:-1px}
+"""
+_CANDIDATE_COLOR, _BASELINE_COLOR, _BOUND_COLOR = "#3e7bfa", "#9aa5b1", "#d64545"
+
+
+def render_report(result: dict, label: str) -> str:
+    baseline_overall = (result.get("baseline") or {}).get("overall")
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Evaluation of rank {escape(str(result['rank']))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Evaluation of candidate rank {escape(str(result['rank']))}</h1>",
+        f"<div class='muted'>label <b>{escape(label)}</b> · candidate <span class='mono'>{escape(result['model_path'])}</span>",
+    ]
+    if result.get("baseline_model_path"):
+        parts.append(f"<br>baseline (serving now) <span class='mono'>{escape(result['baseline_model_path'])}</span>")
+    parts.append("</div>")
+    parts.append(_verdict(result))
+    parts.append("<h2>Overall</h2>")
+    parts.append(_overall_table(result["overall"], baseline_overall))
+    parts.append("<h2>Mean absolute error per slice</h2>")
+    parts.append(_slice_chart(result, baseline_overall is not None))
+    parts.append("<h2>Slices</h2>")
+    parts.append(_slice_table(result["slices"], baseline_overall is not None))
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}g}" if abs(value) < 1e4 else f"{value:,.1f}"
+
+
+def _delta(candidate, baseline) -> str:
+    if candidate is None or baseline is None:
+        return "<td>–</td>"
+    diff = candidate - baseline
+    css = "worse" if diff > 0 else "better" if diff < 0 else ""
+    return f"<td class='{css}'>{'+' if diff > 0 else ''}{_fmt(diff)}</td>"
+
+
+def _verdict(result: dict) -> str:
+    thresholds = result.get("thresholds") or {}
+    configured = [f"overall MAE ≤ {_fmt(thresholds['mae_upper_bound'])}"] if thresholds.get("mae_upper_bound") is not None else []
+    if thresholds.get("max_mae_increase") is not None:
+        configured.append(f"overall MAE ≤ baseline MAE + {_fmt(thresholds['max_mae_increase'])}")
+    checked = "Thresholds: " + ("; ".join(configured) if configured else "none configured (blessed by default)")
+    if result["blessed"]:
+        return f"<div class='verdict blessed'>BLESSED — passes every threshold.<ul><li>{escape(checked)}</li></ul></div>"
+    items = "".join(
+        f"<li><b>{escape(f['metric'])}</b> on <b>{escape(f['slice'])}</b> = {_fmt(f['value'])}, "
+        f"required {escape(f['threshold'])}</li>"
+        for f in result["failed_thresholds"])
+    return (f"<div class='verdict refused'>NOT BLESSED — failed {len(result['failed_thresholds'])} threshold(s)."
+            f"<ul>{items}<li>{escape(checked)}</li></ul></div>")
+
+
+def _overall_table(overall: dict, baseline: dict | None) -> str:
+    head = "<tr><th>metric</th><th>candidate</th>" + ("<th>baseline</th><th>change</th>" if baseline else "") + "</tr>"
+    rows = []
+    for key, name in (("example_count", "examples"), ("mae", "MAE"), ("mse", "MSE")):
+        row = f"<tr><td>{name}</td><td>{_fmt(overall.get(key))}</td>"
+        if baseline:
+            row += f"<td>{_fmt(baseline.get(key))}</td>" + _delta(overall.get(key), baseline.get(key))
+        rows.append(row + "</tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _slice_table(slices: list[dict], with_baseline: bool) -> str:
+    if not slices:
+        return "<p class='muted'>No slices (no categorical feature to slice by).</p>"
+    head = ("<tr><th>feature</th><th>value</th><th>examples</th><th>MAE</th><th>MSE</th>"
+            + ("<th>baseline MAE</th><th>MAE change</th>" if with_baseline else "") + "</tr>")
+    rows = []
+    for s in slices:
+        row = (f"<tr><td class='text'>{escape(s['feature'])}</td><td class='text'>{escape(s['value'])}</td>"
+               f"<td>{_fmt(s.get('example_count'))}</td><td>{_fmt(s.get('mae'))}</td><td>{_fmt(s.get('mse'))}</td>")
+        if with_baseline:
+            row += f"<td>{_fmt(s.get('baseline_mae'))}</td>" + _delta(s.get("mae"), s.get("baseline_mae"))
+        rows.append(row + "</tr>")
+    return f"<table class='slices'>{head}{''.join(rows)}</table>"
+
+
+def _slice_chart(result: dict, with_baseline: bool) -> str:
+    """Horizontal bars: candidate MAE (and baseline MAE) per slice, the overall first; a red
+    dashed line marks the MAE upper bound when one is set."""
+    overall = result["overall"]
+    rows = [("overall", overall.get("mae"), ((result.get("baseline") or {}).get("overall") or {}).get("mae"))]
+    rows += [(f"{s['feature']}={s['value']}", s.get("mae"), s.get("baseline_mae")) for s in result["slices"]]
+    bound = (result.get("thresholds") or {}).get("mae_upper_bound")
+    values = [v for _, c, b in rows for v in (c, b) if v is not None] + ([bound] if bound else [])
+    top = max(values, default=0) or 1.0
+
+    label_w, bar_w, bar_h = 170, 640, 12
+    group_h = bar_h * (2 if with_baseline else 1) + 10
+    height = group_h * len(rows) + 30
+    scale = bar_w / top
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{label_w + bar_w + 90}' height='{height}' "
+           f"role='img' aria-label='MAE per slice' font-size='12' font-family='system-ui,sans-serif'>"]
+    for i, (name, cand, base) in enumerate(rows):
+        y = 20 + i * group_h
+        out.append(f"<text x='{label_w - 6}' y='{y + bar_h - 2}' text-anchor='end'>{escape(name)}</text>")
+        bars = [(cand, _CANDIDATE_COLOR)] + ([(base, _BASELINE_COLOR)] if with_baseline else [])
+        for j, (value, color) in enumerate(bars):
+            if value is None:
+                continue
+            by = y + j * bar_h
+            out.append(f"<rect x='{label_w}' y='{by}' width='{max(value * scale, 1):.1f}' height='{bar_h - 1}' fill='{color}'>"
+                       f"<title>{escape(name)}: {_fmt(value)}</title></rect>")
+            out.append(f"<text x='{label_w + value * scale + 4:.1f}' y='{by + bar_h - 2}' fill='#3e4c59'>{_fmt(value)}</text>")
+    if bound:
+        x = label_w + bound * scale
+        out.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='12' y2='{height - 4}' stroke='{_BOUND_COLOR}' stroke-dasharray='4 3'/>")
+        out.append(f"<text x='{x:.1f}' y='10' text-anchor='middle' fill='{_BOUND_COLOR}'>bound {_fmt(bound)}</text>")
+    out.append("</svg>")
+    legend = (f"<div class='legend muted'><span style='background:{_CANDIDATE_COLOR}'></span>candidate"
+              + (f"<span style='background:{_BASELINE_COLOR}'></span>baseline" if with_baseline else "") + "</div>")
+    return "".join(out) + legend

@@ -1,0 +1,62 @@
+"""Shared fixtures of the trainer tests: one tiny prepared run and one trained model per session.
+
+Steps run in-process through the real CLI (`trainer.cli.main`) unless a test needs a real
+process (exit codes and stderr of bad input, a SIGKILL); TensorFlow then loads only once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TRAINER_SRC = REPO / "include" / "trainer"
+sys.path.insert(0, str(TRAINER_SRC))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SAMPLE_ROWS = 600
+TINY_HYPERPARAMETERS = {"num_layers": 1, "units": 16, "batch_size": 64, "learning_rate": 0.01}
+
+
+def run_step(step: str, run_root: Path | str, *flags: str, xcom: Path | None = None) -> tuple[int, dict | None]:
+    """Run a step through the CLI in this process: (exit code, the JSON result or None)."""
+    from trainer.cli import main
+
+    xcom = Path(xcom or f"{run_root}.{step}.{os.getpid()}.json")
+    if xcom.exists():
+        xcom.unlink()
+    code = main([step, "--run-root", str(run_root), "--xcom-file", str(xcom), *flags])
+    return code, json.loads(xcom.read_text()) if xcom.exists() else None
+
+
+def run_cli(*args: str, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
+    """`python -m trainer …` in a fresh process, as a pod runs it."""
+    return subprocess.run([sys.executable, "-m", "trainer", *args], capture_output=True, text=True,
+                          timeout=timeout, env=cli_env(), **popen)
+
+
+def cli_env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(TRAINER_SRC), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory) -> dict:
+    """diamonds, 600 sampled rows, prepared once: {"run_root", "result"}."""
+    run_root = tmp_path_factory.mktemp("run") / "runs" / "tiny"
+    code, result = run_step("prepare", run_root, "--sample-rows", str(SAMPLE_ROWS), "--seed", "7")
+    assert code == 0, "prepare failed"
+    return {"run_root": run_root, "result": result}
+
+
+@pytest.fixture(scope="session")
+def trained(prepared) -> dict:
+    """Rank 0 trained for 2 epochs on the tiny run."""
+    code, result = run_step("train", prepared["run_root"], "--rank", "0", "--epochs", "2", "--seed", "1",
+                            "--trial-id", "t-007",
+                            "--hyperparameters", json.dumps({**TINY_HYPERPARAMETERS, "tuner/epochs": 4}))
+    assert code == 0, "train failed"
+    return result

@@ -1,0 +1,166 @@
+"""Step `train`: result, artefacts, the two serving signatures, early stopping, resume after SIGKILL."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY_HYPERPARAMETERS, cli_env, run_step
+
+
+def model_dir(prepared, rank: int) -> Path:
+    return Path(prepared["run_root"]) / "models" / str(rank)
+
+
+def eval_records(prepared, n: int) -> list[bytes]:
+    import tensorflow as tf
+
+    path = str(Path(prepared["run_root"]) / "data" / "eval.tfrecord")
+    return list(tf.data.TFRecordDataset(path).take(n).as_numpy_iterator())
+
+
+def test_train_result_and_artefacts(trained, prepared):
+    out = model_dir(prepared, 0)
+    assert trained["rank"] == 0 and trained["trial_id"] == "t-007"
+    assert trained["hyperparameters"] == {**TINY_HYPERPARAMETERS, "dropout": 0.1}  # defaults filled, tuner/ keys dropped
+    assert trained["model_path"] == str(out / "saved_model")
+    assert (trained["epochs"], trained["initial_epoch"]) == (2, 0)
+    assert set(trained["metrics"]) >= {"loss", "mae"}
+    assert all(math.isfinite(v) for v in trained["metrics"].values())
+    # The shipped weights are the best epoch's: their eval MAE is the best val_mae seen.
+    assert trained["metrics"]["mae"] == pytest.approx(trained["objective"]["best"], rel=1e-4)
+    assert (out / "saved_model" / "saved_model.pb").is_file()
+    assert (out / "saved_model" / "assets.extra" / "feature_spec.json").is_file()
+    assert list((out / "logs" / "train").glob("events.out.tfevents.*"))
+    assert list((out / "logs" / "validation").glob("events.out.tfevents.*"))
+    assert (out / "checkpoints" / "latest" / "latest.weights.h5").is_file()
+    assert json.loads((out / "training.json").read_text())["model_path"] == trained["model_path"]
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
+
+
+def test_both_signatures_give_the_same_predictions(trained, prepared):
+    import tensorflow as tf
+
+    from trainer.featurespec import FeatureSpec
+
+    spec = FeatureSpec.load(prepared["result"]["feature_spec"])
+    loaded = tf.saved_model.load(trained["model_path"])
+    assert set(loaded.signatures) == {"serving_default", "serving_raw"}
+
+    records = eval_records(prepared, 16)
+    by_example = loaded.signatures["serving_default"](examples=tf.constant(records))["price"]
+    raw = tf.io.parse_example(records, spec.parse_spec())
+    by_raw = loaded.signatures["serving_raw"](**raw)["price"]
+    assert by_example.shape == (16, 1) and by_example.dtype == tf.float32
+    np.testing.assert_allclose(by_example.numpy(), by_raw.numpy(), rtol=1e-6)
+    assert len(np.unique(by_example.numpy())) > 1  # the rows really differ
+
+    # The sample instances written by prepare are the first eval rows, as a client sends them.
+    instances = json.loads((Path(prepared["result"]["data_dir"]) / "sample_instances.json").read_text())["instances"]
+    columns = {name: tf.constant([[row[name]] for row in instances],
+                                 dtype=tf.string if spec.is_categorical(name) else tf.float32)
+               for name in spec.feature_names}
+    from_instances = loaded.signatures["serving_raw"](**columns)["price"]
+    np.testing.assert_allclose(from_instances.numpy(), by_example.numpy()[: len(instances)], rtol=1e-5)
+
+
+def test_rerun_after_completion_resumes_at_the_end(trained, prepared):
+    code, again = run_step("train", prepared["run_root"], "--rank", "0", "--epochs", "2", "--seed", "1",
+                           "--trial-id", "t-007", "--hyperparameters", json.dumps(TINY_HYPERPARAMETERS))
+    assert code == 0
+    assert (again["initial_epoch"], again["epochs"]) == (2, 2)  # nothing trained again
+    assert again["metrics"]["mae"] == pytest.approx(trained["metrics"]["mae"], rel=1e-6)
+
+
+def test_other_hyperparameters_start_afresh(prepared):
+    flags = ("--rank", "5", "--epochs", "1", "--seed", "1")
+    assert run_step("train", prepared["run_root"], *flags, "--hyperparameters", '{"units": 8}')[0] == 0
+    code, result = run_step("train", prepared["run_root"], *flags, "--hyperparameters", '{"units": 4}')
+    assert code == 0 and result["initial_epoch"] == 0 and result["hyperparameters"]["units"] == 4
+
+
+def test_early_stopping_ships_the_best_epoch_and_survives_a_restart(prepared):
+    # `max` on an error that goes down: epoch 0 stays the best, patience 1 stops after epoch 1.
+    flags = ("--rank", "6", "--epochs", "5", "--patience", "1", "--objective", "val_mae", "--direction", "max",
+             "--hyperparameters", json.dumps(TINY_HYPERPARAMETERS))
+    code, result = run_step("train", prepared["run_root"], *flags)
+    assert code == 0
+    assert result["stopped_early"] and result["epochs"] == 2 and result["objective"]["best_epoch"] == 0
+    assert result["metrics"]["mae"] == pytest.approx(result["objective"]["best"], rel=1e-4)
+
+    code, again = run_step("train", prepared["run_root"], *flags)
+    assert code == 0 and (again["initial_epoch"], again["epochs"]) == (2, 2) and again["stopped_early"]
+
+
+@pytest.mark.parametrize("flags, culprit", [
+    (["--hyperparameters", '{"units": "many"}'], "--hyperparameters.units"),
+    (["--hyperparameters", '{"dropout": 1.5}'], "--hyperparameters.dropout"),
+    (["--hyperparameters", "[1, 2]"], "--hyperparameters"),
+    (["--hyperparameters", "{units: 3}"], "--hyperparameters"),
+    (["--epochs", "0"], "--epochs"),
+])
+def test_bad_training_input_exits_2(flags, culprit, prepared, capsys):
+    code, result = run_step("train", prepared["run_root"], "--rank", "9", *flags)
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and result is None
+    assert message.startswith(f"error: {culprit}:"), message
+    assert not model_dir(prepared, 9).exists()
+
+
+def test_train_without_prepared_data_is_bad_input(tmp_path, capsys):
+    code, _ = run_step("train", tmp_path / "never-prepared", "--rank", "0")
+    assert code == 2 and "run the prepare step first" in capsys.readouterr().err
+
+
+def _epoch_checkpointed(metadata: Path) -> int:
+    try:
+        return int(json.loads(metadata.read_text())["epoch"])
+    except (FileNotFoundError, ValueError, KeyError):  # not written yet, or caught mid-write
+        return 0
+
+
+def test_sigkilled_train_resumes_from_its_last_epoch(prepared, tmp_path):
+    rank = 7
+    out = model_dir(prepared, rank)
+    metadata = out / "checkpoints" / "latest" / "training_metadata.json"
+    # batch_size 8: 60 steps per epoch, so epochs last long enough to be interrupted.
+    hyperparameters = json.dumps({**TINY_HYPERPARAMETERS, "batch_size": 8})
+
+    def train(epochs: int, xcom: Path) -> list[str]:
+        return [sys.executable, "-m", "trainer", "train", "--run-root", str(prepared["run_root"]),
+                "--xcom-file", str(xcom), "--rank", str(rank), "--epochs", str(epochs), "--patience", "0",
+                "--hyperparameters", hyperparameters]
+
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = subprocess.Popen(train(50, tmp_path / "killed.json"), stdout=log, stderr=subprocess.STDOUT,
+                                env=cli_env())
+        deadline = time.monotonic() + 180
+        while _epoch_checkpointed(metadata) < 2:
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "no second epoch checkpoint within 180 s"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = _epoch_checkpointed(metadata)
+    assert 2 <= killed_at < 50
+    assert not (tmp_path / "killed.json").exists() and not (out / "saved_model").exists()
+
+    finished = subprocess.run(train(killed_at + 1, tmp_path / "resumed.json"), capture_output=True, text=True,
+                              env=cli_env(), timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    result = json.loads((tmp_path / "resumed.json").read_text())
+    # It restarts at the last checkpointed epoch: at most the interrupted epoch runs again.
+    assert result["initial_epoch"] == killed_at
+    assert result["epochs"] == killed_at + 1
+    assert (out / "saved_model" / "saved_model.pb").is_file()
+    assert (out / "saved_model" / "variables" / "variables.index").is_file()
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
