@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # saved_models.py, serving_helpers.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "include" / "serving"))  # tf_serving_rest
 
 import saved_models  # noqa: E402
 from serving_helpers import ServingProcess  # noqa: E402

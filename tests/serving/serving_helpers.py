@@ -51,7 +51,11 @@ class ServingProcess:
                 [sys.executable, "-m", "tf_serving_rest", "--model-name", model_name,
                  "--model-base-path", str(self.base_path), "--port", str(self.port), "--poll-seconds", "0.2"],
                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_until(self._live, 120, "the server to come up")
+        try:
+            wait_until(self._live, 120, "the server to come up")
+        except BaseException:
+            self.stop()
+            raise
 
     def _live(self) -> bool:
         if self.process.poll() is not None:

@@ -23,6 +23,10 @@ DEFAULT_SIGNATURE = "serving_default"
 RAW_FEATURES_SIGNATURE = "serving_raw"
 
 
+class BadRequest(InvalidInput):
+    """The request does not fit the signature: HTTP 400 {"error": ...}, as TF Serving answers."""
+
+
 class ServingSignature:
     """One signature of a loaded SavedModel, with its named inputs and outputs."""
 
@@ -36,15 +40,15 @@ class ServingSignature:
         try:
             outputs = self.function(**tensors)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
-            raise InvalidInput(f"signature '{self.name}': {_first_line(exc)}") from exc
+            raise BadRequest(f"signature '{self.name}': {_first_line(exc)}") from exc
         return {name: tensor.numpy() for name, tensor in outputs.items()}
 
 
 def predict(signatures: dict[str, ServingSignature], body: Any) -> dict:
     if not isinstance(body, dict):
-        raise InvalidInput("request body must be a JSON object")
+        raise BadRequest("request body must be a JSON object")
     if ("instances" in body) == ("inputs" in body):
-        raise InvalidInput("request must have exactly one of 'instances' (row format) or 'inputs' (columnar format)")
+        raise BadRequest("request must have exactly one of 'instances' (row format) or 'inputs' (columnar format)")
     row_format = "instances" in body
     values = _row_values if row_format else _columnar_values
     payload = body["instances"] if row_format else body["inputs"]
@@ -71,7 +75,7 @@ def _select_signature(signatures, requested: str | None, names: set[str] | None)
                 default is None or not names <= set(default.inputs)):
             requested = RAW_FEATURES_SIGNATURE
     if requested not in signatures:
-        raise InvalidInput(f"Serving signature name: \"{requested}\" not found in signature def "
+        raise BadRequest(f"Serving signature name: \"{requested}\" not found in signature def "
                            f"(has: {', '.join(sorted(signatures))})")
     return signatures[requested]
 
@@ -79,15 +83,15 @@ def _select_signature(signatures, requested: str | None, names: set[str] | None)
 def _check_names(signature: ServingSignature, names: set[str]) -> None:
     expected = set(signature.inputs)
     if unknown := names - expected:
-        raise InvalidInput(f"signature '{signature.name}' has no input(s) {_quoted(unknown)}; "
+        raise BadRequest(f"signature '{signature.name}' has no input(s) {_quoted(unknown)}; "
                            f"its inputs are {_quoted(expected)}")
     if missing := expected - names:
-        raise InvalidInput(f"signature '{signature.name}' is missing input(s) {_quoted(missing)}")
+        raise BadRequest(f"signature '{signature.name}' is missing input(s) {_quoted(missing)}")
 
 
 def _row_values(signature: ServingSignature, instances: Any) -> dict[str, tuple[tf.TensorSpec, list]]:
     if not isinstance(instances, list) or not instances:
-        raise InvalidInput("'instances' must be a non-empty list")
+        raise BadRequest("'instances' must be a non-empty list")
     names = _named_inputs(instances, row_format=True)
     if names is None:  # one unnamed input: each instance is its value
         (name, spec), = _single_input(signature)
@@ -95,8 +99,8 @@ def _row_values(signature: ServingSignature, instances: Any) -> dict[str, tuple[
     for index, instance in enumerate(instances):
         try:
             _check_names(signature, set(instance))
-        except InvalidInput as exc:
-            raise InvalidInput(f"instance {index}: {exc}") from None
+        except BadRequest as exc:
+            raise BadRequest(f"instance {index}: {exc}") from None
     return {name: (spec, [instance[name] for instance in instances]) for name, spec in signature.inputs.items()}
 
 
@@ -110,7 +114,7 @@ def _columnar_values(signature: ServingSignature, inputs: Any) -> dict[str, tupl
 
 def _single_input(signature: ServingSignature):
     if len(signature.inputs) != 1:
-        raise InvalidInput(f"signature '{signature.name}' has {len(signature.inputs)} inputs "
+        raise BadRequest(f"signature '{signature.name}' has {len(signature.inputs)} inputs "
                            f"({_quoted(signature.inputs)}): give them by name")
     return list(signature.inputs.items())
 
@@ -124,12 +128,12 @@ def _to_tensor(name: str, spec: tf.TensorSpec, value: Any) -> tf.Tensor:
     try:
         tensor = tf.constant(_decode_b64(value), dtype=spec.dtype)
     except (TypeError, ValueError, binascii.Error) as exc:
-        raise InvalidInput(f"input '{name}': not a {spec.dtype.name} tensor: {_first_line(exc)}") from None
+        raise BadRequest(f"input '{name}': not a {spec.dtype.name} tensor: {_first_line(exc)}") from None
     if not spec.shape.is_compatible_with(tensor.shape) and spec.shape.rank == tensor.shape.rank + 1 \
             and spec.shape[-1] == 1:
         tensor = tf.expand_dims(tensor, -1)
     if not spec.shape.is_compatible_with(tensor.shape):
-        raise InvalidInput(f"input '{name}': shape {tensor.shape.as_list()} does not match the signature's "
+        raise BadRequest(f"input '{name}': shape {tensor.shape.as_list()} does not match the signature's "
                            f"{spec.shape.as_list()}")
     return tensor
 

@@ -17,11 +17,39 @@ registry key. The router must be included in the app before KServe registers its
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import logging
+from http import HTTPStatus
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.rest.v1_endpoints import V1Endpoints
 
+from .predict import BadRequest
 from .versions import ModelVersions, ServableNotFound
+
+log = logging.getLogger("kserve.tf_serving_rest")
+
+
+def install(app: FastAPI, versions: ModelVersions, dataplane: DataPlane) -> None:
+    """Add the TF Serving routes, and quiet handlers for the client errors they raise.
+
+    KServe's handlers log every 404/400 at ERROR with a traceback; deployers poll version
+    status until a version appears, so those would flood the log. Starlette picks the
+    handler of the most specific exception class, so these win over KServe's for our
+    subclasses of its ModelNotFound / InvalidInput, with the same {"error": ...} body.
+    """
+    app.include_router(tf_serving_router(versions, dataplane))
+    app.add_exception_handler(ServableNotFound, _client_error(HTTPStatus.NOT_FOUND))
+    app.add_exception_handler(BadRequest, _client_error(HTTPStatus.BAD_REQUEST))
+
+
+def _client_error(status: HTTPStatus):
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        log.debug("%s %s: %d %s", request.method, request.url.path, status, exc)
+        return JSONResponse(status_code=status, content={"error": str(exc)})
+
+    return handler
 
 
 def tf_serving_router(versions: ModelVersions, dataplane: DataPlane) -> APIRouter:

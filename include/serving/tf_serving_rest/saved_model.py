@@ -7,10 +7,9 @@ from typing import Any
 import orjson
 import tensorflow as tf
 from kserve import Model
-from kserve.errors import InvalidInput
 from tensorflow.core.framework import types_pb2
 
-from .predict import ServingSignature, predict
+from .predict import BadRequest, ServingSignature, predict
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 
@@ -40,7 +39,7 @@ class SavedModelVersion(Model):
             try:
                 return orjson.loads(payload)
             except orjson.JSONDecodeError as exc:
-                raise InvalidInput(f"JSON parse error: {exc}") from None
+                raise BadRequest(f"JSON parse error: {exc}") from None
         return payload
 
     def predict(self, payload: Any, headers: dict[str, str] | None = None) -> dict:

@@ -1,14 +1,16 @@
 """The server process: KServe's ModelServer with the TF Serving routes and a version poller."""
 from __future__ import annotations
 
+import logging
 import threading
+import warnings
 from pathlib import Path
 
 from kserve import ModelServer
 from kserve.model_repository import ModelRepository
 from kserve.model_server import app
 
-from .routes import tf_serving_router
+from . import routes
 from .versions import ModelVersions, log
 
 
@@ -35,7 +37,11 @@ def serve(model_name: str, base_path: Path, config_path: Path, host: str, port: 
     server = BoundModelServer(host, http_port=port, registered_models=registry, enable_grpc=False,
                               workers=1, enable_latency_logging=False)
     versions = ModelVersions(model_name, base_path, config_path, registry)
-    app.include_router(tf_serving_router(versions, server.dataplane))
+    routes.install(app, versions, server.dataplane)
+    # KServe logs two timing lines per request at INFO; the access log already has one.
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    # KServe 0.21 answers with FastAPI's ORJSONResponse, which FastAPI deprecates: not ours to fix.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
     log.info("serving %s from %s (labels: %s) on http://%s:%d", model_name, base_path, config_path, host, port)
     # Versions load in the background, like TF Serving's file system poller: the server is
     # live at once and reports each version's state on GET /v1/models/{name}.

@@ -111,15 +111,15 @@ class ModelVersions:
             return version_key(self.model_name, version)
 
     def loaded(self, version: int | None = None, label: str | None = None) -> SavedModelVersion:
+        """The loaded model of a version, a label, or (neither given) the default route."""
         with self._lock:
-            version = self._version_for(version, label) if (version or label) else self._default
+            if version is None and label is None:
+                version = self._default
+            else:
+                version = self._version_for(version, label)
             if version not in self._loaded:
                 raise ServableNotFound(f"Servable not found for request: Specific({self.model_name}, {version})")
             return self._loaded[version]
-
-    @property
-    def default_version(self) -> int | None:
-        return self._default
 
     def _version_for(self, version: int | None, label: str | None) -> int:
         if label is None:
@@ -143,12 +143,11 @@ class ModelVersions:
         labels = self._read_labels()
         self._forget_vanished(on_disk)
         self._route(labels)  # labels that point at versions already loaded apply at once
-        wanted = self._wanted(on_disk, labels)
-        for version in wanted:
+        for version in self._wanted(on_disk, labels):
             if version not in self._loaded and self._failed.get(version) != _fingerprint(on_disk[version]):
                 self._load(version, on_disk[version])
                 self._route(labels)
-        self._unload_all_but(set(wanted))
+        self._unload_all_but(set(self._wanted(on_disk, labels)))  # the default may have moved
 
     def _read_labels(self) -> dict[str, int]:
         try:

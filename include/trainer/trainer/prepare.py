@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> dict:
         "eval_examples": len(eval_),
         "columns": {"numeric": list(spec.numeric), "categorical": list(spec.categorical)},
         "sample_instance": samples["instances"][0],
+        "sample_label": samples["labels"][0],
     }
 
 

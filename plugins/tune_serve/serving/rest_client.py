@@ -1,0 +1,118 @@
+"""A client of TF Serving's REST API, for whichever backend runs the server.
+
+Only TF Serving's own routes and shapes (status, predict by version or label), so the same
+calls work against the local stand-in and a real TF Serving Deployment.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import httpx
+
+from .errors import ModelRejected, ServingUnavailable
+
+AVAILABLE, END = "AVAILABLE", "END"
+# The trainer's SavedModels take raw features on this signature (docs/contracts.md); TF Serving
+# would send a request without a signature name to serving_default (serialized tf.Examples).
+RAW_FEATURES_SIGNATURE = "serving_raw"
+
+
+class TFServingREST:
+    def __init__(self, base_url: str, model_name: str, timeout: float = 10):
+        self.base_url = base_url.rstrip("/")
+        self.model_name = model_name
+        self.model_path = f"/v1/models/{model_name}"
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> "TFServingREST":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def predict_url(self, version: int | None = None) -> str:
+        route = f"/versions/{version}" if version is not None else ""
+        return f"{self.base_url}/v1/models/{self.model_name}{route}:predict"
+
+    def version_status(self, version: int | None = None, label: str | None = None) -> dict | None:
+        """`{"version", "state", "status"}` of one version (or of what a label points at); None if unknown."""
+        route = f"/versions/{version}" if version is not None else f"/labels/{label}"
+        response = self.http.get(self.model_path + route)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()["model_version_status"][0]
+
+    def available_versions(self) -> list[int]:
+        response = self.http.get(self.model_path)
+        if response.status_code == 404:  # no version yet
+            return []
+        response.raise_for_status()
+        return sorted(int(s["version"]) for s in response.json()["model_version_status"] if s["state"] == AVAILABLE)
+
+    def wait_available(self, version: int, timeout: float) -> None:
+        """Until the version is AVAILABLE. Raises ModelRejected if it failed to load."""
+        deadline = time.monotonic() + timeout
+        status = None
+        while time.monotonic() < deadline:
+            status = self._status_or_none(version=version)
+            if status and status["state"] == AVAILABLE:
+                return
+            if status and status["state"] == END and status["status"]["error_code"] != "OK":
+                raise ModelRejected(f"version {version} of {self.model_name} failed to load: "
+                                    f"{status['status']['error_message']}")
+            time.sleep(0.2)
+        raise ServingUnavailable(f"version {version} of {self.model_name} not AVAILABLE within {timeout:.0f}s "
+                                 f"(last status: {status})")
+
+    def wait_label(self, label: str, version: int, timeout: float) -> None:
+        """Until the server resolves `label` to `version` (it re-reads its config by polling)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self._status_or_none(label=label)
+            if status and int(status["version"]) == version and status["state"] == AVAILABLE:
+                return
+            time.sleep(0.2)
+        raise ServingUnavailable(f"label {label!r} of {self.model_name} did not move to version {version} "
+                                 f"within {timeout:.0f}s")
+
+    def predict(self, instances: list[dict], version: int | None = None, label: str | None = None,
+                signature_name: str = RAW_FEATURES_SIGNATURE) -> httpx.Response:
+        route = f"/versions/{version}" if version is not None else f"/labels/{label}" if label else ""
+        return self.http.post(f"{self.model_path}{route}:predict", json={"signature_name": signature_name, "instances": instances})
+
+    def smoke_test(self, version: int, instance: dict) -> Any:
+        """One prediction from this very version; its value, or ModelRejected if it is not a finite number."""
+        response = self.predict([row_instance(instance)], version=version)
+        if response.status_code != 200:
+            raise ModelRejected(f"smoke test of version {version} of {self.model_name}: HTTP {response.status_code}: "
+                                f"{response.text[:500]}")
+        predictions = response.json().get("predictions")
+        if not isinstance(predictions, list) or len(predictions) != 1 or not _all_finite(predictions[0]):
+            raise ModelRejected(f"smoke test of version {version} of {self.model_name}: "
+                                f"expected one finite prediction, got {str(predictions)[:500]}")
+        return predictions[0]
+
+    def _status_or_none(self, **selector) -> dict | None:
+        try:
+            return self.version_status(**selector)
+        except httpx.TransportError:  # restarting server: keep waiting until the deadline
+            return None
+
+
+def row_instance(instance: dict) -> dict:
+    """`{feature: [value]}`: one [1]-shaped value per [None, 1] input, as TF Serving's row format wants."""
+    return {name: value if isinstance(value, list) else [value] for name, value in instance.items()}
+
+
+def _all_finite(value: Any) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(_all_finite(v) for v in value)
+    if isinstance(value, dict):
+        return bool(value) and all(_all_finite(v) for v in value.values())
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,190 @@
+"""Deploying to the local TF Serving stand-in, from the Airflow side (no TensorFlow here).
+
+    .venv/airflow/bin/python -m pytest tests/airflow/test_serving_deploy.py
+
+Fixture SavedModels are made by tests/serving/saved_models.py in the serving environment.
+The tests share one serving root and server, and run in order: each starts from the
+state the previous one left (read from current_model, never assumed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tune_serve import serving
+from tune_serve.serving import local
+from tune_serve.serving.errors import ModelRejected
+
+REPO = Path(__file__).resolve().parents[2]
+
+MODEL = "scorer"
+INSTANCE = {"size": 1.5, "weight": 2.0, "colour": "green"}
+BASE_SCORE = 1.5 + 2 * 2.0 + 20.0  # tests/serving/saved_models.py: score = size + 2*weight + bonus + bias
+BIASES = {f"b{n}": float(n) for n in range(1, 7)}
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory) -> dict[str, str]:
+    """Good SavedModels `b1`..`b6` (score = BASE_SCORE + n), `poison` (predicts NaN), `garbage` (won't load)."""
+    root = tmp_path_factory.mktemp("saved_models")
+    specs = [f"{name}:{bias}" for name, bias in BIASES.items()] + ["poison:0:poison"]
+    subprocess.run([str(REPO / ".venv" / "serving" / "bin" / "python"), str(REPO / "tests" / "serving" / "saved_models.py"),
+                    str(root), *specs], check=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    garbage = root / "garbage"
+    garbage.mkdir()
+    (garbage / "saved_model.pb").write_bytes(b"not a protobuf")
+    return {path.name: str(path) for path in root.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def serving_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TUNE_SERVE_SERVING_ROOT", str(root))
+        env.setenv("TUNE_SERVE_SERVING_PORT", str(port))
+        env.setenv("TUNE_SERVE_NO_VARIABLES", "1")
+        env.delenv("TUNE_SERVE_BACKEND", raising=False)
+        try:
+            yield root
+        finally:
+            local.stop_local_server(MODEL)
+
+
+def stable_version() -> int:
+    return int(Path(serving.current_model(MODEL)).name)
+
+
+def default_url() -> str:
+    return f"http://127.0.0.1:{os.environ['TUNE_SERVE_SERVING_PORT']}/v1/models/{MODEL}:predict"
+
+
+def default_score(url: str) -> float:
+    response = httpx.post(url, json={"instances": [INSTANCE]}, timeout=10)
+    response.raise_for_status()
+    return response.json()["predictions"][0][0]
+
+
+def test_deploy_v1_then_v2(serving_root, saved_models):
+    assert serving.current_model(MODEL) is None
+
+    first = serving.deploy(saved_models["b1"], MODEL, INSTANCE)
+    assert first["version"] == 1 and first["previous_version"] is None
+    assert first["prediction"] == pytest.approx([BASE_SCORE + 1])
+
+    second = serving.deploy(saved_models["b2"], MODEL, INSTANCE)
+    assert set(second) == {"model_name", "version", "url", "previous_version", "prediction"}
+    assert (second["model_name"], second["version"], second["previous_version"]) == (MODEL, 2, 1)
+    assert second["url"].endswith(f"/v1/models/{MODEL}:predict")
+    assert default_score(second["url"]) == pytest.approx(BASE_SCORE + 2)
+    assert serving.current_model(MODEL) == str(serving_root / MODEL / "2")
+    assert json.loads((serving_root / f"{MODEL}.config.json").read_text()) == {"version_labels": {"stable": 2}}
+
+
+@pytest.mark.parametrize("bad_model, reason", [("poison", "smoke test"), ("garbage", "failed to load")])
+def test_rejected_model_leaves_the_stable_version_serving(serving_root, saved_models, bad_model, reason):
+    before = stable_version()
+    url = default_url()
+    served_before = default_score(url)
+
+    with pytest.raises(ModelRejected, match=reason) as failure:
+        serving.deploy(saved_models[bad_model], MODEL, INSTANCE)
+    assert f"version {before} keeps serving" in str(failure.value)
+
+    assert stable_version() == before
+    assert default_score(url) == served_before
+    rejected = max(int(p.name) for p in (serving_root / MODEL).iterdir() if p.name.isdigit())
+    assert rejected > before  # its directory stays, labelled nowhere
+    labels = json.loads((serving_root / f"{MODEL}.config.json").read_text())["version_labels"]
+    assert rejected not in labels.values()
+
+
+def test_predictions_never_fail_during_a_switch(serving_root, saved_models):
+    url = default_url()
+    before = default_score(url)
+    errors, scores, stop = [], [], threading.Event()
+
+    def predict_steadily():
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                try:
+                    response = client.post(url, json={"instances": [INSTANCE]})
+                    if response.status_code != 200:
+                        errors.append(f"HTTP {response.status_code}: {response.text}")
+                    else:
+                        scores.append(response.json()["predictions"][0][0])
+                except httpx.HTTPError as exc:
+                    errors.append(repr(exc))
+                time.sleep(0.01)
+
+    stream = threading.Thread(target=predict_steadily)
+    stream.start()
+    try:
+        result = serving.deploy(saved_models["b3"], MODEL, INSTANCE)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        stream.join()
+    assert errors == []
+    assert len(scores) > 20
+    assert set(round(s, 3) for s in scores) == {round(before, 3), round(BASE_SCORE + 3, 3)}
+    assert scores[-1] == pytest.approx(BASE_SCORE + 3)
+    assert stable_version() == result["version"]
+
+
+def test_concurrent_deploys_get_distinct_ordered_versions(serving_root, saved_models):
+    before = stable_version()
+    results, failures = {}, []
+
+    def deploy(name):
+        try:
+            results[name] = serving.deploy(saved_models[name], MODEL, INSTANCE)
+        except Exception as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=deploy, args=(name,)) for name in ("b4", "b5")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    first, second = sorted(results.values(), key=lambda r: r["version"])
+    assert second["version"] == first["version"] + 1
+    assert second["previous_version"] == first["version"]  # deployments were serialized
+    assert first["version"] > before
+    assert stable_version() == second["version"]
+    for name, result in results.items():  # each smoke test ran on its own version
+        assert result["prediction"] == pytest.approx([BASE_SCORE + BIASES[name]])
+
+
+def test_a_running_server_is_reused_and_a_dead_one_replaced(serving_root, saved_models):
+    pid_file = serving_root / ".server" / f"{MODEL}.pid"
+    pid = pid_file.read_text()
+    result = serving.deploy(saved_models["b6"], MODEL, INSTANCE)
+    assert pid_file.read_text() == pid
+    assert (serving_root / ".server" / f"{MODEL}.log").stat().st_size > 0
+
+    os.kill(int(pid), signal.SIGKILL)  # the server dies between deployments
+    again = serving.deploy(saved_models["b1"], MODEL, INSTANCE)
+    assert pid_file.read_text() != pid
+    assert (again["version"], again["previous_version"]) == (result["version"] + 1, result["version"])
+    assert default_score(default_url()) == pytest.approx(BASE_SCORE + 1)
+
+
+def test_stop_local_server(serving_root):
+    assert local.stop_all_local_servers() == [MODEL]
+    assert local.stop_local_server(MODEL) is False
+    with pytest.raises(httpx.TransportError):
+        default_score(default_url())
+    assert serving.current_model(MODEL)  # the model store outlives the server

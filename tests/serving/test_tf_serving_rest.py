@@ -1,0 +1,220 @@
+"""The TF Serving stand-in against TF Serving's REST API: routes, shapes, errors, versions."""
+from __future__ import annotations
+
+import base64
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+
+import saved_models
+from serving_helpers import ServingProcess, wait_until
+
+INSTANCES = [
+    {"size": 1.5, "weight": 2.0, "colour": "green"},
+    {"size": -3.0, "weight": 0.25, "colour": "mauve"},  # out of vocabulary
+]
+OK = {"error_code": "OK", "error_message": ""}
+
+
+def in_process_scores(saved_model: Path, instances=INSTANCES) -> np.ndarray:
+    """What the SavedModel itself answers, called through its signature in this process."""
+    signature = tf.saved_model.load(str(saved_model)).signatures["serving_raw"]
+    _, specs = signature.structured_input_signature
+    tensors = {name: tf.constant([[i[name]] for i in instances], spec.dtype) for name, spec in specs.items()}
+    (output,) = signature(**tensors).values()
+    return output.numpy()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, fixture_models):
+    """One server with version 1, no config file: read-only tests share it."""
+    process = ServingProcess(tmp_path_factory.mktemp("serving"))
+    try:
+        process.add_version(1, fixture_models["v1"])
+        process.wait_state(1, "AVAILABLE")
+        yield process
+    finally:
+        process.stop()
+
+
+def test_model_status_has_tf_serving_shape(server):
+    expected = {"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": OK}]}
+    assert server.status().json() == expected
+    assert server.status("/versions/1").json() == expected
+
+
+def test_unknown_model_version_or_label_is_404(server):
+    for url in (f"{server.url}/v1/models/nope", f"{server.url}/v1/models/{server.model_name}/versions/7",
+                f"{server.url}/v1/models/{server.model_name}/labels/canary"):
+        response = requests.get(url, timeout=5)
+        assert response.status_code == 404, url
+        assert set(response.json()) == {"error"}
+    for route in ("/versions/7", "/labels/canary"):
+        response = server.predict({"instances": INSTANCES}, route)
+        assert response.status_code == 404 and "error" in response.json()
+    response = requests.post(f"{server.url}/v1/models/nope:predict", json={"instances": INSTANCES}, timeout=5)
+    assert response.status_code == 404 and "error" in response.json()
+
+
+@pytest.mark.parametrize("as_list", [False, True], ids=["scalars", "one-element-lists"])
+@pytest.mark.parametrize("route", ["", "/versions/1"], ids=["default", "version"])
+def test_row_predictions_equal_the_saved_model_output(server, fixture_models, as_list, route):
+    instances = [{k: [v] if as_list else v for k, v in i.items()} for i in INSTANCES]
+    response = server.predict({"instances": instances}, route)
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    expected = in_process_scores(fixture_models["v1"])
+    assert np.asarray(predictions).shape == (2, 1)  # a list of [value] per instance, as TF Serving
+    np.testing.assert_allclose(predictions, expected, rtol=1e-6)
+    np.testing.assert_allclose(predictions, [[saved_models.expected_score(i, 1.0)] for i in INSTANCES])
+
+
+def test_b64_tf_examples_go_to_serving_default(server, fixture_models):
+    examples = [base64.b64encode(saved_models.serialized_example(i)).decode() for i in INSTANCES]
+    expected = in_process_scores(fixture_models["v1"])
+    for body in ({"instances": [{"b64": e} for e in examples]},
+                 {"instances": [{"examples": {"b64": e}} for e in examples]},
+                 {"signature_name": "serving_default", "inputs": {"examples": [{"b64": e} for e in examples]}}):
+        response = server.predict(body)
+        assert response.status_code == 200, response.text
+        (key,) = response.json()
+        np.testing.assert_allclose(response.json()[key], expected, rtol=1e-6)
+
+
+def test_columnar_inputs_answer_outputs(server, fixture_models):
+    inputs = {name: [i[name] for i in INSTANCES] for name in INSTANCES[0]}
+    response = server.predict({"signature_name": "serving_raw", "inputs": inputs})
+    assert response.status_code == 200, response.text
+    assert list(response.json()) == ["outputs"]
+    np.testing.assert_allclose(response.json()["outputs"], in_process_scores(fixture_models["v1"]), rtol=1e-6)
+
+
+def test_body_without_json_content_type_is_parsed(server):
+    # `curl -d` sends application/x-www-form-urlencoded; TF Serving reads the body as JSON anyway.
+    response = requests.post(f"{server.url}/v1/models/{server.model_name}:predict",
+                             data='{"instances": [{"size": 1, "weight": 1, "colour": "red"}]}',
+                             headers={"content-type": "application/x-www-form-urlencoded"}, timeout=5)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": [[14.0]]}
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({"instances": [{**INSTANCES[0], "shoe_size": 44}]}, "shoe_size"),
+    ({"instances": [{"size": 1.0, "colour": "red"}]}, "weight"),
+    ({"instances": [{**INSTANCES[0], "size": "large"}]}, "size"),
+    ({"instances": [{**INSTANCES[0], "colour": 3}]}, "colour"),
+    ({"instances": [{"b64": "not base64!"}]}, "examples"),
+    ({"instances": []}, "instances"),
+    ({"instances": INSTANCES, "inputs": {}}, "instances"),
+    ({"rows": INSTANCES}, "instances"),
+    ({"signature_name": "nope", "instances": INSTANCES}, "nope"),
+], ids=["unknown-feature", "missing-feature", "wrong-type", "number-for-string", "bad-b64", "empty",
+        "both-formats", "no-inputs", "unknown-signature"])
+def test_bad_input_is_400_with_error(server, body, reason):
+    response = server.predict(body)
+    assert response.status_code == 400, response.text
+    assert set(response.json()) == {"error"}
+    assert reason in response.json()["error"]
+
+
+def test_metadata_lists_the_signatures(server):
+    metadata = server.status("/metadata").json()
+    assert metadata["model_spec"] == {"name": server.model_name, "signature_name": "", "version": "1"}
+    signatures = metadata["metadata"]["signature_def"]["signature_def"]
+    assert set(signatures) == {"serving_default", "serving_raw"}
+    assert signatures["serving_raw"]["inputs"]["size"]["dtype"] == "DT_FLOAT"
+    assert signatures["serving_raw"]["inputs"]["colour"]["tensor_shape"]["dim"] == [
+        {"size": "-1", "name": ""}, {"size": "1", "name": ""}]
+    assert signatures["serving_default"]["outputs"]["score"]["dtype"] == "DT_FLOAT"
+
+
+def test_listens_on_loopback_only(server):
+    assert listening_addresses(server.port) == {"127.0.0.1"}
+
+
+def test_single_instance_latency(server):
+    body = {"instances": INSTANCES[:1]}
+    with requests.Session() as session:
+        url = f"{server.url}/v1/models/{server.model_name}:predict"
+        latencies = []
+        for _ in range(120):
+            start = time.perf_counter()
+            assert session.post(url, json=body, timeout=5).status_code == 200
+            latencies.append((time.perf_counter() - start) * 1000)
+    p50 = statistics.median(latencies[20:])
+    print(f"\nsingle-instance predict p50 = {p50:.2f} ms, p90 = {np.percentile(latencies[20:], 90):.2f} ms")
+    assert p50 < 100  # generous: two cores shared with other work
+
+
+def test_labels_switch_the_default_route_and_unload_the_rest(start_server, fixture_models):
+    server = start_server()
+    server.add_version(1, fixture_models["v1"])
+    server.add_version(2, fixture_models["v2"])
+    server.set_labels(stable=1, canary=2)
+    server.wait_state(1, "AVAILABLE")
+    server.wait_state(2, "AVAILABLE")
+    assert score(server) == score_of(1.0)
+    assert score(server, "/versions/2") == score(server, "/labels/canary") == score_of(2.0)
+    assert server.status("/labels/stable").json()["model_version_status"][0]["version"] == "1"
+
+    server.set_labels(stable=2)
+    wait_until(lambda: score(server) == score_of(2.0), 30, "the default route to serve version 2")
+    assert score(server, "/labels/stable") == score_of(2.0)
+    # Version 1 is neither labelled nor the newest any more: unloaded, reported END.
+    assert server.wait_state(1, "END")["status"] == OK
+    assert server.predict({"instances": INSTANCES[:1]}, "/versions/1").status_code == 404
+
+    server.set_labels(stable=1)  # rolling back reloads it
+    wait_until(lambda: score(server) == score_of(1.0), 60, "the default route to serve version 1 again")
+
+
+def test_broken_version_never_replaces_the_serving_one(start_server, fixture_models):
+    server = start_server()
+    server.add_version(1, fixture_models["v1"])
+    server.wait_state(1, "AVAILABLE")
+    broken = server.base_path / ".staging"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"this is not a protobuf")
+    broken.rename(server.base_path / "2")
+
+    status = server.wait_state(2, "END")
+    assert status["status"]["error_code"] != "OK" and status["status"]["error_message"]
+    assert score(server) == score_of(1.0)  # highest version, but it failed: version 1 still serves
+    assert server.predict({"instances": INSTANCES[:1]}, "/versions/2").status_code == 404
+    statuses = {s["version"]: s["state"] for s in server.status().json()["model_version_status"]}
+    assert statuses == {"2": "END", "1": "AVAILABLE"}
+
+    server.set_labels(stable=2)  # even labelled stable, it cannot take over
+    time.sleep(1)
+    assert score(server) == score_of(1.0)
+    assert server.status("/labels/stable").json()["model_version_status"][0]["state"] == "END"
+
+
+def score(server: ServingProcess, route: str = "") -> float:
+    response = server.predict({"instances": INSTANCES[:1]}, route)
+    assert response.status_code == 200, response.text
+    return response.json()["predictions"][0][0]
+
+
+def score_of(bias: float) -> float:
+    return pytest.approx(saved_models.expected_score(INSTANCES[0], bias))
+
+
+def listening_addresses(port: int) -> set[str]:
+    """IPv4/IPv6 addresses with a listening TCP socket on `port`, from /proc/net/tcp{,6}."""
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.split(":")
+            if state == "0A" and int(port_hex, 16) == port:  # 0A = LISTEN
+                if len(address) == 8:
+                    addresses.add(".".join(str(b) for b in bytes.fromhex(address)[::-1]))
+                else:
+                    addresses.add(address)
+    return addresses
