@@ -1,0 +1,133 @@
+"""`oracle`: the Keras Tuner chief. Serves trials over gRPC until the search is over, then
+reports every trial, best first.
+
+Restartable: its state lives in `{run_root}/tuning/` and a restart with the same flags
+resumes it (Keras Tuner's overwrite=False reload), running trials still assigned to their
+workers. It stops when the trials are done, or at `--deadline-seconds`; a worker silent for
+`--lease-seconds` loses its trial to another worker (see trainer.tuning.oracles).
+
+Binds `--bind:--port` itself (Keras Tuner's chief would bind KERASTUNER_ORACLE_IP, the
+address workers dial, which inside a pod is the Service name and cannot be bound).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from concurrent import futures
+
+from trainer.errors import BadInput, StepFailed
+from trainer.tuning import settings as st
+
+HELP = "Keras Tuner chief: serve trials to the tune workers over gRPC, then report all trials ranked."
+log = logging.getLogger("trainer.tuning.oracle_step")
+
+
+def add_arguments(parser) -> None:
+    st.add_arguments(parser)
+    g = parser.add_argument_group("chief")
+    g.add_argument("--port", default=os.environ.get("KERASTUNER_ORACLE_PORT"),
+                   help="gRPC port (default: KERASTUNER_ORACLE_PORT)")
+    g.add_argument("--bind", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 in a pod behind a Service)")
+    g.add_argument("--lease-seconds", default="120",
+                   help="a worker silent this long loses its trial to another worker (default 120)")
+    g.add_argument("--deadline-seconds", default=None,
+                   help="stop handing out trials this long after the search first started (default: none)")
+    g.add_argument("--max-handoffs", default="2",
+                   help="times a trial may lose its worker before it is failed (default 2)")
+
+
+def run(args) -> dict:
+    settings = st.from_args(args)
+    if args.port is None:
+        raise BadInput("--port", "required (or set KERASTUNER_ORACLE_PORT)")
+    port = st.integer("--port", args.port, minimum=1)
+    if port > 65535:
+        raise BadInput("--port", f"must be <= 65535, got {port}")
+    lease = st.seconds("--lease-seconds", args.lease_seconds)
+    deadline = st.seconds("--deadline-seconds", args.deadline_seconds, allow_none=True)
+    max_handoffs = st.integer("--max-handoffs", args.max_handoffs, minimum=0)
+    st.configure_logging()
+
+    from trainer import storage
+    from trainer.tuning.oracles import make_oracle
+
+    server = _listen(f"{args.bind}:{port}")  # before touching the state: a second chief must fail first
+
+    search_file = storage.join(settings.tuning_dir, st.SEARCH_FILE)
+    recorded = json.loads(storage.read_text(search_file)) if storage.exists(search_file) else None
+    st.check_same_search(settings, recorded, "oracle")
+
+    oracle = make_oracle(settings, lease_seconds=lease, deadline_seconds=deadline, max_handoffs=max_handoffs)
+    oracle._set_project_dir(settings.run_root, st.TUNING_DIR)
+    if storage.exists(oracle._get_oracle_fname()):
+        oracle.reload()  # overwrite=False: never delete a search other processes share
+    else:
+        oracle.save()
+    if recorded is None:
+        storage.write_text(search_file, json.dumps(settings.identity(), indent=2, sort_keys=True))
+    done_file = storage.join(settings.tuning_dir, st.DONE_FILE)
+    storage.remove(done_file)  # serving again: workers must not take an old result for the end
+
+    started = time.monotonic()
+    _serve(server, oracle, f"{args.bind}:{port}", lease)
+    result = build_result(oracle, settings)
+    log.info("search over in %.1fs: %d/%d completed, lost tuners %s%s", time.monotonic() - started,
+             result["completed"], settings.max_trials, result["lost_tuners"] or "none",
+             ", deadline hit" if result["deadline_hit"] else "")
+    storage.write_text(done_file, json.dumps(result, sort_keys=True))
+    if oracle.abort_reason:
+        raise StepFailed(f"search stopped: {oracle.abort_reason}")
+    return result
+
+
+def _listen(address: str):
+    import grpc
+
+    # No SO_REUSEPORT: a second chief on the same port must fail, not split the workers.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise StepFailed(f"cannot listen on {address} (port in use?)")
+    return server
+
+
+def _serve(server, oracle, address: str, lease: float) -> None:
+    from trainer.tuning.rpc import add_servicer
+
+    add_servicer(server, oracle)
+    server.start()
+    log.info("serving trials on %s (lease %.0fs)", address, lease)
+    tick = min(1.0, lease / 10)
+    try:
+        while not oracle.finished():
+            time.sleep(tick)
+            oracle.expire_leases()
+    finally:
+        server.stop(grace=1.0).wait()
+
+
+def build_result(oracle, settings) -> dict:
+    from trainer.tuning import records
+
+    completed, incomplete = [], []
+    for trial_id, trial in sorted(oracle.trials.items()):
+        finisher = oracle.finished_by.get(trial_id)
+        record = records.trial_record(trial, finisher or oracle.holder(trial_id),
+                                      records.read_outcome(settings.tuning_dir, trial_id, finisher))
+        ok = trial.status == "COMPLETED" and record["objective"] is not None
+        (completed if ok else incomplete).append(record)
+    return {
+        "trials": records.rank(completed, settings.direction),
+        "completed": len(completed),
+        "max_trials": settings.max_trials,
+        "incomplete": incomplete,
+        "lost_tuners": sorted(oracle.lost_tuners),
+        "objective": settings.objective_dict(),
+        "deadline_hit": bool(oracle.deadline_hit),
+    }

@@ -1,0 +1,272 @@
+"""The chief's oracle: Keras Tuner's search algorithms plus leases, a deadline and a restart
+that keeps running trials with their workers.
+
+Keras Tuner 1.4.8 alone, observed here:
+- a worker killed for good leaves its tuner id and trial 'ongoing' forever, and the chief
+  waits for them forever (`oracle_chief.exit_chief`);
+- a restarted chief (`reload`) puts every ongoing trial back in the retry queue, so a
+  worker still running it finishes it while another worker runs it again.
+
+`LeaseMixin` fixes both on top of any of the four oracles (see `make_oracle`):
+- every RPC from a tuner renews its lease; a tuner silent for `lease_seconds` is recorded
+  as lost and its trial goes back to the front of the queue for another worker (which
+  resumes it from the trial's backup); after `max_handoffs` such losses the trial is failed
+  (a trial that kills its worker, e.g. by OOM, must not take every worker down);
+- only the tuner holding a trial may report on it (`NotHolder` otherwise), and ending an
+  already ended trial is a no-op, so a late or retried report cannot corrupt the result;
+- a worker asking for a trial while others still run theirs waits (IDLE) instead of being
+  stopped: one of those trials may come back if its worker is lost;
+- past `deadline_seconds` (counted from the search's first start, across chief restarts)
+  no trial is handed out; running ones may finish;
+- on reload, trials that were running stay assigned to their tuner ids with a fresh lease.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import keras_tuner as kt
+from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.src.engine.oracle import synchronized
+
+from trainer import storage
+from trainer.tuning import search_space as ss
+from trainer.tuning.settings import Settings
+
+log = logging.getLogger("trainer.tuning.oracle")
+Status = trial_module.TrialStatus
+
+
+class NotHolder(Exception):
+    """A tuner reported on a trial it does not hold (its lease expired, or the chief restarted)."""
+
+
+class LeaseMixin:
+    def __init__(self, *args, lease_seconds: float, deadline_seconds: float | None, max_handoffs: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lease_seconds = lease_seconds
+        self.deadline_seconds = deadline_seconds
+        self.max_handoffs = max_handoffs
+        self.started_at = time.time()  # wall clock: persisted, so a restart does not extend the deadline
+        self.lost_tuners: list[str] = []
+        self.handoffs: dict[str, int] = {}
+        self.finished_by: dict[str, str] = {}  # trial id -> tuner whose end_trial was accepted
+        self.abort_reason: str | None = None
+        self.deadline_hit = False  # the deadline stopped the search with trials left to run
+        self._last_seen: dict[str, float] = {}  # tuner id -> time.monotonic() of its last RPC
+        self._stop_issued = False
+        self._persisted_ongoing: dict[str, str] = {}
+        self.verbose = 0  # Keras Tuner's display: this module logs one line per event instead
+
+    # -- who holds what ---------------------------------------------------------------------------
+
+    @synchronized
+    def touch(self, tuner_id: str | None) -> None:
+        if tuner_id:
+            self._last_seen[tuner_id] = time.monotonic()
+
+    def holder(self, trial_id: str) -> str | None:
+        return next((t for t, trial in self.ongoing_trials.items() if trial.trial_id == trial_id), None)
+
+    def _ended(self, trial_id: str) -> bool:
+        return trial_id in self.end_order
+
+    def _check_holder(self, tuner_id: str | None, trial_id: str) -> None:
+        holder = self.holder(trial_id)
+        # Without a tuner id (a plain Keras Tuner client) any current holder is accepted.
+        if holder is None or (tuner_id is not None and tuner_id != holder):
+            raise NotHolder(f"trial {trial_id} is held by {holder or 'no tuner'}, not by {tuner_id or 'this caller'}")
+
+    @synchronized
+    def check_holder(self, tuner_id: str | None, trial_id: str) -> None:
+        self.touch(tuner_id)
+        self._check_holder(tuner_id, trial_id)
+
+    @synchronized
+    def update_trial_from(self, tuner_id: str | None, trial_id: str, metrics, step=0):
+        self.touch(tuner_id)
+        if self._ended(trial_id):  # a retried report after a chief restart
+            return self.trials[trial_id]
+        self._check_holder(tuner_id, trial_id)
+        return self.update_trial(trial_id, metrics, step=step)
+
+    @synchronized
+    def end_trial_from(self, tuner_id: str | None, trial) -> None:
+        self.touch(tuner_id)
+        if self._ended(trial.trial_id):
+            return
+        self._check_holder(tuner_id, trial.trial_id)
+        holder = self.holder(trial.trial_id)
+        self.finished_by[trial.trial_id] = holder  # before end_trial, so that its save records it
+        self.end_trial(trial)
+        if not self._ended(trial.trial_id):  # sent for another attempt
+            self.finished_by.pop(trial.trial_id)
+        log.info("trial %s ended by %s: %s score=%s", trial.trial_id, holder, self.trials[trial.trial_id].status,
+                 self.trials[trial.trial_id].score)
+        self.save()  # Keras Tuner saves before removing the trial from ongoing_trials
+
+    # -- handing out trials -----------------------------------------------------------------------
+
+    @synchronized
+    def create_trial(self, tuner_id):
+        self.touch(tuner_id)
+        if tuner_id in self.ongoing_trials:  # a restarted worker gets its trial back
+            return self.ongoing_trials[tuner_id]
+        if self.abort_reason or self.deadline_passed():
+            self.deadline_hit = self.deadline_hit or (not self.abort_reason and self._work_left())
+            return self._stop(tuner_id)
+        trial = super().create_trial(tuner_id)
+        if trial.status == Status.RUNNING:
+            log.info("trial %s -> %s %s", trial.trial_id, tuner_id, ss.user_values(trial.hyperparameters.values))
+        elif trial.status == Status.STOPPED:
+            if self.ongoing_trials:  # one of them may come back: keep this worker around
+                self.tuner_ids.add(tuner_id)
+                return trial_module.Trial(self.get_space(), status=Status.IDLE)
+            self._stop_issued = True
+        return trial
+
+    def _stop(self, tuner_id):
+        self.tuner_ids.discard(tuner_id)
+        self._stop_issued = True
+        return trial_module.Trial(self.get_space(), status=Status.STOPPED)
+
+    def _work_left(self) -> bool:
+        return bool(self._retry_queue) or not self.max_trials or len(self.trials) < self.max_trials
+
+    def deadline_passed(self) -> bool:
+        return self.deadline_seconds is not None and time.time() >= self.started_at + self.deadline_seconds
+
+    def _check_consecutive_failures(self):
+        # Keras Tuner raises from inside end_trial, which would fail the worker's RPC and skip
+        # saving the trial; stop the search instead and let the chief report why.
+        try:
+            super()._check_consecutive_failures()
+        except RuntimeError as exc:
+            self.abort_reason = str(exc).splitlines()[0]
+            log.error("stopping the search: %s", self.abort_reason)
+
+    # -- leases -----------------------------------------------------------------------------------
+
+    @synchronized
+    def expire_leases(self) -> list[str]:
+        """Hand the trials of tuners silent for longer than the lease to others; returns the lost ids."""
+        now, lost = time.monotonic(), []
+        for tuner_id in sorted(self.tuner_ids | set(self.ongoing_trials)):
+            if now - self._last_seen.setdefault(tuner_id, now) <= self.lease_seconds:
+                continue
+            lost.append(tuner_id)
+            self.tuner_ids.discard(tuner_id)
+            if tuner_id not in self.lost_tuners:
+                self.lost_tuners.append(tuner_id)
+            trial = self.ongoing_trials.pop(tuner_id, None)
+            if trial is None:
+                log.warning("tuner %s silent for %.0fs: lost (it held no trial)", tuner_id, now - self._last_seen[tuner_id])
+                continue
+            count = self.handoffs[trial.trial_id] = self.handoffs.get(trial.trial_id, 0) + 1
+            if count > self.max_handoffs:
+                trial.status = Status.FAILED
+                trial.message = f"lost its tuner {count} times (last {tuner_id}); not handed out again"
+                self.end_order.append(trial.trial_id)
+                self._save_trial(trial)
+                log.warning("tuner %s lost; trial %s failed: %s", tuner_id, trial.trial_id, trial.message)
+            else:
+                self._retry_queue.append(trial.trial_id)  # create_trial serves this queue first
+                log.warning("tuner %s lost; trial %s goes to the next worker", tuner_id, trial.trial_id)
+        if lost:
+            self.save()
+        return lost
+
+    @synchronized
+    def finished(self) -> bool:
+        if self.ongoing_trials or self.tuner_ids:
+            return False
+        if self.abort_reason or self._stop_issued or not self._work_left():
+            return True
+        if self.deadline_passed():
+            self.deadline_hit = True
+            return True
+        return False
+
+    # -- persistence ------------------------------------------------------------------------------
+
+    def save(self):
+        # Keras Tuner writes in place: a chief killed mid-write would leave a state it cannot reload.
+        storage.write_text(self._get_oracle_fname(), json.dumps(self.get_state()))
+
+    def _save_trial(self, trial):
+        storage.write_text(storage.join(self._get_trial_dir(trial.trial_id), "trial.json"), json.dumps(trial.get_state()))
+
+    def get_state(self):
+        state = super().get_state()
+        state["leases"] = {
+            "started_at": self.started_at,
+            "lost_tuners": self.lost_tuners,
+            "handoffs": self.handoffs,
+            "finished_by": self.finished_by,
+            "abort_reason": self.abort_reason,
+        }
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self._persisted_ongoing = dict(state["ongoing_trials"])
+        leases = state.get("leases", {})
+        self.started_at = leases.get("started_at", self.started_at)
+        self.lost_tuners = list(leases.get("lost_tuners", []))
+        self.handoffs = dict(leases.get("handoffs", {}))
+        self.finished_by = dict(leases.get("finished_by", {}))
+        self.abort_reason = leases.get("abort_reason")
+
+    def reload(self):
+        super().reload()  # Keras Tuner re-queues every ongoing trial; undo that
+        now = time.monotonic()
+        for tuner_id, trial_id in self._persisted_ongoing.items():
+            if trial_id in self._retry_queue:
+                self._retry_queue.remove(trial_id)
+            if self._ended(trial_id):  # ended, but the chief died before saving that
+                continue
+            self.ongoing_trials[tuner_id] = self.trials[trial_id]
+            self.tuner_ids.add(tuner_id)
+            self._last_seen[tuner_id] = now  # a fresh lease: its worker may be waiting for us
+        # Trials saved as running but neither held, queued nor ended: the chief died inside
+        # create_trial before its answer reached the worker.
+        held = {t.trial_id for t in self.ongoing_trials.values()}
+        for trial_id, trial in sorted(self.trials.items()):
+            if trial.status == Status.RUNNING and trial_id not in held and trial_id not in self._retry_queue \
+                    and not self._ended(trial_id):
+                self._retry_queue.append(trial_id)
+        log.info("reloaded: %d trials, %d running (%s), %d queued", len(self.trials), len(self.ongoing_trials),
+                 ", ".join(f"{t}:{tr.trial_id}" for t, tr in self.ongoing_trials.items()) or "-", len(self._retry_queue))
+
+
+_BASES = {
+    "random": kt.oracles.RandomSearchOracle,
+    "bayesian": kt.oracles.BayesianOptimizationOracle,
+    "hyperband": kt.oracles.HyperbandOracle,
+    "grid": kt.oracles.GridSearchOracle,
+}
+_LEASED = {name: type(f"Leased{base.__name__}", (LeaseMixin, base), {}) for name, base in _BASES.items()}
+
+
+def make_oracle(settings: Settings, lease_seconds: float | None = None, deadline_seconds: float | None = None,
+                max_handoffs: int = 2):
+    """The algorithm's oracle over the search space. With `lease_seconds` (the chief) it is a
+    leased oracle; without (a worker's local copy) the plain one, used only for its objective."""
+    kwargs = dict(
+        objective=kt.Objective(settings.objective, settings.direction),
+        hyperparameters=ss.to_hyperparameters(settings.space),
+        tune_new_entries=False,  # the space is data: nothing the model asks for is added to it
+        seed=settings.seed + 1,  # Keras Tuner takes a seed of 0 as 'pick one at random'
+    )
+    if settings.algorithm == "hyperband":
+        kwargs["max_epochs"] = settings.epochs
+    else:
+        kwargs["max_trials"] = settings.max_trials
+    if lease_seconds is None:
+        oracle = _BASES[settings.algorithm](**kwargs)
+    else:
+        oracle = _LEASED[settings.algorithm](lease_seconds=lease_seconds, deadline_seconds=deadline_seconds,
+                                             max_handoffs=max_handoffs, **kwargs)
+    oracle.max_trials = settings.max_trials  # Hyperband has no such argument; it caps its brackets here
+    return oracle

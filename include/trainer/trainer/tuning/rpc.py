@@ -1,0 +1,174 @@
+"""The gRPC between workers and the chief: Keras Tuner's protocol, with the caller named.
+
+Every call a worker makes carries its tuner id as gRPC metadata, so the chief can renew
+that tuner's lease on any call and refuse reports from a tuner that no longer holds the
+trial (FAILED_PRECONDITION, raised as `LeaseLost` on the worker). A heartbeat is a
+`GetTrial` flagged as such; it needs no change to Keras Tuner's protocol.
+
+Keras Tuner's own client waits up to an hour per call (`wait_for_ready`) and gives up on
+a call in flight when the chief dies. This client retries while the chief is unreachable
+(each call is idempotent on the chief: a re-sent CreateTrial returns the trial already
+assigned, a re-sent EndTrial of an ended trial is a no-op), and stops waiting once the
+chief has left its result on storage.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import grpc
+from keras_tuner.src import errors as kt_errors
+from keras_tuner.src import protos
+from keras_tuner.src.distribute import oracle_chief, oracle_client
+from keras_tuner.src.engine import trial as trial_module
+
+from trainer.tuning.oracles import NotHolder
+
+log = logging.getLogger("trainer.tuning.rpc")
+TUNER_KEY = "kt-tuner-id"
+HEARTBEAT_KEY = "kt-heartbeat"
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class LeaseLost(kt_errors.FatalError):
+    """The chief gave this worker's trial to another worker; drop it. (A FatalError so that
+    Keras Tuner does not record it as a failed trial.)"""
+
+
+class SearchFinished(kt_errors.FatalError):
+    """The chief has finished the search and left; nothing more to do."""
+
+
+# -- chief side --------------------------------------------------------------------------------
+
+
+class LeasedServicer(oracle_chief.OracleServicer):
+    """Keras Tuner's servicer, attributing each call to its tuner and fencing stale reports."""
+
+    @staticmethod
+    def _caller(context) -> tuple[str | None, bool]:
+        metadata = dict(context.invocation_metadata())
+        return metadata.get(TUNER_KEY), HEARTBEAT_KEY in metadata
+
+    @staticmethod
+    def _fenced(context, call, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except NotHolder as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
+    def UpdateTrial(self, request, context):
+        tuner_id, _ = self._caller(context)
+        trial = self._fenced(context, self.oracle.update_trial_from, tuner_id, request.trial_id,
+                             dict(request.metrics), step=request.step)
+        return protos.get_service().UpdateTrialResponse(trial=trial.to_proto())
+
+    def EndTrial(self, request, context):
+        tuner_id, _ = self._caller(context)
+        trial = trial_module.Trial.from_proto(request.trial)
+        self._fenced(context, self.oracle.end_trial_from, tuner_id, trial)
+        return protos.get_service().EndTrialResponse()
+
+    def GetTrial(self, request, context):
+        tuner_id, heartbeat = self._caller(context)
+        if heartbeat:
+            self._fenced(context, self.oracle.check_holder, tuner_id, request.trial_id)
+        else:
+            self.oracle.touch(tuner_id)
+        return super().GetTrial(request, context)
+
+    def GetSpace(self, request, context):
+        self.oracle.touch(self._caller(context)[0])
+        return super().GetSpace(request, context)
+
+    def UpdateSpace(self, request, context):
+        self.oracle.touch(self._caller(context)[0])
+        return super().UpdateSpace(request, context)
+
+    def GetBestTrials(self, request, context):
+        self.oracle.touch(self._caller(context)[0])
+        return super().GetBestTrials(request, context)
+
+
+def add_servicer(server, oracle) -> None:
+    protos.get_service_grpc().add_OracleServicer_to_server(LeasedServicer(oracle), server)
+
+
+# -- worker side -------------------------------------------------------------------------------
+
+
+class _RetryingStub:
+    """Stands in for OracleStub: names the caller, retries while the chief is unreachable."""
+
+    def __init__(self, stub, tuner_id: str, wait_seconds: float, search_done: Callable[[], bool]):
+        self._stub = stub
+        self._metadata = ((TUNER_KEY, tuner_id),)
+        self._wait_seconds = wait_seconds
+        self._attempt_seconds = min(30.0, wait_seconds)
+        self._search_done = search_done
+
+    def __getattr__(self, name):
+        method = getattr(self._stub, name)
+
+        def call(request, **_ignored):  # Keras Tuner's own wait_for_ready/timeout are replaced
+            give_up = time.monotonic() + self._wait_seconds
+            warned = False
+            while True:
+                try:
+                    return method(request, wait_for_ready=True, timeout=self._attempt_seconds, metadata=self._metadata)
+                except grpc.RpcError as exc:
+                    if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                        raise LeaseLost(exc.details()) from None
+                    if exc.code() not in RETRYABLE:
+                        raise
+                    if self._search_done():
+                        raise SearchFinished("the chief has finished the search") from None
+                    if time.monotonic() > give_up:
+                        raise
+                    if not warned:
+                        log.warning("%s: chief unreachable (%s); retrying for up to %.0fs", name, exc.code().name,
+                                    give_up - time.monotonic())
+                        warned = True
+                    time.sleep(1.0)
+
+        return call
+
+
+class LeasedOracleClient(oracle_client.OracleClient):
+    """Keras Tuner's OracleClient over `_RetryingStub`, plus heartbeats; IDLE answers are
+    waited out here (`poll_seconds` apart) instead of re-asking in a tight loop."""
+
+    def __init__(self, oracle, address: str, tuner_id: str, wait_seconds: float, poll_seconds: float,
+                 search_done: Callable[[], bool]):
+        # Not calling OracleClient.__init__: it reads the address from the environment.
+        self._oracle = oracle
+        self._channel = grpc.insecure_channel(address)
+        self._raw = protos.get_service_grpc().OracleStub(self._channel)
+        self.stub = _RetryingStub(self._raw, tuner_id, wait_seconds, search_done)
+        self.tuner_id = tuner_id
+        self.multi_worker = False
+        self.should_report = True
+        self._poll_seconds = poll_seconds
+
+    def create_trial(self, tuner_id):
+        while True:
+            trial = super().create_trial(tuner_id)
+            if trial.status != trial_module.TrialStatus.IDLE:
+                return trial
+            time.sleep(self._poll_seconds)
+
+    def heartbeat(self, trial_id: str, timeout: float) -> bool:
+        """False only when the chief says this tuner no longer holds `trial_id`; an
+        unreachable chief is not a lost lease (a restarted chief keeps assignments)."""
+        try:
+            self._raw.GetTrial(protos.get_service().GetTrialRequest(trial_id=trial_id), timeout=timeout,
+                               metadata=((TUNER_KEY, self.tuner_id), (HEARTBEAT_KEY, "1")))
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                log.warning("lease on trial %s lost: %s", trial_id, exc.details())
+                return False
+        return True
+
+    def close(self) -> None:
+        self._channel.close()

@@ -1,0 +1,177 @@
+"""The tuning flags `oracle` and `tune` share, validated into one `Settings` before anything starts.
+
+Enumerations and numbers are parsed here rather than by argparse so that every mistake is
+reported the same way: exit 2 with one line `error: <flag>: <reason>`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass
+
+from trainer.errors import BadInput
+from trainer.tuning import search_space as ss
+
+ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
+DIRECTIONS = ("min", "max")
+FUNCTIONS = ("branin", "sleep")  # see function_objective
+TUNING_DIR = "tuning"  # {run_root}/tuning/ is the Keras Tuner project directory
+SEARCH_FILE = "search.json"  # what defines the search, written by the chief (see check_same_search)
+DONE_FILE = "oracle_result.json"  # the chief's result; its presence means the search is over
+DEFAULT_OBJECTIVE = "val_mae"
+FUNCTION_OBJECTIVE = "value"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("search (identical on the oracle and every tune worker)")
+    g.add_argument("--algorithm", default="random", help=f"one of {', '.join(ALGORITHMS)} (default random)")
+    g.add_argument("--search-space", help="JSON/YAML list of parameters, inline or a URI (default: the tabular model's space)")
+    g.add_argument("--objective", help=f"metric to optimise (default {DEFAULT_OBJECTIVE}; '{FUNCTION_OBJECTIVE}' with --objective-function)")
+    g.add_argument("--direction", default="min", help="min or max (default min)")
+    g.add_argument("--max-trials", default="10", help="trials to run in total, >= 1 (default 10)")
+    g.add_argument("--executions-per-trial", default="1", help="fits per trial, averaged (default 1)")
+    g.add_argument("--epochs", default="5", help="epochs per trial; Hyperband's max_epochs (default 5)")
+    g.add_argument("--seed", default="0", help="random seed of the oracle and of training (default 0)")
+    g.add_argument("--objective-function", help=f"benchmark: tune {' or '.join(FUNCTIONS)} instead of the Keras model")
+
+
+@dataclass(frozen=True)
+class Settings:
+    run_root: str
+    algorithm: str
+    space: ss.SearchSpace
+    objective: str
+    direction: str
+    max_trials: int
+    executions_per_trial: int
+    epochs: int
+    seed: int
+    function: str | None = None
+
+    @property
+    def tuning_dir(self) -> str:
+        from trainer import storage
+
+        return storage.join(self.run_root, TUNING_DIR)
+
+    def identity(self) -> dict:
+        """What makes two processes take part in the same search (max_trials may grow on a restart)."""
+        return {
+            "algorithm": self.algorithm,
+            "search_space": self.space.to_list(),
+            "objective": {"name": self.objective, "direction": self.direction},
+            "objective_function": self.function,
+            "epochs": self.epochs,
+            "executions_per_trial": self.executions_per_trial,
+            "seed": self.seed,
+        }
+
+    def objective_dict(self) -> dict:
+        return {"name": self.objective, "direction": self.direction}
+
+
+def from_args(args: argparse.Namespace) -> Settings:
+    algorithm = _one_of("--algorithm", args.algorithm, ALGORITHMS)
+    direction = _one_of("--direction", args.direction, DIRECTIONS)
+    function = None if args.objective_function is None else _one_of("--objective-function", args.objective_function, FUNCTIONS)
+    if function:
+        from trainer.tuning import function_objective
+
+        objective = args.objective or FUNCTION_OBJECTIVE
+        if objective != FUNCTION_OBJECTIVE:
+            raise BadInput("--objective", f"a benchmark function reports '{FUNCTION_OBJECTIVE}', got {objective!r}")
+        if direction != "min":
+            raise BadInput("--direction", "benchmark functions are minimised; use min")
+        space = ss.load(args.search_space, default=function_objective.default_space(function))
+        space.require_names(function_objective.parameter_names(function), f"the {function} function")
+    else:
+        from trainer import model
+
+        objective = args.objective or DEFAULT_OBJECTIVE
+        if not objective.replace("_", "").isalnum():
+            raise BadInput("--objective", f"{objective!r} is not a metric name (e.g. val_mae, val_loss, mae)")
+        space = ss.load(args.search_space)
+        space.require_names(model.DEFAULT_HYPERPARAMETERS, "the tabular model")
+        _check_model_accepts(space, model)
+    if algorithm == "grid":
+        space.require_discrete(algorithm)
+    return Settings(
+        run_root=args.run_root,
+        algorithm=algorithm,
+        space=space,
+        objective=objective,
+        direction=direction,
+        max_trials=positive_int("--max-trials", args.max_trials),
+        executions_per_trial=positive_int("--executions-per-trial", args.executions_per_trial),
+        epochs=positive_int("--epochs", args.epochs),
+        seed=integer("--seed", args.seed, minimum=0),
+        function=function,
+    )
+
+
+def _check_model_accepts(space: ss.SearchSpace, model) -> None:
+    """Both ends of every range must be values the model builds with, or each trial would fail late."""
+    for p in space.parameters:
+        for value in (p.values if p.type == "choice" else (p.min, p.max)):
+            model.resolve_hyperparameters({p.name: value}, field="--search-space")
+
+
+# -- checks against what another process already started ----------------------------------------
+
+
+def check_same_search(settings: Settings, recorded: dict | None, who: str) -> None:
+    """A worker or a restarted chief must not join a search defined differently: Keras Tuner
+    would mix trials of two searches in one directory without a word."""
+    if recorded is None:
+        return
+    mine = settings.identity()
+    for key, value in mine.items():
+        if recorded.get(key) != value:
+            flag = {"search_space": "--search-space", "objective_function": "--objective-function"}.get(key, f"--{key.replace('_', '-')}")
+            raise BadInput(flag, f"{settings.tuning_dir} holds a search with {key}={json.dumps(recorded.get(key))}; "
+                                 f"this {who} has {json.dumps(value)} (same flags everywhere, or a new run root)")
+
+
+# -- small parsers ----------------------------------------------------------------------------------
+
+
+def _one_of(flag: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise BadInput(flag, f"unknown value {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def integer(flag: str, value, minimum: int | None = None) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise BadInput(flag, f"must be an integer, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise BadInput(flag, f"must be >= {minimum}, got {number}")
+    return number
+
+
+def positive_int(flag: str, value) -> int:
+    return integer(flag, value, minimum=1)
+
+
+def seconds(flag: str, value, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise BadInput(flag, f"must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise BadInput(flag, f"must be > 0 seconds, got {value!r}")
+    return number
+
+
+def configure_logging() -> None:
+    """One line per event on stderr (the pod log); steps call this, library code never does."""
+    import logging
+    import sys
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,117 @@
+"""`tune`: a Keras Tuner worker. Takes trials from the chief until it says stop, and reports
+the trials it finished.
+
+Restart it with the same `--tuner-id` after a kill (a preemption) and the chief hands it
+back its unfinished trial, which resumes from its last completed epoch.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+
+from trainer.errors import BadInput
+from trainer.tuning import settings as st
+
+HELP = "Keras Tuner worker: run trials from the oracle (resuming an interrupted one) and report them."
+log = logging.getLogger("trainer.tuning.tune_step")
+_TUNER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def add_arguments(parser) -> None:
+    st.add_arguments(parser)
+    g = parser.add_argument_group("worker")
+    g.add_argument("--tuner-id", default=os.environ.get("KERASTUNER_TUNER_ID"),
+                   help="stable id of this worker across restarts, e.g. tuner-0 (default: KERASTUNER_TUNER_ID)")
+    g.add_argument("--oracle-address", default=None,
+                   help="HOST:PORT of the oracle (default: KERASTUNER_ORACLE_IP:KERASTUNER_ORACLE_PORT)")
+    g.add_argument("--heartbeat-seconds", default="10",
+                   help="lease renewal period; keep it well under the oracle's --lease-seconds (default 10)")
+    g.add_argument("--poll-seconds", default="2",
+                   help="wait between asks while the oracle has no trial to give yet (default 2)")
+    g.add_argument("--oracle-wait-seconds", default="3600",
+                   help="give up (exit 1) after the oracle has been unreachable this long (default 3600)")
+    g.add_argument("--sleep-seconds", default=None,
+                   help="with --objective-function: seconds per epoch (default 1 for sleep, 0 for branin)")
+
+
+def _tuner_id(value: str | None) -> str:
+    if not value:
+        raise BadInput("--tuner-id", "required (or set KERASTUNER_TUNER_ID)")
+    if not _TUNER_ID.match(value):
+        raise BadInput("--tuner-id", f"{value!r}: use letters, digits, '_', '.', '-' (at most 63)")
+    if "chief" in value:  # Keras Tuner makes any process whose id contains 'chief' a chief
+        raise BadInput("--tuner-id", f"{value!r}: must not contain 'chief'")
+    return value
+
+
+def _address(value: str | None) -> tuple[str, int]:
+    if value is None:
+        ip, port = os.environ.get("KERASTUNER_ORACLE_IP"), os.environ.get("KERASTUNER_ORACLE_PORT")
+        if not ip or not port:
+            raise BadInput("--oracle-address", "required (or set KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT)")
+        value = f"{ip}:{port}"
+    host, _, port = value.rpartition(":")
+    if not host:
+        raise BadInput("--oracle-address", f"{value!r} is not HOST:PORT")
+    number = st.integer("--oracle-address", port, minimum=1)
+    if number > 65535:
+        raise BadInput("--oracle-address", f"port must be <= 65535, got {number}")
+    return host, number
+
+
+def run(args) -> dict:
+    settings = st.from_args(args)
+    tuner_id = _tuner_id(args.tuner_id)
+    host, port = _address(args.oracle_address)
+    heartbeat = st.seconds("--heartbeat-seconds", args.heartbeat_seconds)
+    poll = st.seconds("--poll-seconds", args.poll_seconds)
+    wait = st.seconds("--oracle-wait-seconds", args.oracle_wait_seconds)
+    if settings.function:
+        from trainer.tuning import function_objective as fo
+
+        sleep = fo.DEFAULT_SLEEP_SECONDS[settings.function] if args.sleep_seconds is None else fo.non_negative_seconds(args.sleep_seconds)
+    elif args.sleep_seconds is not None:
+        raise BadInput("--sleep-seconds", "only with --objective-function")
+    st.configure_logging()
+
+    from trainer import data, storage
+
+    if not settings.function:
+        data_dir = data.data_dir(settings.run_root)
+        spec = data.load_feature_spec(data_dir)
+    search_file = storage.join(settings.tuning_dir, st.SEARCH_FILE)
+    if storage.exists(search_file):
+        st.check_same_search(settings, json.loads(storage.read_text(search_file)), "worker")
+    done_file = storage.join(settings.tuning_dir, st.DONE_FILE)
+    if storage.exists(done_file):  # started (or retried) after the search ended
+        log.info("the search is over (%s); nothing to do", done_file)
+        return {"tuner_id": tuner_id, "trials": []}
+
+    # Keras Tuner decides worker vs chief, and where the tuner's own state goes, from these.
+    os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
+    from trainer.tuning.oracles import make_oracle
+    from trainer.tuning.rpc import LeasedOracleClient, SearchFinished
+
+    if not settings.function:
+        from trainer.tuning.keras_trial import KerasTrialTuner, check_objective
+
+        check_objective(settings.objective, data_dir, spec)
+    local = make_oracle(settings)  # only lends its objective to the client, as in Keras Tuner
+    if settings.function:
+        tuner = fo.make_tuner(local, settings, tuner_id, sleep)
+    else:
+        tuner = KerasTrialTuner(local, settings, tuner_id, data_dir, spec)
+    client = LeasedOracleClient(local, f"{host}:{port}", tuner_id, wait_seconds=wait, poll_seconds=poll,
+                                search_done=lambda: storage.exists(done_file))
+    tuner.connect(client, heartbeat)
+    try:
+        tuner.search()
+    except SearchFinished:
+        log.info("the oracle finished the search while this worker waited for it")
+    finally:
+        tuner.close()
+        client.close()
+    log.info("finished %d trial(s): %s", len(tuner.finished), [t["trial_id"] for t in tuner.finished])
+    return {"tuner_id": tuner_id, "trials": tuner.finished}
