@@ -1,5 +1,9 @@
 """The local TF Serving stand-in as a detached process, one per model.
 
+Each model gets its own server, as it gets its own Deployment on Kubernetes: the first
+model of a serving root listens on `serving_port`, each further model on the next free
+port; the port is remembered in `{serving_root}/.server/{name}.port`.
+
 `python -m tf_serving_rest` runs in the serving environment (TensorFlow lives there, never
 here) with PYTHONPATH=include/serving. It outlives the task that started it: later
 deployments reuse it, found through its pid file `{serving_root}/.server/{name}.pid`; its log
@@ -7,7 +11,10 @@ is `{serving_root}/.server/{name}.log`.
 """
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -33,13 +40,49 @@ def base_url(port_: int | None = None) -> str:
     return f"http://{HOST}:{port_ or port()}"
 
 
+def model_port(store: ModelStore) -> int:
+    """This model's port: remembered, or allocated under a lock shared by every model."""
+    store.state_dir.mkdir(parents=True, exist_ok=True)
+    record = store.state_dir / f"{store.model_name}.port"
+    configured = port()
+    with open(store.state_dir / "ports.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            known = json.loads(record.read_text())
+            if known["configured"] == configured:
+                return known["port"]
+        except (OSError, ValueError, KeyError):
+            pass
+        taken = set()
+        for other in store.state_dir.glob("*.port"):
+            if other != record:
+                try:
+                    taken.add(json.loads(other.read_text())["port"])
+                except (OSError, ValueError, KeyError):
+                    pass
+        candidate = configured
+        while candidate in taken or not _port_free(candidate):
+            candidate += 1
+        record.write_text(json.dumps({"configured": configured, "port": candidate}))
+        return candidate
+
+
+def _port_free(port_: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port_))
+        except OSError:
+            return False
+        return True
+
+
 def ensure_running(store: ModelStore, timeout: float) -> str:
-    """Base URL of a live server for this model on the configured port, started if need be.
+    """Base URL of a live server for this model on its port, started if need be.
 
     Call with the model's lock held, so two deployments never start two servers.
     """
-    wanted_port = port()
     process = _running_server(store)
+    wanted_port = model_port(store)
     if process is not None and _port_of(process) == wanted_port:
         deadline = time.monotonic() + REUSE_GRACE_SECONDS  # busy is not dead: give it a moment
         while time.monotonic() < deadline:
