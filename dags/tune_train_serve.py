@@ -17,7 +17,7 @@ import pendulum
 from airflow.sdk import ObjectStoragePath, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from tune_serve import backends, config, leaderboard, plan as planning, serving
+from tune_serve import backends, config, leaderboard, plan as planning, serving, summaries
 from tune_serve.params import ConfError, dag_params, validate_conf
 from tune_serve.podspec import PodTask, Resources
 
@@ -84,6 +84,8 @@ def tune_train_serve():
         for entry in top:
             print(f"rank {entry['rank']}: {plan['objective']['name']}={entry['objective']:.4f} "
                   f"trial {entry['trial_id']} {entry['hyperparameters']}")
+        if plan["objective_function"]:
+            raise AirflowSkipException(f"benchmark objective {plan['objective_function']}: nothing to train")
         return top
 
     top = aggregate_top_n(plan, tuners.output, search.output)
@@ -128,15 +130,16 @@ def tune_train_serve():
     deployed = serving_group()
 
     @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=1)
-    def summarize(plan: dict, top, evaluations, deployed) -> dict:
-        """One record of what this run decided, next to its artifacts."""
-        summary = {"run_id": plan["run_id"], "leaderboard": top, "deployed": deployed,
-                   "evaluations": [{k: e.get(k) for k in ("rank", "blessed", "failed_thresholds", "overall",
-                                                           "model_path", "report")}
-                                   for e in (evaluations or []) if e]}
+    def summarize(plan: dict, top, evaluations, deployed, ti=None) -> dict:
+        """One record of what this run decided, next to its artifacts; fails the run if a
+        step that matters failed (a tuner lost for good does not: the search covered it)."""
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id])[ti.run_id]
+        summary = summaries.build(plan, top, evaluations, deployed, states)
         path = ObjectStoragePath(plan["run_root"] if "://" in plan["run_root"] else f"file://{plan['run_root']}")
         path.mkdir(parents=True, exist_ok=True)
         (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        if summary["failed_steps"]:
+            raise AirflowFailException(f"failed steps: {', '.join(summary['failed_steps'])} (summary in {path})")
         return summary
 
     summarize(plan, top, evaluated.output, deployed)

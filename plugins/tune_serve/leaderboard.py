@@ -1,6 +1,7 @@
 """Top-N aggregation of the tuners' trials, and the choice of the model to ship."""
 from __future__ import annotations
 
+import json
 import math
 from typing import Iterable
 
@@ -31,9 +32,18 @@ def merge_trials(tuner_results: Iterable[dict | None], oracle_result: dict | Non
 
 
 def top_n(trials: list[dict], n: int, direction: str) -> list[dict]:
-    """The n best trials, ranked from 0; ties broken by trial id so the order is stable."""
+    """The n best distinct hyperparameter sets, ranked from 0; ties broken by trial id.
+
+    Hyperband runs one configuration as several trials (one per bracket round): only its
+    best trial counts, so the same model is never trained twice.
+    """
     sign = 1 if direction == "min" else -1
-    ranked = sorted(trials, key=lambda t: (sign * t["objective"], str(t["trial_id"])))
+    ranked, seen = [], set()
+    for t in sorted(trials, key=lambda t: (sign * t["objective"], str(t["trial_id"]))):
+        key = json.dumps(t["hyperparameters"], sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            ranked.append(t)
     if not ranked:
         raise NoCandidate("no trial completed: nothing to train")
     return [{"rank": rank, "trial_id": t["trial_id"], "objective": t["objective"],

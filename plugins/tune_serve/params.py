@@ -78,6 +78,13 @@ def dag_params() -> dict[str, Param]:
                                     "A tuner silent this long loses its trial to another tuner.", search),
         "tuning_deadline_minutes": _int(360, 1, 10_080, "Search deadline (min)",
                                         "After this the search stops and reports what completed.", search),
+        "objective_function": Param(None, type=["null", "string"], enum=[None, "sleep", "branin"],
+                                    title="Benchmark objective", section=search,
+                                    description="For benchmarks: tune a plain function instead of the Keras model "
+                                                "(`sleep`: fixed-length trials; `branin`: the Branin function). "
+                                                "The run stops after the search."),
+        "trial_sleep_seconds": Param(1.0, type="number", minimum=0, maximum=3600, title="Sleep per epoch (s)",
+                                     section=search, description="Length of an epoch of the `sleep` objective."),
         "seed": _int(42, 0, 2**31 - 1, "Seed", "Seeds the split, the search and training.", search),
         "top_n": _int(2, 1, 50, "Top N", "Best hyperparameter sets to train in full.", train),
         "training_epochs": _int(20, 1, 100_000, "Training epochs", "Epochs of each full training.", train),

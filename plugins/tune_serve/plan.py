@@ -26,15 +26,18 @@ def _optional(flag: str, value: Any) -> list[str]:
 def build_plan(conf: dict[str, Any], run_id: str) -> dict[str, Any]:
     root = run_root(run_id)
     features = conf.get("features")
+    function = conf.get("objective_function")
+    objective = "value" if function else conf["objective"]
     search = [
         "--run-root", root,
         "--algorithm", conf["algorithm"],
         *_optional("--search-space", conf.get("search_space")),
-        "--objective", conf["objective"], "--direction", conf["direction"],
+        "--objective", objective, "--direction", "min" if function else conf["direction"],
         "--max-trials", str(conf["max_trials"]),
         "--executions-per-trial", str(conf["executions_per_trial"]),
         "--epochs", str(conf["tuning_epochs"]),
         "--seed", str(conf["seed"]),
+        *(["--objective-function", function] if function else []),
     ]
     return {
         "run_id": run_id,
@@ -42,7 +45,8 @@ def build_plan(conf: dict[str, Any], run_id: str) -> dict[str, Any]:
         "model_name": conf["model_name"],
         "num_tuners": conf["num_tuners"],
         "top_n": conf["top_n"],
-        "objective": {"name": conf["objective"], "direction": conf["direction"]},
+        "objective": {"name": objective, "direction": "min" if function else conf["direction"]},
+        "objective_function": function,
         "prepare": [
             "--run-root", root, "--source", conf["source"],
             *_optional("--label", conf.get("label")),
@@ -57,7 +61,8 @@ def build_plan(conf: dict[str, Any], run_id: str) -> dict[str, Any]:
             "--lease-seconds", str(conf["tuner_lease_seconds"]),
             "--deadline-seconds", str(conf["tuning_deadline_minutes"] * 60),
         ],
-        "tune": search,
+        "tune": [*search, *(["--sleep-seconds", str(conf.get("trial_sleep_seconds", 1.0))]
+                            if function == "sleep" else [])],
         "train": [
             "--run-root", root, "--epochs", str(conf["training_epochs"]),
             "--patience", str(conf["early_stopping_patience"]),

@@ -33,3 +33,11 @@ def test_select_blessed_prefers_lowest_mae_and_refuses_when_none_blessed():
     assert select_blessed(evals)["rank"] == 1
     with pytest.raises(NoCandidate, match="no candidate was blessed.*rank 2: mean_absolute_error 0.1"):
         select_blessed([evals[2]])
+
+
+def test_top_n_trains_each_hyperparameter_set_once():
+    same = {"units": 8}
+    trials = [{"trial_id": "a", "objective": 2.0, "hyperparameters": same},
+              {"trial_id": "b", "objective": 1.0, "hyperparameters": dict(same)},  # Hyperband's next round
+              {"trial_id": "c", "objective": 3.0, "hyperparameters": {"units": 16}}]
+    assert [t["trial_id"] for t in top_n(trials, 2, "min")] == ["b", "c"]
