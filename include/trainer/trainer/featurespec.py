@@ -183,14 +183,9 @@ class DeclaredSpec:
 # -- helpers -------------------------------------------------------------------------
 
 
-def read_mapping(uri: str, field_name: str | None = None) -> Any:
-    """Read a JSON or YAML document; missing or unparsable files raise BadInput."""
-    from trainer import storage
-
-    field_name = field_name or uri
-    if not storage.exists(uri):
-        raise BadInput(field_name, f"file not found: {uri}")
-    text = storage.read_text(uri)
+def parse_mapping(text: str, field_name: str) -> Any:
+    """Parse a JSON or YAML document (JSON first: it is the common case and YAML's superset
+    parser gives worse messages); unparsable text raises BadInput naming the field."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -200,8 +195,17 @@ def read_mapping(uri: str, field_name: str | None = None) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        reason = str(exc).replace("\n", " ")
-        raise BadInput(field_name, f"{uri} is neither valid JSON nor YAML: {reason}") from None
+        raise BadInput(field_name, f"neither valid JSON nor YAML: {str(exc).splitlines()[0]}") from None
+
+
+def read_mapping(uri: str, field_name: str | None = None) -> Any:
+    """Read a JSON or YAML document; missing or unparsable files raise BadInput."""
+    from trainer import storage
+
+    field_name = field_name or uri
+    if not storage.exists(uri):
+        raise BadInput(field_name, f"file not found: {uri}")
+    return parse_mapping(storage.read_text(uri), field_name)
 
 
 def _check_mapping(field_name: str, value: Any) -> Mapping:

@@ -20,13 +20,13 @@ hand training unrounded values.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from trainer.errors import BadInput
+from trainer.featurespec import parse_mapping, read_mapping
 
 TYPES = ("int", "float", "choice")
 ALGORITHMS_NEEDING_DISCRETE = ("grid",)
@@ -122,23 +122,8 @@ def load(value: str | None, default: list[dict] | None = None, field: str = "--s
         return validate(DEFAULT_SPACE if default is None else default, field)
     text = value.strip()
     if text[0] in "[{" or "\n" in text:
-        return validate(_parse_inline(text, field), field)
-    from trainer.featurespec import read_mapping
-
+        return validate(parse_mapping(text, field), field)
     return validate(read_mapping(text, field_name=field), field)
-
-
-def _parse_inline(text: str, field: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise BadInput(field, f"neither valid JSON nor YAML: {str(exc).splitlines()[0]}") from None
 
 
 def validate(data: Any, field: str = "--search-space") -> SearchSpace:
