@@ -28,11 +28,14 @@ class AirflowClient:
         """Until the DAG processor has parsed the DAG (a fresh installation parses it first)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.http.get(f"/dags/{dag_id}").status_code == 200:
+            # An import error left from an earlier parse is cleared by the next good one.
+            errors = self._get("/importErrors")["import_errors"]
+            response = self.http.get(f"/dags/{dag_id}")
+            if not errors and response.status_code == 200 and not response.json().get("is_stale"):
                 return
             time.sleep(2)
-        errors = self._get("/importErrors")
-        raise TimeoutError(f"DAG {dag_id} not parsed within {timeout}s; import errors: {errors}")
+        details = "\n".join(e["stack_trace"] for e in errors)
+        raise TimeoutError(f"DAG {dag_id} not ready within {timeout}s" + (f"; import errors:\n{details}" if errors else ""))
 
     def trigger(self, conf: dict, run_id: str | None = None, dag_id: str = DAG_ID) -> str:
         body = {"logical_date": None, "conf": conf, **({"dag_run_id": run_id} if run_id else {})}

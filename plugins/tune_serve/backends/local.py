@@ -22,6 +22,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, Resum
 from tune_serve import config
 from tune_serve.backends.local_process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
 from tune_serve.errors import PodFailed, PodPreempted
+from tune_serve.links import POD_TASK_LINKS
 from tune_serve.podspec import TRAINER_COMMAND, PodTask
 
 _PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
@@ -60,6 +61,7 @@ class LocalPodOperator(ResumableJobMixin, BaseOperator):
 
     template_fields = ("arguments", "env_vars")
     external_id_key = "local_process_dir"
+    operator_extra_links = POD_TASK_LINKS
     ui_color = "#d5e8f7"
 
     def __init__(self, *, cmds: list[str], arguments: list[Any] | None = None,

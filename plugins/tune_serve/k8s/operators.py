@@ -17,6 +17,7 @@ from airflow.providers.google.cloud.operators.kubernetes_engine import GKEStartP
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from kubernetes.client.exceptions import ApiException
 
+from tune_serve.links import POD_TASK_LINKS
 from tune_serve.preemption import PodFailed, PodPreempted, classify
 
 if TYPE_CHECKING:
@@ -75,9 +76,13 @@ class PreemptionAwarePodMixin:
 class TrainerPodOperator(PreemptionAwarePodMixin, KubernetesPodOperator):
     """One trainer step in a pod, through an Airflow Kubernetes connection."""
 
+    operator_extra_links = (*KubernetesPodOperator.operator_extra_links, *POD_TASK_LINKS)
+
 
 class GKETrainerPodOperator(PreemptionAwarePodMixin, GKEStartPodOperator):
     """One trainer step in a pod on GKE (cluster endpoint and credentials from the Google connection)."""
+
+    operator_extra_links = (*GKEStartPodOperator.operator_extra_links, *POD_TASK_LINKS)
 
 
 def _name(pod: V1Pod | None) -> str | None:
