@@ -129,10 +129,14 @@ def tune_train_serve():
 
     deployed = serving_group()
 
-    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, retries=1)
+    # ALL_DONE: ALL_DONE_MIN_ONE_SUCCESS skips as soon as one upstream was skipped, and a run that
+    # blessed no candidate (select/deploy skipped) or tuned a benchmark objective needs its summary most.
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
     def summarize(plan: dict, top, evaluations, deployed, ti=None) -> dict:
         """One record of what this run decided, next to its artifacts; fails the run if a
         step that matters failed (a tuner lost for good does not: the search covered it)."""
+        if not plan:  # the parameters were rejected: nothing ran, nothing to record
+            raise AirflowFailException("no run plan: validate_params rejected the run's parameters")
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id])[ti.run_id]
         summary = summaries.build(plan, top, evaluations, deployed, states)
         path = ObjectStoragePath(plan["run_root"] if "://" in plan["run_root"] else f"file://{plan['run_root']}")

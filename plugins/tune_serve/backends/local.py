@@ -174,7 +174,10 @@ class LocalOracleSensor(BaseSensorOperator):
 
     def __init__(self, *, handle, max_restarts: int = 6, **kwargs):
         kwargs.setdefault("mode", "reschedule")
-        kwargs.setdefault("poke_interval", 5)
+        # Well above the ~5 s a finished task process lingers in its supervisor: a poke due again
+        # before the scheduler has seen the last one end is failed as "state changed externally"
+        # and burns a retry (apache/airflow#71172); at 5 s that happened several times per search.
+        kwargs.setdefault("poke_interval", 15)
         super().__init__(**kwargs)
         self.handle = handle
         self.max_restarts = max_restarts
