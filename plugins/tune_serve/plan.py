@@ -61,8 +61,10 @@ def build_plan(conf: dict[str, Any], run_id: str) -> dict[str, Any]:
             "--lease-seconds", str(conf["tuner_lease_seconds"]),
             "--deadline-seconds", str(conf["tuning_deadline_minutes"] * 60),
         ],
-        "tune": [*search, *(["--sleep-seconds", str(conf.get("trial_sleep_seconds", 1.0))]
-                            if function == "sleep" else [])],
+        # a healthy tuner renews its lease four times per lease, so one slow RPC never costs it
+        "tune": [*search, "--heartbeat-seconds", str(_heartbeat_seconds(conf["tuner_lease_seconds"])),
+                 *(["--sleep-seconds", str(conf.get("trial_sleep_seconds", 1.0))]
+                   if function == "sleep" else [])],
         "train": [
             "--run-root", root, "--epochs", str(conf["training_epochs"]),
             "--patience", str(conf["early_stopping_patience"]),
@@ -94,3 +96,7 @@ def evaluation_arguments(plan: dict, trained: list[dict], baseline_model: str | 
     return [[*plan["evaluate"], "--rank", str(model["rank"]), "--model-path", model["model_path"],
              *_optional("--baseline-model-path", baseline_model)]
             for model in trained]
+
+
+def _heartbeat_seconds(lease_seconds: float) -> float:
+    return max(1.0, min(10.0, lease_seconds / 4))

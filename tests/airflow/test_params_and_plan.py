@@ -64,6 +64,9 @@ def test_plan_builds_the_flags_of_every_step(monkeypatch, tmp_path):
     assert plan["prepare"][plan["prepare"].index("--sample-rows") + 1] == "500"
     assert json.loads(plan["tune"][plan["tune"].index("--search-space") + 1]) == space
     assert "--lease-seconds" in plan["oracle"] and "--lease-seconds" not in plan["tune"]
+    heartbeat = float(plan["tune"][plan["tune"].index("--heartbeat-seconds") + 1])
+    lease = float(plan["oracle"][plan["oracle"].index("--lease-seconds") + 1])
+    assert 1.0 <= heartbeat <= 10.0 and heartbeat <= lease / 4
     assert plan["evaluate"][-2:] == ["--max-mae-increase", "0.0"]
 
     tuners = planning.tuner_arguments(plan, "127.0.0.1:9999")
