@@ -12,6 +12,9 @@ import httpx
 
 DAG_ID = "tune_train_serve"
 FINISHED = {"success", "failed"}
+# A local SQLite metadata DB answers 500 "database is locked" while the scheduler writes;
+# reads are retried on that, and on a restarting API server.
+READ_ATTEMPTS = 6
 
 
 class AirflowClient:
@@ -19,8 +22,22 @@ class AirflowClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=f"{base_url.rstrip('/')}/api/v2", headers=headers, timeout=timeout)
 
+    def _read(self, path: str, **kwargs) -> httpx.Response:
+        """GET with retries on 5xx and refused connections (reads are idempotent)."""
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                response = self.http.get(path, **kwargs)
+            except (httpx.ConnectError, httpx.RemoteProtocolError):
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+            else:
+                if response.status_code < 500 or attempt == READ_ATTEMPTS - 1:
+                    return response
+            time.sleep(0.5 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
     def _get(self, path: str, **params) -> Any:
-        response = self.http.get(path, params=params)
+        response = self._read(path, params=params)
         response.raise_for_status()
         return response.json()
 
@@ -30,7 +47,7 @@ class AirflowClient:
         while time.monotonic() < deadline:
             # An import error left from an earlier parse is cleared by the next good one.
             errors = self._get("/importErrors")["import_errors"]
-            response = self.http.get(f"/dags/{dag_id}")
+            response = self._read(f"/dags/{dag_id}")
             if not errors and response.status_code == 200 and not response.json().get("is_stale"):
                 return
             time.sleep(2)
@@ -62,7 +79,7 @@ class AirflowClient:
         return self._get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=1000)["task_instances"]
 
     def xcom(self, run_id: str, task_id: str, map_index: int = -1, dag_id: str = DAG_ID) -> Any:
-        response = self.http.get(
+        response = self._read(
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
             params={"map_index": map_index, "deserialize": True, "stringify": False})
         if response.status_code == 404:
@@ -72,7 +89,7 @@ class AirflowClient:
 
     def task_log(self, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1,
                  dag_id: str = DAG_ID) -> str:
-        response = self.http.get(
+        response = self._read(
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
             params={"map_index": map_index, "full_content": True}, headers={"Accept": "application/json"})
         response.raise_for_status()
