@@ -18,6 +18,8 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$AIRFLOW_PORT/e
 # A local, loopback-only installation: everyone is admin, no login page.
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
+# A task whose worker died with the scheduler is reset (and its pod re-attached) within ~30 s, not 5 min.
+export AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL="${AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL:-30}"
 export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=False
 export PATH="$REPO/.venv/airflow/bin:$PATH"
 export TUNE_SERVE_BACKEND="${TUNE_SERVE_BACKEND:-local}"

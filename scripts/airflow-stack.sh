@@ -5,6 +5,16 @@ source "$(dirname "$0")/airflow-env.sh"
 PIDS="$AIRFLOW_HOME/pids"
 COMPONENTS="api-server scheduler dag-processor triggerer"
 
+# Running = the pid exists, is not a zombie (killed but not yet reaped) and is still airflow.
+alive() {
+  local pid
+  [ -f "$PIDS/$1" ] || return 1
+  pid=$(cat "$PIDS/$1")
+  [ -r "/proc/$pid/stat" ] || return 1
+  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ] || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q airflow
+}
+
 start() {
   mkdir -p "$PIDS" "$AIRFLOW_HOME/logs"
   if [ ! -f "$AIRFLOW_HOME/.initialised" ]; then
@@ -13,7 +23,7 @@ start() {
     touch "$AIRFLOW_HOME/.initialised"
   fi
   for c in $COMPONENTS; do
-    if [ -f "$PIDS/$c" ] && kill -0 "$(cat "$PIDS/$c")" 2>/dev/null; then continue; fi
+    if alive "$c"; then continue; fi
     case $c in
       scheduler|triggerer) args="--skip-serve-logs" ;;
       *) args="" ;;
@@ -44,7 +54,7 @@ stop() {
 
 status() {
   for c in $COMPONENTS; do
-    if [ -f "$PIDS/$c" ] && kill -0 "$(cat "$PIDS/$c")" 2>/dev/null; then echo "$c: running"; else echo "$c: stopped"; fi
+    if alive "$c"; then echo "$c: running"; else echo "$c: stopped"; fi
   done
 }
 
