@@ -21,6 +21,11 @@ test: envs
 	$(SERVING_PY) -m pytest tests/serving -q
 	$(AIRFLOW_PY) -m pytest tests/airflow tests/e2e -q
 
+# Fault injection through the real scheduler (tests/chaos): kills, lost tuners, rejected deploys,
+# a scheduler crash, bad input; ends with one line: faults injected, survived, lost.
+chaos: envs
+	$(AIRFLOW_PY) -m pytest tests/chaos -q; status=$$?; $(AIRFLOW_PY) tests/chaos/summary.py && exit $$status
+
 # Every Kubernetes object the DAG would create for a conf, as YAML, validated against the API schema.
 render-k8s: $(VENV)/airflow/.done
 	$(AIRFLOW_PY) scripts/render_k8s.py $(or $(OUT),out/k8s) $(if $(CONF),--conf '$(CONF)') $(if $(BACKEND),--backend $(BACKEND))

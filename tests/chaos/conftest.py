@@ -1,0 +1,154 @@
+"""The fault-injection suite's private Airflow and its results file.
+
+Same approach as tests/e2e/conftest.py (every root under a temp dir, the repository's own
+scripts/airflow-stack.sh), plus what a chaos installation needs:
+- a cluster policy (airflow_local_settings.py) that lowers the tuner retry budget of
+  `lowbudget-*` runs, so "retries exhausted" takes two kills instead of forty minutes;
+- room for several runs at once (pool slots, parallelism);
+- a short orphaned-task check, so tasks whose worker died with the scheduler are reset and
+  retried (re-attached) within a minute of the restart rather than five.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "plugins"))
+sys.path.insert(0, str(HERE))
+
+from chaos_helpers import KERAS, MAIN_MODEL, SLEEP, Pods, Results, Run, kill_leftovers  # noqa: E402
+from injectors import (kill_chief_mid_search, kill_training_mid_way, kill_tuner_mid_trial,  # noqa: E402
+                       kill_tuner_retry_at_start, stream_through_switch)
+
+RESULTS = Path(os.environ.get("CHAOS_RESULTS", REPO / "var" / "chaos" / "results.jsonl"))
+SCRIPT = REPO / "scripts" / "airflow-stack.sh"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    client: object
+    env: dict
+    home: Path
+    storage: Path
+    serving: Path
+    pods: Pods
+
+    def run_root(self, run_id: str) -> Path:
+        return self.storage / "runs" / run_id
+
+    def start(self) -> None:
+        """`airflow-stack.sh start`: starts whichever component is not running."""
+        subprocess.run([str(SCRIPT), "start"], env=self.env, check=True, timeout=300,
+                       stdout=subprocess.DEVNULL)
+
+    def component_pid(self, name: str) -> int:
+        return int((self.home / "pids" / name).read_text())
+
+    def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        """The `airflow` CLI of this installation (scripts/airflow-env.sh with this stack's env)."""
+        command = 'source "$0" && exec airflow "$@"'
+        return subprocess.run(["bash", "-c", command, str(REPO / "scripts" / "airflow-env.sh"), *args],
+                              env=self.env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def results() -> Results:
+    return Results(RESULTS)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    base = tmp_path_factory.mktemp("chaos")
+    home = base / "airflow"
+    (home / "config").mkdir(parents=True)
+    shutil.copy(HERE / "airflow_local_settings.py", home / "config" / "airflow_local_settings.py")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW_PORT": str(_free_port()),
+        "TUNE_SERVE_STORAGE_ROOT": str(base / "storage"),
+        "TUNE_SERVE_SERVING_ROOT": str(base / "serving"),
+        "TUNE_SERVE_SERVING_PORT": str(_free_port()),
+        "TUNE_SERVE_LOCAL_STATE_DIR": str(base / "local"),
+        "TUNE_SERVE_BACKEND": "local",
+        "TUNE_SERVE_NO_VARIABLES": "1",
+        "TUNE_SERVE_TUNER_SLOTS": "16",
+        "AIRFLOW__CORE__PARALLELISM": "14",
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "32",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
+    }
+    os.environ.update({k: v for k, v in env.items() if k.startswith("TUNE_SERVE_")})
+    from tune_serve.client import AirflowClient
+
+    stack = Stack(AirflowClient(f"http://127.0.0.1:{env['AIRFLOW_PORT']}"), env, home, base / "storage",
+                  base / "serving", Pods(base / "local"))
+    try:
+        stack.start()
+        stack.client.wait_for_dag()
+        yield stack
+    finally:
+        subprocess.run([str(SCRIPT), "stop"], env=env, timeout=120)
+        from tune_serve.serving import local as local_serving
+
+        local_serving.stop_all_local_servers()
+        kill_leftovers(stack.pods)
+
+
+
+@pytest.fixture(scope="session")
+def runs(stack):
+    """Five runs started at once, each with the faults it takes (injected from threads that wait
+    for the right moment in the run's stored state):
+
+    - base       KERAS, unfaulted: the baseline of the faulted run's costs. Deploys to MAIN_MODEL.
+    - faulted    KERAS, same conf: a tuner SIGKILLed mid-trial (case 1), then its training
+                 SIGKILLed mid-way (case 4). Deploys to MAIN_MODEL too: with `base` it is the pair
+                 of case 8, and their version switch happens under a prediction stream (case 6).
+    - lowbudget  KERAS, one retry per tuner (airflow_local_settings.py): the same tuner killed
+                 twice, so it never comes back (case 2); an MAE bound no model meets (case 6).
+    - chief      SLEEP: the chief SIGKILLed mid-search (case 3)
+    - sleepbase  SLEEP, unfaulted: the chief run's baseline
+    """
+    client = stack.client
+    runs = {
+        "base": Run(client, "keras-base", {**KERAS, "model_name": MAIN_MODEL}),
+        "faulted": Run(client, "keras-faulted", {**KERAS, "model_name": MAIN_MODEL}),
+        # lease 20 s: 10 s is allowed, but a healthy tuner renews its lease only every 10 s
+        "lowbudget": Run(client, "lowbudget-lost-tuner", {**KERAS, "top_n": 1, "tuner_lease_seconds": 20,
+                                                          "mae_upper_bound": 1.0, "model_name": "chaos-unblessed"}),
+        "chief": Run(client, "sleep-chief-killed", SLEEP),
+        "sleepbase": Run(client, "sleep-base", SLEEP),
+    }
+
+    def faulted(run):
+        kill_tuner_mid_trial(stack, run)
+        kill_training_mid_way(stack, run, rank=0)
+
+    def lowbudget(run):
+        first = kill_tuner_mid_trial(stack, run)
+        kill_tuner_retry_at_start(stack, run, first["map_index"], try_number=2)
+
+    threads = [runs["faulted"].injector("tuner+train kills", faulted),
+               runs["lowbudget"].injector("tuner lost for good", lowbudget),
+               runs["chief"].injector("chief kill", lambda run: kill_chief_mid_search(stack, run)),
+               runs["base"].injector("prediction stream", lambda run: stream_through_switch(stack, run, MAIN_MODEL))]
+    for run in runs.values():
+        run.wait(timeout=1800)
+    for thread in threads:
+        thread.join(timeout=120)
+    return runs

@@ -1,0 +1,140 @@
+"""Case 6: a new version that fails its smoke test, or fails to load, leaves the previous version
+serving (and traffic on it undisturbed).
+
+The injection: the model a finished run selected is replaced on storage by a bad one and the
+run's `serving.deploy_serving` is cleared (with `summarize` after it), so the scheduler runs the
+real deployment again on that artifact. Two bad artifacts, as a broken export or a bad upload
+would leave them:
+- a NaN model: the run's own architecture and export code, every weight NaN. It loads, and
+  answers NaN: the smoke test must refuse it;
+- an unloadable model: the run's good SavedModel with a garbage saved_model.pb. The server
+  must report it failed to load.
+Training to NaN through the DAG is no way to get there: a NaN trial has no objective, so the
+search would rank nothing and the run would stop before training.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from chaos_helpers import (DAG_ID, MAIN_MODEL, PredictionStream, _retrying, iso_seconds, labels, read_json,
+                           run_trainer_script, serving_port, version_prediction, wait_for, wait_run)
+from tune_serve.serving.rest_client import TFServingREST
+
+pytestmark = pytest.mark.chaos
+
+NAN_MODEL = """
+import json, sys
+import numpy as np
+from trainer import data, savedmodel
+from trainer.model import build_model, resolve_hyperparameters
+run_root, hyperparameters, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+spec = data.load_feature_spec(data.data_dir(run_root))
+model = build_model(resolve_hyperparameters(hyperparameters), spec)
+model.set_weights([np.full(w.shape, np.nan, w.dtype) if np.issubdtype(w.dtype, np.floating) else w
+                   for w in model.get_weights()])
+savedmodel.export_saved_model(model, spec, out)
+"""
+
+
+def _redeploy(stack, run) -> dict:
+    """Clear the run's deployment (and summary) and let the scheduler run them again."""
+    before = run.ti("serving.deploy_serving")["try_number"]
+    started = time.time()
+    body = {"dry_run": False, "dag_run_id": run.run_id, "task_ids": ["serving.deploy_serving"],
+            "include_downstream": True, "only_failed": False, "reset_dag_runs": True}
+
+    def clear():
+        response = stack.client.http.post(f"/dags/{DAG_ID}/clearTaskInstances", json=body)
+        response.raise_for_status()
+    def ran_again() -> bool:
+        ti = run.ti("serving.deploy_serving")
+        return ti["try_number"] > before and ti["state"] in ("success", "failed")
+
+    _retrying(clear)
+    wait_for(ran_again, 600, f"{run.run_id}: the deployment to run again", interval=1)
+    state = wait_run(stack.client, run.run_id, 600)
+    ti = run.ti("serving.deploy_serving")
+    versions = sorted(int(p.name) for p in (stack.serving / MAIN_MODEL).iterdir() if p.name.isdigit())
+    base_url = f"http://127.0.0.1:{serving_port(stack.serving, MAIN_MODEL)}"
+    with TFServingREST(base_url, MAIN_MODEL) as server:  # now: a later deployment changes what is loaded
+        new_status = server.version_status(version=versions[-1])
+    return {"new_status": new_status, "started": started, "ended": time.time(), "run_state": state, "deploy": ti,
+            "tries_before": before,
+            "deploy_seconds": iso_seconds(ti["end_date"]) - iso_seconds(ti["start_date"]),
+            "labels": labels(stack.serving, MAIN_MODEL),
+            "versions": versions,
+            "summary": read_json(stack.run_root(run.run_id) / "summary.json")}
+
+
+@pytest.fixture(scope="module")
+def rejected(stack, runs):
+    run = runs["faulted"]
+    selected = Path(run.xcom("serving.select_model")["model_path"])
+    trained = run.xcom("training.train", int(selected.parent.name))
+    instance = run.xcom("prepare_data")["sample_instance"]
+    base_url = f"http://127.0.0.1:{serving_port(stack.serving, MAIN_MODEL)}"
+    stable = labels(stack.serving, MAIN_MODEL)["stable"]
+    serving_before = version_prediction(base_url, MAIN_MODEL, stable, instance)
+    versions_before = sorted(int(p.name) for p in (stack.serving / MAIN_MODEL).iterdir() if p.name.isdigit())
+    good = selected.with_name("saved_model.good")
+    selected.rename(good)
+    stream = PredictionStream(base_url, MAIN_MODEL, instance)
+    stream.start()
+    outcomes = {}
+    try:
+        run_trainer_script(NAN_MODEL, str(stack.run_root(run.run_id)), json.dumps(trained["hyperparameters"]),
+                           str(selected))
+        outcomes["nan"] = _redeploy(stack, run)
+        shutil.rmtree(selected)
+        shutil.copytree(good, selected)
+        (selected / "saved_model.pb").write_bytes(b"not a SavedModel: truncated by a bad upload\n")
+        outcomes["unloadable"] = _redeploy(stack, run)
+    finally:
+        stream.stop()
+        shutil.rmtree(selected, ignore_errors=True)
+        good.rename(selected)  # the run's own artifact, as it was
+    return {"run": run, "stable": stable, "serving_before": serving_before, "versions_before": versions_before,
+            "stream": stream, "outcomes": outcomes, "base_url": base_url}
+
+
+def _check_rejected(stack, rejected, outcome: dict, record: dict) -> int:
+    """Common to both: the deployment failed once (not retried), the run failed and says so,
+    the version stayed on disk unlabelled, the previous version kept serving every request."""
+    stable, stream = rejected["stable"], rejected["stream"]
+    window = [r for r in stream.responses if outcome["started"] <= r[0] <= outcome["ended"]]
+    record["lost"]["served_versions"] = int(outcome["labels"].get("stable") != stable) + \
+        int(any(not ok or json.dumps(v) != json.dumps(rejected["serving_before"]) for _, ok, v in window))
+    record["cost"] = {"deploy_seconds": round(outcome["deploy_seconds"], 1), "requests_during": len(window),
+                      "failed_requests_during": sum(1 for r in window if not r[1])}
+    deploy = outcome["deploy"]
+    assert deploy["state"] == "failed" and deploy["try_number"] == outcome["tries_before"] + 1
+    assert outcome["run_state"] == "failed"
+    assert outcome["summary"]["failed_steps"] == ["serving.deploy_serving"]
+    new = max(outcome["versions"])
+    assert new not in outcome["labels"].values(), "the rejected version is labelled"
+    assert outcome["labels"]["stable"] == stable
+    assert len(window) >= 10 and not [r for r in window if not r[1]]
+    assert {json.dumps(v) for _, _, v in window} == {json.dumps(rejected["serving_before"])}
+    return new
+
+
+def test_version_failing_smoke_test_leaves_previous_serving(stack, rejected, results):
+    outcome = rejected["outcomes"]["nan"]
+    with results.fault(6, "new version fails its smoke test (NaN model)", rejected["run"].run_id) as record:
+        new = _check_rejected(stack, rejected, outcome, record)
+        assert outcome["versions"] == rejected["versions_before"] + [new]  # versions only grow
+        assert outcome["new_status"]["state"] == "AVAILABLE"  # it loaded: the smoke test refused it
+
+
+def test_version_failing_to_load_leaves_previous_serving(stack, rejected, results):
+    outcome = rejected["outcomes"]["unloadable"]
+    with results.fault(6, "new version fails to load (corrupt SavedModel)", rejected["run"].run_id) as record:
+        new = _check_rejected(stack, rejected, outcome, record)
+        assert outcome["versions"] == rejected["versions_before"] + [new - 1, new]
+        status = outcome["new_status"]
+        assert status["state"] == "END" and status["status"]["error_code"] != "OK", status
