@@ -49,10 +49,12 @@ $(VENV)/airflow/.done: requirements.txt requirements-dev.txt constraints/airflow
 	$(UV) pip install -q --python $(VENV)/airflow/bin/python -r requirements.txt -r requirements-dev.txt -c constraints/airflow.txt
 	touch $@
 
-# What runs inside every pod (the trainer image installs the same two files).
-$(VENV)/trainer/.done: include/trainer/requirements.txt constraints/trainer.txt | $(UV)
+# What runs inside every pod (the trainer image installs requirements.txt with the same
+# constraints), plus the trainer's test and benchmark tools.
+$(VENV)/trainer/.done: include/trainer/requirements.txt include/trainer/requirements-dev.txt constraints/trainer.txt | $(UV)
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)/trainer
-	$(UV) pip install -q --python $(VENV)/trainer/bin/python -r include/trainer/requirements.txt -c constraints/trainer.txt
+	$(UV) pip install -q --python $(VENV)/trainer/bin/python -r include/trainer/requirements.txt \
+		-r include/trainer/requirements-dev.txt -c constraints/trainer.txt
 	touch $@
 
 # The local stand-in for TensorFlow Serving (KServe speaks TF Serving's REST API).
@@ -64,7 +66,7 @@ $(VENV)/serving/.done: include/serving/requirements.txt constraints/serving.txt 
 # Re-resolve the pins (run after editing a requirements file; commit the result once tests pass).
 lock: | $(UV)
 	$(UV) pip compile -q --python $(PYTHON) requirements.txt requirements-dev.txt -o constraints/airflow.txt
-	$(UV) pip compile -q --python $(PYTHON) include/trainer/requirements.txt -o constraints/trainer.txt
+	$(UV) pip compile -q --python $(PYTHON) include/trainer/requirements.txt include/trainer/requirements-dev.txt -o constraints/trainer.txt
 	$(UV) pip compile -q --python $(PYTHON) include/serving/requirements.txt -o constraints/serving.txt
 
 clean:
