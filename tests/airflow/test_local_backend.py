@@ -116,3 +116,84 @@ def test_operator_reattaches_to_a_running_process_instead_of_starting_another(tm
     result = second.execute(context)
     assert result is not None and "pid" in result
     assert sorted(p.name for p in (tmp_path / "state" / "d" / "r" / "t.0").iterdir()) == ["try-1"]
+
+
+# -- the chief's wait: deferred to the triggerer ---------------------------------------------------
+
+def _first_event(trigger):
+    import asyncio
+
+    async def first():
+        async for event in trigger.run():
+            return event.payload
+    return asyncio.run(asyncio.wait_for(first(), 30))
+
+
+def test_trigger_fires_when_the_process_ends_however_it_ends(tmp_path):
+    from tune_serve.backends.local_trigger import LocalProcessTrigger
+
+    ok = run_python(tmp_path, "import time; print('trial 1 ended'); time.sleep(0.5)", "ok")
+    event = _first_event(LocalProcessTrigger(str(ok.directory), poll_seconds=0.05))
+    assert event["state"] == SUCCEEDED and event["log_offset"] == len("trial 1 ended\n")
+
+    killed = run_python(tmp_path, "import os, signal, time; time.sleep(0.3); os.kill(os.getpid(), signal.SIGKILL)", "k")
+    assert _first_event(LocalProcessTrigger(str(killed.directory), poll_seconds=0.05))["state"] == KILLED
+
+    path, kwargs = LocalProcessTrigger(str(ok.directory), 2.0, 14).serialize()
+    assert path == "tune_serve.backends.local_trigger.LocalProcessTrigger"
+    assert kwargs == {"directory": str(ok.directory), "poll_seconds": 2.0, "log_offset": 14}
+
+
+def _wait(**kwargs):
+    from datetime import timedelta
+
+    return local.LocalOracleWait(**{"task_id": "wait_oracle", "deadline": timedelta(hours=1), **kwargs})
+
+
+def test_wait_defers_while_running_and_restarts_a_killed_chief(tmp_path):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    chief = run_python(tmp_path, "import time; time.sleep(30)", "chief")
+    wait = _wait(handle={"directory": str(chief.directory)}, max_restarts=1)
+    with pytest.raises(TaskDeferred) as deferred:
+        wait.execute({})
+    assert deferred.value.method_name == "execute_complete"
+    assert deferred.value.trigger.directory == str(chief.directory)
+
+    chief.kill(signal.SIGKILL)
+    with pytest.raises(TaskDeferred):  # restarted like a Job's pod, then waited for again
+        wait.execute_complete({}, {"state": KILLED, "log_offset": 0})
+    assert chief.record()["restarts"] == 1 and chief.state() == RUNNING
+
+    chief.kill(signal.SIGKILL)
+    with pytest.raises(PodFailed, match="killed 2 times"):
+        wait.execute_complete({}, {"state": KILLED, "log_offset": 0})
+
+
+def test_wait_returns_the_chiefs_result_or_its_failure(tmp_path):
+    ok = run_python(tmp_path, WRITE_RESULT, "ok")
+    wait_until(lambda: ok.state() == SUCCEEDED)
+    assert _wait(handle={"directory": str(ok.directory)}).execute_complete({}, {"state": SUCCEEDED,
+                                                                              "log_offset": 0}) == {"ok": 1}
+    bad = run_python(tmp_path, "import sys; print('error: search_space: empty'); sys.exit(2)", "bad")
+    wait_until(lambda: bad.state() == FAILED)
+    with pytest.raises(PodFailed, match="exit status 2: error: search_space: empty"):
+        _wait(handle={"directory": str(bad.directory)}).execute({})
+
+
+def test_wait_gives_up_at_the_longer_of_the_pod_and_search_deadlines(tmp_path):
+    from datetime import timedelta
+
+    code = "import time; time.sleep(30)"
+    chief = LocalProcess.launch(tmp_path / "c", [sys.executable, "-c", code, "--deadline-seconds", "7200"],
+                                dict(os.environ))
+    try:
+        wait = _wait(handle={"directory": str(chief.directory)}, deadline=timedelta(minutes=30))
+        assert wait._limit(chief) == timedelta(hours=2, minutes=15)
+        spec = chief.launch_spec()
+        spec["launched_at"] -= 3 * 3600  # launched three hours ago
+        (chief.directory / "launch.json").write_text(json.dumps(spec))
+        with pytest.raises(PodFailed, match="still running 2:15:00 after its launch"):
+            wait.execute({})
+    finally:
+        chief.kill(signal.SIGKILL)

@@ -17,10 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, ResumableJobMixin, TriggerRule
+from airflow.sdk import BaseOperator, ResumableJobMixin, TriggerRule
 
 from tune_serve import config
 from tune_serve.backends.local_process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
+from tune_serve.backends.local_trigger import LocalProcessTrigger
 from tune_serve.errors import PodFailed, PodPreempted
 from tune_serve.links import POD_TASK_LINKS
 from tune_serve.podspec import TRAINER_COMMAND, PodTask
@@ -167,42 +168,57 @@ class LocalOracleStart(BaseOperator):
         return {"address": address, "directory": str(directory)}
 
 
-class LocalOracleSensor(BaseSensorOperator):
-    """Wait for the chief without holding a worker slot; restart it if it was killed (like a Job)."""
+class LocalOracleWait(BaseOperator):
+    """Wait for the chief in the triggerer (no worker slot held); restart it if it was killed,
+    like a Job restarting its pod. The wait ends at the search deadline counted from the
+    chief's first launch, however many restarts or task retries came between."""
 
     template_fields = ("handle",)
 
-    def __init__(self, *, handle, max_restarts: int = 6, **kwargs):
-        kwargs.setdefault("mode", "reschedule")
-        # Well above the ~5 s a finished task process lingers in its supervisor: a poke due again
-        # before the scheduler has seen the last one end is failed as "state changed externally"
-        # and burns a retry (apache/airflow#71172); at 5 s that happened several times per search.
-        kwargs.setdefault("poke_interval", 15)
+    def __init__(self, *, handle, deadline: timedelta, max_restarts: int = 6, poll_seconds: float = 2.0, **kwargs):
         super().__init__(**kwargs)
-        self.handle = handle
-        self.max_restarts = max_restarts
+        self.handle, self.deadline = handle, deadline
+        self.max_restarts, self.poll_seconds = max_restarts, poll_seconds
 
-    def poke(self, context):
-        process = LocalProcess(Path(self.handle["directory"]))
-        lines, _ = process.read_log(0)
+    def _process(self) -> LocalProcess:
+        return LocalProcess(Path(self.handle["directory"]))
+
+    def execute(self, context):
+        return self._settle(self._process(), log_offset=0)
+
+    def execute_complete(self, context, event: dict):
+        return self._settle(self._process(), log_offset=event["log_offset"])
+
+    def _limit(self, process: LocalProcess) -> timedelta:
+        """The pod's deadline, or longer if the run's search deadline is: the chief stops its own
+        search at `--deadline-seconds` and needs a little while after it to write its results."""
+        argv = process.launch_spec()["argv"]
+        if "--deadline-seconds" not in argv:
+            return self.deadline
+        search = timedelta(seconds=float(argv[argv.index("--deadline-seconds") + 1]))
+        return max(self.deadline, search + timedelta(minutes=15))
+
+    def _settle(self, process: LocalProcess, log_offset: int):
+        """Act on the chief's state as stored on disk: done, failed, restarted or still waiting."""
         state = process.state()
-        if state == RUNNING:
-            if lines:
-                self.log.info("chief: %s", lines[-1])
-            return False
-        for line in lines[-50:]:
-            self.log.info("chief: %s", line)
         if state == SUCCEEDED:
-            return PokeReturnValue(is_done=True, xcom_value=process.result())
+            return process.result()
         if state == FAILED:
             raise PodFailed(f"the chief failed with exit status {process.exit_code()}: {process.reason()}")
-        restarts = process.record().get("restarts", 0)
-        if restarts >= self.max_restarts:
-            raise PodFailed(f"the chief was killed {restarts + 1} times; giving up (backoffLimit)")
-        self.log.warning("The chief was killed (exit status %s); restarting it (restart %d), it resumes "
-                         "from its state on disk", process.exit_code(), restarts + 1)
-        process.relaunch()
-        return False
+        if state == KILLED:
+            restarts = process.record().get("restarts", 0)
+            if restarts >= self.max_restarts:
+                raise PodFailed(f"the chief was killed {restarts + 1} times; giving up (backoffLimit)")
+            self.log.warning("The chief was killed (exit status %s); restarting it (restart %d), it resumes "
+                             "from its state on disk", process.exit_code(), restarts + 1)
+            process.relaunch()
+        limit = self._limit(process)
+        remaining = limit.total_seconds() - (time.time() - process.launched_at())
+        if remaining <= 0:
+            raise PodFailed(f"the chief was still running {limit} after its launch; see its output in "
+                            f"{process.log_file}")
+        self.defer(trigger=LocalProcessTrigger(str(process.directory), self.poll_seconds, log_offset),
+                   method_name="execute_complete", timeout=timedelta(seconds=remaining))
 
 
 class LocalOracleStop(BaseOperator):
@@ -248,9 +264,9 @@ def start_oracle(spec: PodTask, **kwargs) -> LocalOracleStart:
                                "env_vars": dict(spec.env), **_common(spec), **kwargs})
 
 
-def wait_oracle(spec: PodTask, handle, **kwargs) -> LocalOracleSensor:
-    return LocalOracleSensor(**{"handle": handle, "timeout": spec.deadline.total_seconds(),
-                                **_common(spec), "task_id": "wait_oracle", **kwargs})
+def wait_oracle(spec: PodTask, handle, **kwargs) -> LocalOracleWait:
+    return LocalOracleWait(**{"handle": handle, "deadline": spec.deadline, **_common(spec),
+                              "task_id": "wait_oracle", **kwargs})
 
 
 def stop_oracle(handle, **kwargs) -> LocalOracleStop:

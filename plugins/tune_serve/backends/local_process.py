@@ -58,14 +58,15 @@ class LocalProcess:
     def launch(cls, directory: str | Path, argv: list[str], env: dict[str, str]) -> "LocalProcess":
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "launch.json").write_text(json.dumps({"argv": argv, "env": env}, indent=1))
+        (directory / "launch.json").write_text(json.dumps({"argv": argv, "env": env, "launched_at": time.time()},
+                                                          indent=1))
         proc = cls(directory)
         proc._start(argv, env)
         return proc
 
     def relaunch(self) -> None:
         """Start the same command again in the same directory (a Job restarting its pod)."""
-        spec = json.loads((self.directory / "launch.json").read_text())
+        spec = self.launch_spec()
         self._start(spec["argv"], spec["env"])
 
     def _start(self, argv: list[str], env: dict[str, str]) -> None:
@@ -83,6 +84,13 @@ class LocalProcess:
         record["restarts"] = restarts
         (self.directory / "process.json").write_text(json.dumps(record))
         self._popen = popen
+
+    def launch_spec(self) -> dict:
+        """argv, env and launched_at (the first start; restarts keep it)."""
+        return json.loads((self.directory / "launch.json").read_text())
+
+    def launched_at(self) -> float:
+        return self.launch_spec()["launched_at"]
 
     def record(self) -> dict:
         return json.loads((self.directory / "process.json").read_text())
