@@ -26,6 +26,11 @@ test: envs
 chaos: envs
 	$(AIRFLOW_PY) -m pytest tests/chaos -q; status=$$?; $(AIRFLOW_PY) tests/chaos/summary.py && exit $$status
 
+# Measurements, not tests (bench/): search quality, tuner scaling, orchestration overhead,
+# serving latency, preemption cost, model quality. ~35 min; BENCH="--quick" for a smoke run.
+bench: envs
+	$(AIRFLOW_PY) bench/run.py $(BENCH)
+
 # Every Kubernetes object the DAG would create for a conf, as YAML, validated against the API schema.
 render-k8s: $(VENV)/airflow/.done
 	$(AIRFLOW_PY) scripts/render_k8s.py $(or $(OUT),out/k8s) $(if $(CONF),--conf '$(CONF)') $(if $(BACKEND),--backend $(BACKEND))
