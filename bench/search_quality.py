@@ -88,7 +88,7 @@ def our_search(workdir: Path, algorithm: str, seed: int, sleep: float) -> dict:
         for t in tuners:
             t.result(timeout=120)
     except subprocess.TimeoutExpired:
-        # Recorded, not fatal: the chief can hang (see RESULTS.md, "oracle lock"); the other runs still count.
+        # Recorded, not fatal: a hung chief (none in bench/RESULTS.md) is reported; the other runs still count.
         return {"seed": seed, "error": f"hung: no result after {time.monotonic() - started:.0f}s",
                 "completed_trials_logged": sum(1 for _, k in trial_events(chief.log) if k == "ended by")}
     finally:
