@@ -18,15 +18,18 @@ from airflow.sdk import ObjectStoragePath, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tune_serve import backends, config, leaderboard, plan as planning, serving, summaries
-from tune_serve.params import ConfError, dag_params, validate_conf
+from tune_serve.params import MAX_TUNING_DEADLINE_MINUTES, ConfError, dag_params, validate_conf
 from tune_serve.podspec import PodTask, Resources
 
 backend = backends.current()
 
+# The chief and the tuners end the search themselves at the run's tuning_deadline_minutes; their
+# pods' own deadline is only the backstop for a hung process, so it must outlast any search.
+SEARCH_POD_DEADLINE = timedelta(minutes=MAX_TUNING_DEADLINE_MINUTES, hours=1)
 PREPARE = PodTask("prepare_data", "prepare", resources=Resources(cpu="2", memory="8Gi"), deadline=timedelta(hours=1))
-ORACLE = PodTask("start_oracle", "oracle", resources=Resources(cpu="1", memory="2Gi"))
+ORACLE = PodTask("start_oracle", "oracle", resources=Resources(cpu="1", memory="2Gi"), deadline=SEARCH_POD_DEADLINE)
 TUNE = PodTask("tune", "tune", resources=Resources(cpu="4", memory="16Gi", gpus=1), preemptible=True,
-               retries=8, pool=config.setting("tuner_pool", "tuners"))
+               retries=8, pool=config.setting("tuner_pool", "tuners"), deadline=SEARCH_POD_DEADLINE)
 TRAIN = PodTask("train", "train", resources=Resources(cpu="8", memory="32Gi",
                                                       gpus=int(config.setting("train_gpus", "2"))),
                 preemptible=config.setting("train_on_spot", "false") == "true", retries=4)

@@ -15,6 +15,7 @@ from airflow.sdk import Param
 ALGORITHMS = ["random", "bayesian", "hyperband", "grid"]
 OBJECTIVES = ["val_mae", "val_loss", "mae", "loss"]
 BUNDLED_DATASETS = ["diamonds"]
+MAX_TUNING_DEADLINE_MINUTES = 10_080  # a week
 
 SEARCH_PARAMETER_SCHEMA = {
     "type": "object",
@@ -76,7 +77,7 @@ def dag_params() -> dict[str, Param]:
         "tuning_epochs": _int(3, 1, 10_000, "Epochs per trial", "Training epochs of each trial.", search),
         "tuner_lease_seconds": _int(600, 10, 86_400, "Tuner lease (s)",
                                     "A tuner silent this long loses its trial to another tuner.", search),
-        "tuning_deadline_minutes": _int(360, 1, 10_080, "Search deadline (min)",
+        "tuning_deadline_minutes": _int(360, 1, MAX_TUNING_DEADLINE_MINUTES, "Search deadline (min)",
                                         "After this the search stops and reports what completed.", search),
         "objective_function": Param(None, type=["null", "string"], enum=[None, "sleep", "branin"],
                                     title="Benchmark objective", section=search,
