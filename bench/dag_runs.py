@@ -29,10 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, TRAINER_PY, emit, free_port, r, trainer_env, trial_events
+from common import REPO, TRAINER_PY, emit, r, trainer_env, trial_events
 
 sys.path.insert(0, str(REPO / "plugins"))
 sys.path.insert(0, str(REPO / "scripts"))
+import private_airflow  # noqa: E402
 DAG = "tune_train_serve"
 # Pod tasks run as processes; the rest are Airflow-only tasks (plain Python in the worker).
 POD_TASKS = {"prepare_data", "tuning.tune", "training.train", "evaluation.evaluate"}
@@ -43,38 +44,18 @@ class Stack:
 
     def __init__(self, parallelism: int = 16, tuner_slots: int = 8):
         self.base = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
-        self.env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(self.base / "airflow"),
-            "AIRFLOW_PORT": str(free_port()),
-            # 8 tuners hold 8 worker slots while their processes run; the rest of the DAG needs more.
-            "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-            "TUNE_SERVE_TUNER_SLOTS": str(tuner_slots),
-            "TUNE_SERVE_STORAGE_ROOT": str(self.base / "storage"),
-            "TUNE_SERVE_SERVING_ROOT": str(self.base / "serving"),
-            "TUNE_SERVE_SERVING_PORT": str(free_port()),
-            "TUNE_SERVE_LOCAL_STATE_DIR": str(self.base / "local"),
-            "TUNE_SERVE_BACKEND": "local",
-            "TUNE_SERVE_NO_VARIABLES": "1",
-        }
-        self.script = str(REPO / "scripts" / "airflow-stack.sh")
+        # 8 tuners hold 8 worker slots while their processes run; the rest of the DAG needs more.
+        self.env = private_airflow.private_env(self.base, AIRFLOW__CORE__PARALLELISM=str(parallelism),
+                                               TUNE_SERVE_TUNER_SLOTS=str(tuner_slots))
 
     def __enter__(self):
-        os.environ.update({k: v for k, v in self.env.items() if k.startswith("TUNE_SERVE_")})
         started = time.monotonic()
-        subprocess.run([self.script, "start"], env=self.env, check=True, timeout=600, stdout=subprocess.DEVNULL)
-        from tune_serve.client import AirflowClient
-
-        self.client = AirflowClient(f"http://127.0.0.1:{self.env['AIRFLOW_PORT']}")
-        self.client.wait_for_dag()
+        self.client = private_airflow.start(self.env)
         print(f"  private Airflow up in {time.monotonic() - started:.0f}s at {self.base}", flush=True)
         return self
 
     def __exit__(self, *exc):
-        subprocess.run([self.script, "stop"], env=self.env, timeout=180)
-        from tune_serve.serving import local as local_serving
-
-        local_serving.stop_all_local_servers()
+        private_airflow.stop(self.env)
         if not os.environ.get("BENCH_KEEP"):
             import shutil
 

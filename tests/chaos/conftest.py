@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -24,19 +23,14 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "scripts"))
 
+import private_airflow  # noqa: E402
 from chaos_helpers import KERAS, MAIN_MODEL, SLEEP, Pods, Results, Run, kill_leftovers  # noqa: E402
 from injectors import (kill_chief_mid_search, kill_training_mid_way, kill_tuner_mid_trial,  # noqa: E402
                        kill_tuner_retry_at_start, stream_through_switch)
 
 RESULTS = Path(os.environ.get("CHAOS_RESULTS", REPO / "var" / "chaos" / "results.jsonl"))
-SCRIPT = REPO / "scripts" / "airflow-stack.sh"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -53,7 +47,7 @@ class Stack:
 
     def start(self) -> None:
         """`airflow-stack.sh start`: starts whichever component is not running."""
-        subprocess.run([str(SCRIPT), "start"], env=self.env, check=True, timeout=300,
+        subprocess.run([str(private_airflow.SCRIPT), "start"], env=self.env, check=True, timeout=300,
                        stdout=subprocess.DEVNULL)
 
     def component_pid(self, name: str) -> int:
@@ -77,36 +71,18 @@ def stack(tmp_path_factory):
     home = base / "airflow"
     (home / "config").mkdir(parents=True)
     shutil.copy(HERE / "airflow_local_settings.py", home / "config" / "airflow_local_settings.py")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW_PORT": str(_free_port()),
-        "TUNE_SERVE_STORAGE_ROOT": str(base / "storage"),
-        "TUNE_SERVE_SERVING_ROOT": str(base / "serving"),
-        "TUNE_SERVE_SERVING_PORT": str(_free_port()),
-        "TUNE_SERVE_LOCAL_STATE_DIR": str(base / "local"),
-        "TUNE_SERVE_BACKEND": "local",
-        "TUNE_SERVE_NO_VARIABLES": "1",
+    env = private_airflow.private_env(base, **{
         "TUNE_SERVE_TUNER_SLOTS": "16",
         "AIRFLOW__CORE__PARALLELISM": "14",
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "32",
         "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
-    }
-    os.environ.update({k: v for k, v in env.items() if k.startswith("TUNE_SERVE_")})
-    from tune_serve.client import AirflowClient
-
-    stack = Stack(AirflowClient(f"http://127.0.0.1:{env['AIRFLOW_PORT']}"), env, home, base / "storage",
-                  base / "serving", Pods(base / "local"))
+    })
     try:
-        stack.start()
-        stack.client.wait_for_dag()
-        yield stack
+        client = private_airflow.start(env, timeout=300)
+        yield Stack(client, env, home, base / "storage", base / "serving", Pods(base / "local"))
     finally:
-        subprocess.run([str(SCRIPT), "stop"], env=env, timeout=120)
-        from tune_serve.serving import local as local_serving
-
-        local_serving.stop_all_local_servers()
-        kill_leftovers(stack.pods)
+        private_airflow.stop(env, timeout=120)
+        kill_leftovers(Pods(base / "local"))
 
 
 
