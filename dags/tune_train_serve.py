@@ -126,7 +126,10 @@ def tune_train_serve():
 
         @task(retries=1)
         def deploy_serving(plan: dict, candidate: dict, prepared: dict) -> dict:
-            return serving.deploy(candidate["model_path"], plan["model_name"], prepared["sample_instance"])
+            deployed = serving.deploy(candidate["model_path"], plan["model_name"], prepared["sample_instance"])
+            # which candidate now serves, so the run's record traces the version to its model
+            return {**deployed, "candidate_rank": candidate["rank"], "source_model": candidate["model_path"],
+                    "eval_mae": candidate["overall"]["mae"]}
 
         return deploy_serving(plan, select_model(evaluated.output), prepare.output)
 

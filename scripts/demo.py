@@ -72,8 +72,9 @@ def main() -> int:
     if not deployed:
         print("\nNothing deployed (no blessed candidate, or the deployment failed).")
         return 0 if state == "success" else 1
-    print(f"\nServing {deployed['model_name']} version {deployed['version']} "
-          f"(previous: {deployed['previous_version']}) at {deployed['url']}")
+    print(f"\nServing {deployed['model_name']} version {deployed['version']}: the rank {deployed['candidate_rank']} "
+          f"candidate, eval MAE {deployed['eval_mae']:.2f} (previous version: {deployed['previous_version']})\n"
+          f"  at {deployed['url']}")
     prepared = client.xcom(run_id, "prepare_data")
     instance = prepared["sample_instance"]
     response = httpx.post(deployed["url"], json={"instances": [instance]}, timeout=30)

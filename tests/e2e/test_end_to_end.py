@@ -62,6 +62,9 @@ def test_served_version_answers_like_the_savedmodel(happy_run):
     client, env, run_id, _ = happy_run
     deployed = client.xcom(run_id, "serving.deploy_serving")
     name, version = deployed["model_name"], deployed["version"]
+    evaluations = [client.xcom(run_id, "evaluation.evaluate", rank) for rank in range(TINY["top_n"])]
+    best = min((e for e in evaluations if e["blessed"]), key=lambda e: e["overall"]["mae"])
+    assert (deployed["candidate_rank"], deployed["source_model"]) == (best["rank"], best["model_path"])
     status = httpx.get(deployed["url"].replace(":predict", ""), timeout=10).json()
     assert {"version": str(version), "state": "AVAILABLE"}.items() <= status["model_version_status"][0].items()
     instance = client.xcom(run_id, "prepare_data")["sample_instance"]
