@@ -77,6 +77,10 @@ def dag_params() -> dict[str, Param]:
         "tuning_epochs": _int(3, 1, 10_000, "Epochs per trial", "Training epochs of each trial.", search),
         "tuner_lease_seconds": _int(600, 10, 86_400, "Tuner lease (s)",
                                     "A tuner silent this long loses its trial to another tuner.", search),
+        "standby_tuners": _int(1, 0, 256, "Standby tuners at the tail",
+                               "Once no trial is left to hand out, this many idle tuners keep waiting to take "
+                               "over a trial whose tuner is lost; the other idle tuners stop and free their "
+                               "GPUs. 0: none wait (a trial lost at the tail is not finished).", search),
         "tuning_deadline_minutes": _int(360, 1, MAX_TUNING_DEADLINE_MINUTES, "Search deadline (min)",
                                         "After this the search stops and reports what completed.", search),
         "objective_function": Param(None, type=["null", "string"], enum=[None, "sleep", "branin"],

@@ -59,6 +59,7 @@ def build_plan(conf: dict[str, Any], run_id: str) -> dict[str, Any]:
         "oracle": [
             *search,
             "--lease-seconds", str(conf["tuner_lease_seconds"]),
+            "--standby-tuners", str(conf["standby_tuners"]),
             "--deadline-seconds", str(conf["tuning_deadline_minutes"] * 60),
         ],
         # a healthy tuner renews its lease four times per lease, so one slow RPC never costs it

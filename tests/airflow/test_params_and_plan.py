@@ -67,6 +67,7 @@ def test_plan_builds_the_flags_of_every_step(monkeypatch, tmp_path):
     heartbeat = float(plan["tune"][plan["tune"].index("--heartbeat-seconds") + 1])
     lease = float(plan["oracle"][plan["oracle"].index("--lease-seconds") + 1])
     assert 1.0 <= heartbeat <= 10.0 and heartbeat <= lease / 4
+    assert plan["oracle"][plan["oracle"].index("--standby-tuners") + 1] == "1"  # the form's default
     assert plan["evaluate"][-2:] == ["--max-mae-increase", "0.0"]
 
     tuners = planning.tuner_arguments(plan, "127.0.0.1:9999")

@@ -69,7 +69,7 @@ def _run_times(search: Search) -> dict:
 # -- the chief's oracle in-process: leases, fencing, deadline, reload -----------------------------
 
 
-def _oracle(tmp_path, max_trials=3, lease=5.0, deadline=None, max_handoffs=2):
+def _oracle(tmp_path, max_trials=3, lease=5.0, deadline=None, max_handoffs=2, standby=None):
     from trainer.tuning import function_objective, search_space
     from trainer.tuning.oracles import make_oracle
     from trainer.tuning.settings import Settings
@@ -77,7 +77,8 @@ def _oracle(tmp_path, max_trials=3, lease=5.0, deadline=None, max_handoffs=2):
     settings = Settings(run_root=str(tmp_path), algorithm="random", objective="value", direction="min",
                         space=search_space.validate(function_objective.default_space("sleep")), max_trials=max_trials,
                         executions_per_trial=1, epochs=2, seed=0, function="sleep")
-    oracle = make_oracle(settings, lease_seconds=lease, deadline_seconds=deadline, max_handoffs=max_handoffs)
+    oracle = make_oracle(settings, lease_seconds=lease, deadline_seconds=deadline, max_handoffs=max_handoffs,
+                         standby_tuners=standby)
     oracle._set_project_dir(str(tmp_path), "tuning")
     if (tmp_path / "tuning" / "oracle.json").exists():
         oracle.reload()
@@ -133,6 +134,32 @@ def test_idle_while_another_trial_may_come_back_then_stop(tmp_path):
     assert oracle.create_trial("b").status == "STOPPED"
     assert oracle.create_trial("a").status == "STOPPED"
     assert oracle.finished() and not oracle.deadline_hit
+
+
+def test_only_the_standby_workers_wait_at_the_tail(tmp_path):
+    """With nothing left to hand out, one worker waits (a lost trial may need it); the rest
+    stop, so their pods are released while the last trial runs."""
+    _, oracle = _oracle(tmp_path, max_trials=1, standby=1)
+    trial_id = oracle.create_trial("a").trial_id
+    assert oracle.create_trial("b").status == "IDLE"
+    assert oracle.create_trial("c").status == "STOPPED"
+    assert oracle.create_trial("b").status == "IDLE"  # asking again keeps its place
+    _silence(oracle, "a")
+    assert oracle.expire_leases() == ["a"]
+    assert oracle.create_trial("b").trial_id == trial_id  # the standby takes the lost trial over
+    _complete(oracle, "b", trial_id)
+    assert oracle.create_trial("b").status == "STOPPED"
+    assert oracle.finished() and oracle.finished_by == {trial_id: "b"}
+
+
+def test_no_standby_worker_ends_the_search_when_the_last_worker_is_lost(tmp_path):
+    _, oracle = _oracle(tmp_path, max_trials=1, standby=0)
+    oracle.create_trial("a")
+    assert oracle.create_trial("b").status == "STOPPED"
+    assert not oracle.finished()  # "a" is still running its trial
+    _silence(oracle, "a")
+    oracle.expire_leases()
+    assert oracle.finished() and oracle.lost_tuners == ["a"] and not oracle.end_order
 
 
 def test_deadline_stops_handing_out_trials(tmp_path):

@@ -127,6 +127,8 @@ BAD_FLAGS = [
     (["--objective-function", "branin", "--direction", "max"], "--direction", "minimised"),
     (["--lease-seconds", "0"], "--lease-seconds", "must be > 0"),
     (["--deadline-seconds", "soon"], "--deadline-seconds", "number of seconds"),
+    (["--standby-tuners", "some"], "--standby-tuners", "an integer >= 0 or 'all'"),
+    (["--standby-tuners", "-1"], "--standby-tuners", "an integer >= 0 or 'all'"),
 ]
 
 

@@ -37,6 +37,9 @@ def add_arguments(parser) -> None:
                    help="stop handing out trials this long after the search first started (default: none)")
     g.add_argument("--max-handoffs", default="2",
                    help="times a trial may lose its worker before it is failed (default 2)")
+    g.add_argument("--standby-tuners", default="1",
+                   help="workers kept waiting once no trial is left to hand out, to take over a trial "
+                        "whose worker is lost; the others stop (default 1; 'all' keeps every worker)")
 
 
 def run(args) -> dict:
@@ -49,6 +52,7 @@ def run(args) -> dict:
     lease = st.seconds("--lease-seconds", args.lease_seconds)
     deadline = st.seconds("--deadline-seconds", args.deadline_seconds, allow_none=True)
     max_handoffs = st.integer("--max-handoffs", args.max_handoffs, minimum=0)
+    standby = _standby_tuners(args.standby_tuners)
     st.configure_logging()
 
     from trainer import storage
@@ -60,7 +64,8 @@ def run(args) -> dict:
     recorded = json.loads(storage.read_text(search_file)) if storage.exists(search_file) else None
     st.check_same_search(settings, recorded, "oracle")
 
-    oracle = make_oracle(settings, lease_seconds=lease, deadline_seconds=deadline, max_handoffs=max_handoffs)
+    oracle = make_oracle(settings, lease_seconds=lease, deadline_seconds=deadline, max_handoffs=max_handoffs,
+                         standby_tuners=standby)
     oracle._set_project_dir(settings.run_root, st.TUNING_DIR)
     if storage.exists(oracle._get_oracle_fname()):
         oracle.reload()  # overwrite=False: never delete a search other processes share
@@ -81,6 +86,15 @@ def run(args) -> dict:
     if oracle.abort_reason:
         raise StepFailed(f"search stopped: {oracle.abort_reason}")
     return result
+
+
+def _standby_tuners(value: str) -> int | None:
+    if value == "all":
+        return None
+    try:
+        return st.integer("--standby-tuners", value, minimum=0)
+    except BadInput:
+        raise BadInput("--standby-tuners", f"must be an integer >= 0 or 'all', got {value!r}") from None
 
 
 def _listen(address: str):

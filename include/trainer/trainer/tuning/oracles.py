@@ -15,7 +15,9 @@ Keras Tuner 1.4.8 alone, observed here:
 - only the tuner holding a trial may report on it (`NotHolder` otherwise), and ending an
   already ended trial is a no-op, so a late or retried report cannot corrupt the result;
 - a worker asking for a trial while others still run theirs waits (IDLE) instead of being
-  stopped: one of those trials may come back if its worker is lost;
+  stopped, as one of at most `standby_tuners` such workers: one of those trials may come back
+  if its worker is lost. The others stop, so their (GPU) pods are released at the tail of the
+  search instead of idling until its last trial ends;
 - past `deadline_seconds` (counted from the search's first start, across chief restarts)
   no trial is handed out; running ones may finish;
 - on reload, trials that were running stay assigned to their tuner ids with a fresh lease.
@@ -43,9 +45,11 @@ class NotHolder(Exception):
 
 
 class LeaseMixin:
-    def __init__(self, *args, lease_seconds: float, deadline_seconds: float | None, max_handoffs: int, **kwargs):
+    def __init__(self, *args, lease_seconds: float, deadline_seconds: float | None, max_handoffs: int,
+                 standby_tuners: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.lease_seconds = lease_seconds
+        self.standby_tuners = standby_tuners  # None: every worker waits for the search's end
         self.deadline_seconds = deadline_seconds
         self.max_handoffs = max_handoffs
         self.started_at = time.time()  # wall clock: persisted, so a restart does not extend the deadline
@@ -120,11 +124,18 @@ class LeaseMixin:
         if trial.status == Status.RUNNING:
             log.info("trial %s -> %s %s", trial.trial_id, tuner_id, ss.user_values(trial.hyperparameters.values))
         elif trial.status == Status.STOPPED:
-            if self.ongoing_trials:  # one of them may come back: keep this worker around
+            if self.ongoing_trials and self._standby_wanted(tuner_id):  # one of them may come back
                 self.tuner_ids.add(tuner_id)
                 return trial_module.Trial(self.get_space(), status=Status.IDLE)
             self._stop_issued = True
         return trial
+
+    def _standby_wanted(self, tuner_id) -> bool:
+        """Whether this worker is one of the few kept waiting at the tail of the search."""
+        if self.standby_tuners is None:
+            return True
+        others_waiting = {t for t in self.tuner_ids if t not in self.ongoing_trials and t != tuner_id}
+        return len(others_waiting) < self.standby_tuners
 
     def _stop(self, tuner_id):
         self.tuner_ids.discard(tuner_id)
@@ -250,7 +261,7 @@ _LEASED = {name: type(f"Leased{base.__name__}", (LeaseMixin, base), {}) for name
 
 
 def make_oracle(settings: Settings, lease_seconds: float | None = None, deadline_seconds: float | None = None,
-                max_handoffs: int = 2):
+                max_handoffs: int = 2, standby_tuners: int | None = None):
     """The algorithm's oracle over the search space. With `lease_seconds` (the chief) it is a
     leased oracle; without (a worker's local copy) the plain one, used only for its objective."""
     kwargs = dict(
@@ -267,6 +278,6 @@ def make_oracle(settings: Settings, lease_seconds: float | None = None, deadline
         oracle = _BASES[settings.algorithm](**kwargs)
     else:
         oracle = _LEASED[settings.algorithm](lease_seconds=lease_seconds, deadline_seconds=deadline_seconds,
-                                             max_handoffs=max_handoffs, **kwargs)
+                                             max_handoffs=max_handoffs, standby_tuners=standby_tuners, **kwargs)
     oracle.max_trials = settings.max_trials  # Hyperband has no such argument; it caps its brackets here
     return oracle
