@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,9 @@ TRAINER_PY = str(VENV / "trainer" / "bin" / "python")
 SERVING_PY = str(VENV / "serving" / "bin" / "python")
 AIRFLOW_PY = str(VENV / "airflow" / "bin" / "python")
 
+sys.path.insert(0, str(REPO / "scripts"))
+from private_airflow import free_port  # noqa: E402,F401  (standard library only at import time)
+
 
 def machine() -> dict:
     """What the figures were measured on; the load says how noisy the run was."""
@@ -31,11 +33,6 @@ def machine() -> dict:
             "loadavg": [round(x, 2) for x in os.getloadavg()],
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "python": sys.version.split()[0]}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def trainer_env() -> dict:

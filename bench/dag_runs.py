@@ -32,8 +32,8 @@ from pathlib import Path
 from common import REPO, TRAINER_PY, emit, r, trainer_env, trial_events
 
 sys.path.insert(0, str(REPO / "plugins"))
-sys.path.insert(0, str(REPO / "scripts"))
-import private_airflow  # noqa: E402
+import private_airflow  # noqa: E402  (scripts/, on the path through common)
+
 DAG = "tune_train_serve"
 # Pod tasks run as processes; the rest are Airflow-only tasks (plain Python in the worker).
 POD_TASKS = {"prepare_data", "tuning.tune", "training.train", "evaluation.evaluate"}

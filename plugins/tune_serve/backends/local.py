@@ -170,8 +170,8 @@ class LocalOracleStart(BaseOperator):
 
 class LocalOracleWait(BaseOperator):
     """Wait for the chief in the triggerer (no worker slot held); restart it if it was killed,
-    like a Job restarting its pod. The wait ends at the search deadline counted from the
-    chief's first launch, however many restarts or task retries came between."""
+    like a Job restarting its pod. The wait ends at the chief's pod deadline (which outlasts any
+    search) counted from its first launch, however many restarts or task retries came between."""
 
     template_fields = ("handle",)
 
@@ -189,15 +189,6 @@ class LocalOracleWait(BaseOperator):
     def execute_complete(self, context, event: dict):
         return self._settle(self._process(), log_offset=event["log_offset"])
 
-    def _limit(self, process: LocalProcess) -> timedelta:
-        """The pod's deadline, or longer if the run's search deadline is: the chief stops its own
-        search at `--deadline-seconds` and needs a little while after it to write its results."""
-        argv = process.launch_spec()["argv"]
-        if "--deadline-seconds" not in argv:
-            return self.deadline
-        search = timedelta(seconds=float(argv[argv.index("--deadline-seconds") + 1]))
-        return max(self.deadline, search + timedelta(minutes=15))
-
     def _settle(self, process: LocalProcess, log_offset: int):
         """Act on the chief's state as stored on disk: done, failed, restarted or still waiting."""
         state = process.state()
@@ -212,10 +203,9 @@ class LocalOracleWait(BaseOperator):
             self.log.warning("The chief was killed (exit status %s); restarting it (restart %d), it resumes "
                              "from its state on disk", process.exit_code(), restarts + 1)
             process.relaunch()
-        limit = self._limit(process)
-        remaining = limit.total_seconds() - (time.time() - process.launched_at())
+        remaining = self.deadline.total_seconds() - (time.time() - process.launched_at())
         if remaining <= 0:
-            raise PodFailed(f"the chief was still running {limit} after its launch; see its output in "
+            raise PodFailed(f"the chief was still running {self.deadline} after its launch; see its output in "
                             f"{process.log_file}")
         self.defer(trigger=LocalProcessTrigger(str(process.directory), self.poll_seconds, log_offset),
                    method_name="execute_complete", timeout=timedelta(seconds=remaining))
