@@ -40,7 +40,7 @@ up: envs
 
 stop:
 	scripts/airflow-stack.sh stop
-	-PYTHONPATH=plugins $(AIRFLOW_PY) -c "from tune_serve.serving import local; local.stop_all_local_servers()"
+	-PYTHONPATH=plugins $(AIRFLOW_PY) -c "from tune_serve.local import serving as local; local.stop_all_local_servers()"
 
 envs: $(VENV)/airflow/.done $(VENV)/trainer/.done $(VENV)/serving/.done
 

@@ -71,7 +71,7 @@ class Stack:
         return run_id
 
     def pod_dir(self, run_id: str, task_id: str, map_index: int, try_number: int, kind: str | None = None) -> Path:
-        # as tune_serve.backends.local._task_dir names it
+        # as tune_serve.local.backend._task_dir names it
         safe = lambda s: re.sub(r"[^A-Za-z0-9_.=-]+", "_", s)  # noqa: E731
         name = task_id + (f".{map_index}" if map_index >= 0 else "")
         return Path(self.env["TUNE_SERVE_LOCAL_STATE_DIR"]) / DAG / safe(run_id) / name / (kind or f"try-{try_number}")

@@ -17,7 +17,7 @@ import pendulum
 from airflow.sdk import ObjectStoragePath, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from tune_serve import backends, config, leaderboard, plan as planning, serving, summaries
+from tune_serve import backend as backends, config, leaderboard, plan as planning, serving, summaries
 from tune_serve.params import MAX_TUNING_DEADLINE_MINUTES, ConfError, dag_params, validate_conf
 from tune_serve.podspec import PodTask, Resources
 

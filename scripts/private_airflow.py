@@ -51,6 +51,6 @@ def start(env: dict[str, str], timeout: float = 600):
 def stop(env: dict[str, str], timeout: float = 180) -> None:
     """Stop Airflow and every local model server this process's settings point at."""
     subprocess.run([str(SCRIPT), "stop"], env=env, timeout=timeout)
-    from tune_serve.serving import local as local_serving
+    from tune_serve.local import serving as local_serving
 
     local_serving.stop_all_local_servers()

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
     from airflow.dag_processing.dagbag import DagBag
 
-    from tune_serve.k8s import render
+    from tune_serve.kubernetes import render
 
     bag = DagBag(dag_folder=str(REPO / "dags" / "tune_train_serve.py"))
     if bag.import_errors:

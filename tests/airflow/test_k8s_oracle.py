@@ -9,7 +9,7 @@ from kubernetes.client import ApiClient, models as k8s
 from kubernetes.client.exceptions import ApiException
 
 from tune_serve.errors import PodFailed
-from tune_serve.k8s import oracle
+from tune_serve.kubernetes import oracle
 from tune_serve.podspec import PodTask
 
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"

@@ -6,7 +6,7 @@ import kubernetes_validate
 import pytest
 from k8s_testing import cluster_backend, load_dag
 
-from tune_serve.k8s import render
+from tune_serve.kubernetes import render
 from tune_serve.preemption import PodPreempted
 
 CONF = {"num_tuners": 3, "top_n": 2, "max_trials": 6, "model_name": "diamonds"}
@@ -200,7 +200,7 @@ def test_gke_rendering_is_valid_too():
 def test_the_manifests_in_include_are_valid_on_their_own():
     import yaml
 
-    from tune_serve.k8s import manifests
+    from tune_serve.kubernetes import manifests
 
     files = sorted(manifests.MANIFESTS.rglob("*.yaml"))
     assert len(files) >= 5

@@ -13,7 +13,7 @@ import pytest
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from tune_serve.serving import kubernetes as ks
+from tune_serve.kubernetes import serving as ks
 from tune_serve.serving.errors import ModelRejected
 from tune_serve.serving.rest_client import TFServingREST
 

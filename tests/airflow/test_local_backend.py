@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tune_serve.backends import local
-from tune_serve.backends.local_process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
+from tune_serve.local import backend as local
+from tune_serve.local.process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
 from tune_serve.errors import PodFailed, PodPreempted
 
 
@@ -130,7 +130,7 @@ def _first_event(trigger):
 
 
 def test_trigger_fires_when_the_process_ends_however_it_ends(tmp_path):
-    from tune_serve.backends.local_trigger import LocalProcessTrigger
+    from tune_serve.local.trigger import LocalProcessTrigger
 
     ok = run_python(tmp_path, "import time; print('trial 1 ended'); time.sleep(0.5)", "ok")
     event = _first_event(LocalProcessTrigger(str(ok.directory), poll_seconds=0.05))
@@ -140,7 +140,7 @@ def test_trigger_fires_when_the_process_ends_however_it_ends(tmp_path):
     assert _first_event(LocalProcessTrigger(str(killed.directory), poll_seconds=0.05))["state"] == KILLED
 
     path, kwargs = LocalProcessTrigger(str(ok.directory), 2.0, 14).serialize()
-    assert path == "tune_serve.backends.local_trigger.LocalProcessTrigger"
+    assert path == "tune_serve.local.trigger.LocalProcessTrigger"
     assert kwargs == {"directory": str(ok.directory), "poll_seconds": 2.0, "log_offset": 14}
 
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tune_serve import serving
-from tune_serve.serving import local
+from tune_serve.local import serving as local
 from tune_serve.serving.errors import ModelRejected
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from tune_serve.backends.local_process import LocalProcess
+from tune_serve.local.process import LocalProcess
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINER_PY = REPO / ".venv" / "trainer" / "bin" / "python"

@@ -70,12 +70,12 @@ def _run_times(search: Search) -> dict:
 
 
 def _oracle(tmp_path, max_trials=3, lease=5.0, deadline=None, max_handoffs=2, standby=None):
-    from trainer.tuning import function_objective, search_space
+    from trainer.tuning import benchmarks, search_space
     from trainer.tuning.oracles import make_oracle
     from trainer.tuning.settings import Settings
 
     settings = Settings(run_root=str(tmp_path), algorithm="random", objective="value", direction="min",
-                        space=search_space.validate(function_objective.default_space("sleep")), max_trials=max_trials,
+                        space=search_space.validate(benchmarks.default_space("sleep")), max_trials=max_trials,
                         executions_per_trial=1, epochs=2, seed=0, function="sleep")
     oracle = make_oracle(settings, lease_seconds=lease, deadline_seconds=deadline, max_handoffs=max_handoffs,
                          standby_tuners=standby)

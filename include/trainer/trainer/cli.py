@@ -20,7 +20,7 @@ STEPS = {
     "tune": "trainer.tuning.tune_step",
     "train": "trainer.training",
     "evaluate": "trainer.evaluation",
-    "objective": "trainer.tuning.function_objective",
+    "objective": "trainer.tuning.benchmarks",
 }
 
 

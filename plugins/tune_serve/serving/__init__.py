@@ -15,8 +15,8 @@ from types import ModuleType
 
 from tune_serve import config
 
-_MODULES = {"local": "tune_serve.serving.local", "kubernetes": "tune_serve.serving.kubernetes",
-            "gke": "tune_serve.serving.kubernetes"}
+_MODULES = {"local": "tune_serve.local.serving", "kubernetes": "tune_serve.kubernetes.serving",
+            "gke": "tune_serve.kubernetes.serving"}
 
 
 def backend_module() -> ModuleType:

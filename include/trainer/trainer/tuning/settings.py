@@ -15,7 +15,7 @@ from trainer.tuning import search_space as ss
 
 ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
 DIRECTIONS = ("min", "max")
-FUNCTIONS = ("branin", "sleep")  # see function_objective
+FUNCTIONS = ("branin", "sleep")  # see benchmarks
 TUNING_DIR = "tuning"  # {run_root}/tuning/ is the Keras Tuner project directory
 SEARCH_FILE = "search.json"  # what defines the search, written by the chief (see check_same_search)
 DONE_FILE = "oracle_result.json"  # the chief's result; its presence means the search is over
@@ -76,15 +76,15 @@ def from_args(args: argparse.Namespace) -> Settings:
     direction = _one_of("--direction", args.direction, DIRECTIONS)
     function = None if args.objective_function is None else _one_of("--objective-function", args.objective_function, FUNCTIONS)
     if function:
-        from trainer.tuning import function_objective
+        from trainer.tuning import benchmarks
 
         objective = args.objective or FUNCTION_OBJECTIVE
         if objective != FUNCTION_OBJECTIVE:
             raise BadInput("--objective", f"a benchmark function reports '{FUNCTION_OBJECTIVE}', got {objective!r}")
         if direction != "min":
             raise BadInput("--direction", "benchmark functions are minimised; use min")
-        space = ss.load(args.search_space, default=function_objective.default_space(function))
-        space.require_names(function_objective.parameter_names(function), f"the {function} function")
+        space = ss.load(args.search_space, default=benchmarks.default_space(function))
+        space.require_names(benchmarks.parameter_names(function), f"the {function} function")
     else:
         from trainer import model
 

@@ -69,7 +69,7 @@ def run(args) -> dict:
     poll = st.seconds("--poll-seconds", args.poll_seconds)
     wait = st.seconds("--oracle-wait-seconds", args.oracle_wait_seconds)
     if settings.function:
-        from trainer.tuning import function_objective as fo
+        from trainer.tuning import benchmarks as fo
 
         sleep = fo.DEFAULT_SLEEP_SECONDS[settings.function] if args.sleep_seconds is None else fo.non_negative_seconds(args.sleep_seconds)
     elif args.sleep_seconds is not None:

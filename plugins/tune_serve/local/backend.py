@@ -20,8 +20,8 @@ from typing import Any
 from airflow.sdk import BaseOperator, ResumableJobMixin, TriggerRule
 
 from tune_serve import config
-from tune_serve.backends.local_process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
-from tune_serve.backends.local_trigger import LocalProcessTrigger
+from tune_serve.local.process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
+from tune_serve.local.trigger import LocalProcessTrigger
 from tune_serve.errors import PodFailed, PodPreempted
 from tune_serve.links import POD_TASK_LINKS
 from tune_serve.podspec import TRAINER_COMMAND, PodTask

@@ -18,9 +18,9 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from kubernetes.client import ApiClient
 
 from tune_serve import plan as planning
-from tune_serve.k8s import manifests, settings as cluster_settings
-from tune_serve.k8s.oracle import StartOracleOperator, oracle_names
-from tune_serve.serving import kubernetes as k8s_serving
+from tune_serve.kubernetes import manifests, settings as cluster_settings
+from tune_serve.kubernetes.oracle import StartOracleOperator, oracle_names
+from tune_serve.kubernetes import serving as k8s_serving
 
 SAMPLE_RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 

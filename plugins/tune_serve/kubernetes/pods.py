@@ -11,7 +11,7 @@ from typing import Any
 
 from kubernetes.client import models as k8s
 
-from tune_serve.k8s.settings import GKE_ACCELERATOR_LABEL, ClusterSettings
+from tune_serve.kubernetes.settings import GKE_ACCELERATOR_LABEL, ClusterSettings
 from tune_serve.podspec import PodTask
 
 BASE_CONTAINER = "base"

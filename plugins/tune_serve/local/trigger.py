@@ -11,7 +11,7 @@ from pathlib import Path
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from tune_serve.backends.local_process import RUNNING, LocalProcess
+from tune_serve.local.process import RUNNING, LocalProcess
 
 
 class LocalProcessTrigger(BaseTrigger):

@@ -24,7 +24,7 @@ import psutil
 
 from tune_serve import config
 
-from .errors import ServingUnavailable
+from tune_serve.serving.errors import ServingUnavailable
 from .model_store import ModelStore
 
 HOST = "127.0.0.1"

@@ -25,11 +25,11 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from tune_serve import config
-from tune_serve.k8s import clients, manifests, settings as cluster_settings
+from tune_serve.kubernetes import clients, manifests, settings as cluster_settings
 
-from .errors import ModelRejected, ServingUnavailable
-from .model_store import CANARY, STABLE
-from .rest_client import TFServingREST
+from tune_serve.serving.errors import ModelRejected, ServingUnavailable
+from tune_serve.local.model_store import CANARY, STABLE
+from tune_serve.serving.rest_client import TFServingREST
 
 STATE_ANNOTATION = "tune-serve/serving-state"
 INSTANCE_LABEL = "app.kubernetes.io/instance"

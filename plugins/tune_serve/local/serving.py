@@ -12,10 +12,10 @@ import shutil
 
 from tune_serve import config
 
-from . import local_server
-from .errors import ModelRejected
+from tune_serve.local import server as local_server
+from tune_serve.serving.errors import ModelRejected
 from .model_store import CANARY, STABLE, ModelStore
-from .rest_client import TFServingREST
+from tune_serve.serving.rest_client import TFServingREST
 
 DEFAULT_TIMEOUT_SECONDS = "180"  # server start (imports TensorFlow), then loading one version
 

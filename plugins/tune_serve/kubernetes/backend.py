@@ -3,7 +3,7 @@
 `kubernetes` talks to the cluster through an Airflow Kubernetes connection
 (KubernetesPodOperator); `gke` through a Google Cloud connection and the cluster's
 project/location/name (GKEStartPodOperator). The pod itself is the same: see
-`tune_serve.k8s.pods` for the rules and `tune_serve.k8s.settings` for every setting.
+`tune_serve.kubernetes.pods` for the rules and `tune_serve.kubernetes.settings` for every setting.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 from airflow.sdk import TriggerRule
 
-from tune_serve.k8s import oracle, settings as cluster_settings
-from tune_serve.k8s.operators import GKETrainerPodOperator, TrainerPodOperator
-from tune_serve.k8s.pods import pod_kwargs
+from tune_serve.kubernetes import oracle, settings as cluster_settings
+from tune_serve.kubernetes.operators import GKETrainerPodOperator, TrainerPodOperator
+from tune_serve.kubernetes.pods import pod_kwargs
 from tune_serve.podspec import PodTask
 from tune_serve.preemption import retry_policy
 

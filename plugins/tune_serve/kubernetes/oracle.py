@@ -29,8 +29,8 @@ from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
 from tune_serve.errors import PodFailed
-from tune_serve.k8s import manifests
-from tune_serve.k8s.pods import BASE_CONTAINER, COMPONENT_LABEL, RUN_LABEL, run_slug
+from tune_serve.kubernetes import manifests
+from tune_serve.kubernetes.pods import BASE_CONTAINER, COMPONENT_LABEL, RUN_LABEL, run_slug
 
 JOB_TEMPLATE = "oracle/job.yaml"
 SERVICE_TEMPLATE = "oracle/service.yaml"

@@ -6,8 +6,8 @@ from types import ModuleType
 
 from tune_serve import config
 
-_MODULES = {"local": "tune_serve.backends.local", "kubernetes": "tune_serve.backends.kubernetes",
-            "gke": "tune_serve.backends.kubernetes"}
+_MODULES = {"local": "tune_serve.local.backend", "kubernetes": "tune_serve.kubernetes.backend",
+            "gke": "tune_serve.kubernetes.backend"}
 
 
 def current() -> ModuleType:

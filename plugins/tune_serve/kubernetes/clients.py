@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 
-from tune_serve.k8s.settings import ClusterSettings
+from tune_serve.kubernetes.settings import ClusterSettings
 
 
 def kubernetes_hook(s: ClusterSettings) -> KubernetesHook:
