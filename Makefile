@@ -44,28 +44,35 @@ stop:
 
 envs: $(VENV)/airflow/.done $(VENV)/trainer/.done $(VENV)/serving/.done
 
+# The contract package (include/contract, standard library only) is importable in every
+# environment: a .pth file puts its folder on the path, as the images' PYTHONPATH does.
+CONTRACT_PTH = echo "$(CURDIR)/include/contract" > $$($(1) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tune_contract.pth
+
 $(UV):
 	$(PYTHON) -m venv $(VENV)/tools
 	$(VENV)/tools/bin/pip install -q uv==$(UV_VERSION)
 
 # Airflow side: Airflow + providers, and the test tools. Never TensorFlow.
-$(VENV)/airflow/.done: requirements.txt requirements-dev.txt constraints/airflow.txt | $(UV)
+$(VENV)/airflow/.done: requirements.txt requirements-dev.txt constraints/airflow.txt Makefile | $(UV)
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)/airflow
 	$(UV) pip install -q --python $(VENV)/airflow/bin/python -r requirements.txt -r requirements-dev.txt -c constraints/airflow.txt
+	$(call CONTRACT_PTH,$(VENV)/airflow/bin/python)
 	touch $@
 
 # What runs inside every pod (the trainer image installs requirements.txt with the same
 # constraints), plus the trainer's test and benchmark tools.
-$(VENV)/trainer/.done: include/trainer/requirements.txt include/trainer/requirements-dev.txt constraints/trainer.txt | $(UV)
+$(VENV)/trainer/.done: include/trainer/requirements.txt include/trainer/requirements-dev.txt constraints/trainer.txt Makefile | $(UV)
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)/trainer
 	$(UV) pip install -q --python $(VENV)/trainer/bin/python -r include/trainer/requirements.txt \
 		-r include/trainer/requirements-dev.txt -c constraints/trainer.txt
+	$(call CONTRACT_PTH,$(VENV)/trainer/bin/python)
 	touch $@
 
 # The local stand-in for TensorFlow Serving (KServe speaks TF Serving's REST API).
-$(VENV)/serving/.done: include/serving/requirements.txt constraints/serving.txt | $(UV)
+$(VENV)/serving/.done: include/serving/requirements.txt constraints/serving.txt Makefile | $(UV)
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)/serving
 	$(UV) pip install -q --python $(VENV)/serving/bin/python -r include/serving/requirements.txt -c constraints/serving.txt
+	$(call CONTRACT_PTH,$(VENV)/serving/bin/python)
 	touch $@
 
 # Re-resolve the pins (run after editing a requirements file; commit the result once tests pass).

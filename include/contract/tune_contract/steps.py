@@ -1,0 +1,276 @@
+"""One dataclass per trainer step, holding its flags.
+
+The Airflow side builds a step's command line only with `to_argv()`; the trainer parses it
+only with `from_args()` (through the parser `add_arguments()` builds), so a flag is named,
+typed and defaulted in one place. Every value goes out as `--flag=value`: a value that
+begins with `-` (a label `-price`, a source `-data.csv`) can never be read as a flag.
+
+Field names are the argparse destinations: `--max-trials` is `max_trials`. Lists and
+mappings (a search space, hyperparameters, a feature spec) travel as compact JSON and are
+kept as that text; numbers are converted here, ranges and cross-field rules are checked
+by the step (or by `search_space.check`).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from tune_contract.enums import ALGORITHMS, BENCHMARK_FUNCTIONS, DEFAULT_OBJECTIVE, DIRECTIONS, OBJECTIVES
+from tune_contract.errors import BadInput
+
+S = TypeVar("S", bound="StepArgs")
+
+
+# A mapping or list sent as JSON text (a search space, hyperparameters, a feature spec).
+JSON = Any
+
+
+def flag(default: Any = None, help: str = "", *, required: bool = False, env: str | None = None,
+         group: str | None = None, choices: Sequence[str] = ()) -> Any:
+    """A field that is a command-line flag: `--` + its name with dashes."""
+    return field(default=default, metadata={"help": help, "required": required, "env": env, "group": group,
+                                            "choices": tuple(choices)})
+
+
+def _json_text(value: Any) -> Any:
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list, tuple)) else value
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepArgs:
+    """Flags common to every step."""
+
+    STEP: ClassVar[str] = ""
+    HELP: ClassVar[str] = ""
+
+    run_root: str | None = flag(help="storage prefix of this DAG run, {root}/runs/{run_id} (local path or gs://)",
+                                env="TRAINER_RUN_ROOT", required=True)
+    xcom_file: str | None = flag(help="where the step's JSON result is written (default /airflow/xcom/return.json)",
+                                 env="TRAINER_XCOM_FILE")
+
+    def __post_init__(self) -> None:
+        # mappings and lists are held as the JSON text the trainer receives, so a step's
+        # arguments compare equal before and after a trip through the command line
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _json_text(getattr(self, f.name)))
+
+    # -- Airflow side -------------------------------------------------------------------------
+
+    def to_argv(self) -> list[str]:
+        """The step's flags, one `--flag=value` each; None is left out (the trainer's default)."""
+        argv = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            argv.append(f"{_flag_name(f.name)}={value}")
+        return argv
+
+    def replace(self: S, **changes: Any) -> S:
+        return dataclasses.replace(self, **changes)
+
+    # -- trainer side -------------------------------------------------------------------------
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Every flag as a string option (converted by `from_args`, so a bad number is
+        reported like any other bad input: `<flag>: <reason>`, exit 2)."""
+        groups: dict[str | None, Any] = {None: parser}
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            group = meta.get("group")
+            if group not in groups:
+                groups[group] = parser.add_argument_group(group)
+            default = os.environ.get(meta["env"]) if meta.get("env") else None
+            if default is None and f.default is not None:
+                default = f.default
+            notes = "".join([f"; one of {', '.join(meta['choices'])}" if meta.get("choices") else "",
+                             f" (env {meta['env']})" if meta.get("env") else ""])
+            groups[group].add_argument(_flag_name(f.name), dest=f.name, default=default,
+                                       help=f"{meta.get('help', '')}{notes}")
+
+    @classmethod
+    def from_args(cls: type[S], args: argparse.Namespace | dict[str, Any]) -> S:
+        """The typed step arguments from parsed flags; raises BadInput naming the flag."""
+        given = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
+        values = {}
+        for f in dataclasses.fields(cls):
+            value = given.get(f.name)
+            if value is None:
+                if f.metadata.get("required"):
+                    env = f.metadata.get("env")
+                    raise BadInput(_flag_name(f.name), "required" + (f" (or set {env})" if env else ""))
+                continue
+            value = _convert(_flag_name(f.name), str(f.type), value)
+            choices = f.metadata.get("choices")
+            if choices and value not in choices:
+                raise BadInput(_flag_name(f.name), f"unknown value {value!r}; allowed: {', '.join(choices)}")
+            values[f.name] = value
+        return cls(**values)
+
+    @classmethod
+    def from_argv(cls: type[S], argv: Sequence[str]) -> S:
+        parser = argparse.ArgumentParser(prog=f"python -m trainer {cls.STEP}")
+        cls.add_arguments(parser)
+        return cls.from_args(parser.parse_args(list(argv)))
+
+
+def _flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _convert(flag_name: str, annotation: str, value: Any) -> Any:
+    kinds = {part.strip() for part in annotation.split("|")} - {"None", "JSON"}
+    if isinstance(value, bool):
+        raise BadInput(flag_name, f"must be {' or '.join(sorted(kinds))}, got {value!r}")
+    if kinds == {"int"}:
+        try:
+            return int(str(value))
+        except ValueError:
+            raise BadInput(flag_name, f"must be an integer, got {value!r}") from None
+    if kinds == {"float"}:
+        try:
+            return float(str(value))
+        except ValueError:
+            raise BadInput(flag_name, f"must be a number, got {value!r}") from None
+    if kinds == {"int", "str"}:  # a count or a word (e.g. --standby-tuners all)
+        try:
+            return int(str(value))
+        except ValueError:
+            return str(value)
+    return _json_text(value) if not isinstance(value, str) else value
+
+
+# -- the steps ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepareArgs(StepArgs):
+    STEP: ClassVar[str] = "prepare"
+    HELP: ClassVar[str] = ("Split a CSV/Parquet table (or the bundled `diamonds` data) into train/eval TFRecords "
+                           "and write the feature spec.")
+
+    source: str = flag("diamonds", "CSV or Parquet URI (local or gs://), or a bundled dataset name (default diamonds)")
+    label: str | None = flag(help="label column (numeric); default `price` for diamonds, required otherwise")
+    feature_spec: str | JSON | None = flag(help="JSON/YAML URI or inline JSON: {label?, numeric: [cols]|{col: stats}, "
+                                         "categorical: [cols]|{col: vocab}}; default: inferred from dtypes")
+    features: str | None = flag(help="comma-separated columns to use as features (default: all but the label)")
+    eval_fraction: float = flag(0.2, "share of rows held out for eval, in (0, 1)")
+    seed: int = flag(42, "seed of the sample and of the train/eval split")
+    sample_rows: int | None = flag(help="use a deterministic sample of this many rows (tiny runs)")
+
+
+_SEARCH = "search (identical on the oracle and every tune worker)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchArgs(StepArgs):
+    """The flags that define a search: the same on the chief and on every tuner."""
+
+    algorithm: str = flag("random", f"one of {', '.join(ALGORITHMS)} (default random)", group=_SEARCH,
+                          choices=ALGORITHMS)
+    search_space: str | JSON | None = flag(help="JSON/YAML list of parameters, inline or a URI "
+                                         "(default: the tabular model's space)", group=_SEARCH)
+    objective: str | None = flag(help=f"metric to optimise (default {DEFAULT_OBJECTIVE}; "
+                                      "'value' with --objective-function)", group=_SEARCH)
+    direction: str = flag("min", "min or max (default min)", group=_SEARCH, choices=DIRECTIONS)
+    max_trials: int = flag(10, "trials to run in total, >= 1 (default 10)", group=_SEARCH)
+    executions_per_trial: int = flag(1, "fits per trial, averaged (default 1)", group=_SEARCH)
+    epochs: int = flag(5, "epochs per trial; Hyperband's max_epochs (default 5)", group=_SEARCH)
+    seed: int = flag(0, "random seed of the oracle and of training (default 0)", group=_SEARCH)
+    objective_function: str | None = flag(help=f"benchmark: tune {' or '.join(BENCHMARK_FUNCTIONS)} "
+                                               "instead of the Keras model", group=_SEARCH,
+                                          choices=BENCHMARK_FUNCTIONS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OracleArgs(SearchArgs):
+    STEP: ClassVar[str] = "oracle"
+    HELP: ClassVar[str] = "Keras Tuner chief: serve trials to the tune workers over gRPC, then report all trials ranked."
+
+    port: int | None = flag(help="gRPC port", env="KERASTUNER_ORACLE_PORT", group="chief")
+    bind: str = flag("127.0.0.1", "address to listen on (default 127.0.0.1; 0.0.0.0 in a pod behind a Service)",
+                     group="chief")
+    lease_seconds: float = flag(120.0, "a worker silent this long loses its trial to another worker (default 120)",
+                                group="chief")
+    deadline_seconds: float | None = flag(help="stop handing out trials this long after the search first started "
+                                               "(default: none)", group="chief")
+    max_handoffs: int = flag(2, "times a trial may lose its worker before it is failed (default 2)", group="chief")
+    standby_tuners: int | str = flag(1, "workers kept waiting once no trial is left to hand out, to take over a "
+                                        "trial whose worker is lost; the others stop (default 1; 'all' keeps "
+                                        "every worker)", group="chief")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TuneArgs(SearchArgs):
+    STEP: ClassVar[str] = "tune"
+    HELP: ClassVar[str] = "Keras Tuner worker: run trials from the oracle (resuming an interrupted one) and report them."
+
+    tuner_id: str | None = flag(help="stable id of this worker across restarts, e.g. tuner-0",
+                                env="KERASTUNER_TUNER_ID", group="worker")
+    oracle_address: str | None = flag(help="HOST:PORT of the oracle (default: KERASTUNER_ORACLE_IP:"
+                                           "KERASTUNER_ORACLE_PORT)", group="worker")
+    heartbeat_seconds: float = flag(10.0, "lease renewal period; keep it well under the oracle's --lease-seconds "
+                                          "(default 10)", group="worker")
+    poll_seconds: float = flag(2.0, "wait between asks while the oracle has no trial to give yet (default 2)",
+                               group="worker")
+    oracle_wait_seconds: float = flag(3600.0, "give up (exit 1) after the oracle has been unreachable this long "
+                                              "(default 3600)", group="worker")
+    sleep_seconds: float | None = flag(help="with --objective-function: seconds per epoch "
+                                            "(default 1 for sleep, 0 for branin)", group="worker")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainArgs(StepArgs):
+    STEP: ClassVar[str] = "train"
+    HELP: ClassVar[str] = ("Train one configuration with resumable checkpoints and TensorBoard logs, "
+                           "then export the SavedModel.")
+
+    hyperparameters: str | JSON = flag("{}", 'JSON object, e.g. {"num_layers": 2, "units": 64, "dropout": 0.1, '
+                                      '"learning_rate": 0.001, "batch_size": 128}; missing keys take these '
+                                      "defaults, unknown keys are ignored")
+    rank: int | None = flag(help="place of this configuration in the top-N (0 = best)", required=True)
+    trial_id: str | None = flag(help="the tuning trial these hyperparameters come from (echoed in the result)")
+    epochs: int = flag(20, "maximum number of epochs")
+    patience: int = flag(5, "stop after this many epochs without improvement of --objective (0 = never stop early)")
+    objective: str = flag(DEFAULT_OBJECTIVE, "metric for early stopping", choices=OBJECTIVES)
+    direction: str = flag("min", "whether --objective improves down (min) or up (max)", choices=DIRECTIONS)
+    seed: int = flag(42, "seed of weights initialisation, dropout and shuffling")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateArgs(StepArgs):
+    STEP: ClassVar[str] = "evaluate"
+    HELP: ClassVar[str] = ("Evaluate a SavedModel with TFMA (overall and per slice), bless it against thresholds "
+                           "and the serving baseline.")
+
+    model_path: str | None = flag(help="SavedModel of the candidate (the train step's model_path)", required=True)
+    rank: int | None = flag(help="rank of the candidate; output goes to {run_root}/eval/{rank}/", required=True)
+    baseline_model_path: str | None = flag(help="SavedModel serving now; enables --max-mae-increase")
+    mae_upper_bound: float | None = flag(help="bless only if the overall MAE is at most this (> 0)")
+    max_mae_increase: float | None = flag(help="bless only if the overall MAE is at most the baseline's plus this "
+                                               "(absolute, >= 0)")
+    slice_features: str | None = flag(help="comma-separated categorical features to slice by "
+                                            "(default: all categorical; '' = none)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectiveArgs(StepArgs):
+    STEP: ClassVar[str] = "objective"
+    HELP: ClassVar[str] = "Evaluate a benchmark objective (branin, sleep) at one point, as a tune worker would."
+
+    function: str | None = flag(help=f"one of {', '.join(BENCHMARK_FUNCTIONS)}", required=True,
+                                choices=BENCHMARK_FUNCTIONS)
+    hyperparameters: str | JSON = flag("{}", "JSON values, e.g. '{\"x1\": 3.14, \"x2\": 2.275}' (default: each minimum)")
+    epochs: int = flag(1, "epochs to run (default 1)")
+    sleep_seconds: float | None = flag(help="seconds per epoch (default: 1 for sleep, 0 for branin)")
+
+
+STEP_ARGS: dict[str, type[StepArgs]] = {
+    cls.STEP: cls for cls in (PrepareArgs, OracleArgs, TuneArgs, TrainArgs, EvaluateArgs, ObjectiveArgs)
+}
