@@ -81,3 +81,30 @@ def test_plan_builds_the_flags_of_every_step(monkeypatch, tmp_path):
     assert evaluate[-2:] == ["--baseline-model-path", "/serving/1"]
     (no_baseline,) = planning.evaluation_arguments(plan, [{"rank": 0, "model_path": "/m"}], None)
     assert "--baseline-model-path" not in no_baseline
+
+
+# -- the search-space rule is the trainer's own (tune_contract.search_space), not a copy ---------
+
+
+def test_grid_with_a_log_int_without_step_is_rejected_like_the_chief_does():
+    """grid enumerates the space; an int on a log scale without a step cannot be enumerated.
+    validate_params passed it and the chief failed after prepare_data had written data."""
+    space = [{"name": "units", "type": "int", "min": 8, "max": 64, "log": True}]
+    with pytest.raises(ConfError, match=r"search_space\.units: the grid algorithm needs every parameter discrete"):
+        validate_conf(resolved(algorithm="grid", search_space=space))
+
+
+def test_a_misspelt_parameter_name_is_rejected_before_anything_is_written():
+    """A typo was tuned and ignored by the model; the chief refused it only after prepare_data."""
+    space = [{"name": "unit", "type": "int", "min": 8, "max": 64}]
+    with pytest.raises(ConfError, match=r"search_space\.unit: not a hyperparameter of the tabular model; "
+                                        r"allowed: num_layers, units"):
+        validate_conf(resolved(search_space=space))
+
+
+def test_a_benchmark_space_names_the_function_parameters():
+    validate_conf(resolved(objective_function="branin", search_space=[
+        {"name": "x1", "type": "float", "min": -5, "max": 10}, {"name": "x2", "type": "float", "min": 0, "max": 15}]))
+    with pytest.raises(ConfError, match=r"search_space\.units: not a hyperparameter of the branin function"):
+        validate_conf(resolved(objective_function="branin", search_space=[
+            {"name": "units", "type": "int", "min": 8, "max": 64}]))
