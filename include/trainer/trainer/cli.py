@@ -1,7 +1,8 @@
 """`python -m trainer <step> [flags]`: one entry point for every pod of the workflow.
 
-Each step lives in its own module exposing `HELP`, `add_arguments(parser)` and
-`run(args) -> dict`; modules import TensorFlow inside `run`, so `--help` stays fast.
+Each step's flags are its dataclass in `tune_contract.steps` (the one the Airflow side builds
+the command line with); each step lives in a module exposing `run(args) -> dict`, imported
+only once its flags are parsed, so `--help` and a flag mistake never load TensorFlow.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import importlib
 import os
 import sys
 import traceback
+
+from tune_contract.steps import STEP_ARGS
 
 from trainer.errors import BadInput
 from trainer.results import write_result
@@ -20,39 +23,27 @@ STEPS = {
     "tune": "trainer.tuning.tune_step",
     "train": "trainer.training",
     "evaluate": "trainer.evaluation",
-    "objective": "trainer.tuning.benchmarks",
+    "objective": "trainer.tuning.objective_step",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
-    for name, module_name in STEPS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # a step not written yet (its module or its package missing) is simply not offered
-            if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
-                raise
-            continue
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        p.add_argument("--run-root", default=os.environ.get("TRAINER_RUN_ROOT"),
-                       help="storage prefix of this DAG run, {root}/runs/{run_id} (local path or gs://)")
-        p.add_argument("--xcom-file", default=os.environ.get("TRAINER_XCOM_FILE"),
-                       help="where the step's JSON result is written (default /airflow/xcom/return.json)")
-        module.add_arguments(p)
-        p.set_defaults(_module=module)
+    for name in STEPS:
+        args_class = STEP_ARGS[name]
+        p = sub.add_parser(name, help=args_class.HELP, description=args_class.HELP)
+        args_class.add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
-    if not args.run_root:
-        print("error: --run-root: required (or set TRAINER_RUN_ROOT)", file=sys.stderr)
-        return 2
+    parsed = build_parser().parse_args(argv)
+    step = parsed.step
     try:
-        result = args._module.run(args)
+        args = STEP_ARGS[step].from_args(parsed)
+        result = importlib.import_module(STEPS[step]).run(args)
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

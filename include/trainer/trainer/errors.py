@@ -1,16 +1,7 @@
 """The two ways a step fails on purpose."""
+from tune_contract.errors import BadInput  # input the user must fix: exit 2; the contract's own rules raise it too
 
-
-class BadInput(Exception):
-    """Input the user must fix: exit 2, never retried, nothing written.
-
-    `field` names the flag, column or key at fault so the message can point at it.
-    """
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+__all__ = ["BadInput", "StepFailed"]
 
 
 class StepFailed(Exception):

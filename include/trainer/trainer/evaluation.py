@@ -13,15 +13,15 @@ Writes `{run_root}/eval/{rank}/` whole (temporary directory, then swapped in): T
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
 
+from tune_contract.results import finite
+from tune_contract.steps import EvaluateArgs
+
 from trainer import data, storage
 from trainer.errors import BadInput, StepFailed
-
-HELP = "Evaluate a SavedModel with TFMA (overall and per slice), bless it against thresholds and the serving baseline."
 
 CANDIDATE, BASELINE = "candidate", "baseline"
 OVERALL = "overall"
@@ -29,22 +29,11 @@ _METRICS = {"example_count": "ExampleCount", "mae": "MeanAbsoluteError", "mse": 
 _TFMA_NAMES = {"example_count": "example_count", "mae": "mean_absolute_error", "mse": "mean_squared_error"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-path", required=True, help="SavedModel of the candidate (the train step's model_path)")
-    parser.add_argument("--rank", type=int, required=True, help="rank of the candidate; output goes to {run_root}/eval/{rank}/")
-    parser.add_argument("--baseline-model-path", help="SavedModel serving now; enables --max-mae-increase")
-    parser.add_argument("--mae-upper-bound", type=float, help="bless only if the overall MAE is at most this (> 0)")
-    parser.add_argument("--max-mae-increase", type=float,
-                        help="bless only if the overall MAE is at most the baseline's plus this (absolute, >= 0)")
-    parser.add_argument("--slice-features",
-                        help="comma-separated categorical features to slice by (default: all categorical; '' = none)")
-
-
 def eval_dir(run_root: str, rank: int) -> str:
     return storage.join(run_root, "eval", str(rank))
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: EvaluateArgs) -> dict:
     from trainer import savedmodel
 
     _check_flags(args)
@@ -81,11 +70,10 @@ def run(args: argparse.Namespace) -> dict:
             "report": storage.join(out, "report.html"),
         }
         from trainer.report import render_report
-        from trainer.results import _finite
 
         storage.write_text(storage.join(tmp, "report.html"), render_report(result, label=spec.label))
         result["seconds"] = round(time.monotonic() - started, 1)
-        storage.write_text(storage.join(tmp, "evaluation.json"), json.dumps(_finite(result), indent=2) + "\n")
+        storage.write_text(storage.join(tmp, "evaluation.json"), json.dumps(finite(result), indent=2) + "\n")
         storage.replace_dir(tmp, out)
     except BaseException:
         storage.rmtree(tmp)

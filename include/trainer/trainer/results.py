@@ -2,21 +2,11 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 
+from tune_contract.results import finite
+
 DEFAULT_XCOM_FILE = "/airflow/xcom/return.json"
-
-
-def _finite(value):
-    # JSON has no NaN/Infinity; a diverged trial must still produce a valid result.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def write_result(path: str | None, result: dict) -> str:
@@ -25,11 +15,11 @@ def write_result(path: str | None, result: dict) -> str:
         import tensorflow as tf
 
         with tf.io.gfile.GFile(path, "w") as f:
-            f.write(json.dumps(_finite(result), sort_keys=True))
+            f.write(json.dumps(finite(result), sort_keys=True))
         return path
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        json.dump(_finite(result), f, sort_keys=True)
+        json.dump(finite(result), f, sort_keys=True)
     os.replace(tmp, path)  # a reader never sees half a result
     return path

@@ -9,32 +9,14 @@ Writes `{run_root}/models/{rank}/`:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
+
+from tune_contract.steps import TrainArgs
 
 from trainer import data, storage
 from trainer.errors import BadInput
 from trainer.model import resolve_hyperparameters
-
-HELP = "Train one configuration with resumable checkpoints and TensorBoard logs, then export the SavedModel."
-OBJECTIVES = ("val_mae", "val_loss", "mae", "loss")  # what fit() logs for the compiled model
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hyperparameters", default="{}",
-                        help='JSON object, e.g. {"num_layers": 2, "units": 64, "dropout": 0.1, '
-                             '"learning_rate": 0.001, "batch_size": 128}; missing keys take these defaults, '
-                             "unknown keys are ignored")
-    parser.add_argument("--rank", type=int, required=True, help="place of this configuration in the top-N (0 = best)")
-    parser.add_argument("--trial-id", help="the tuning trial these hyperparameters come from (echoed in the result)")
-    parser.add_argument("--epochs", type=int, default=20, help="maximum number of epochs")
-    parser.add_argument("--patience", type=int, default=5,
-                        help="stop after this many epochs without improvement of --objective (0 = never stop early)")
-    parser.add_argument("--objective", default="val_mae", choices=OBJECTIVES, help="metric for early stopping")
-    parser.add_argument("--direction", default="min", choices=("min", "max"), help="whether --objective improves down or up")
-    parser.add_argument("--seed", type=int, default=42, help="seed of weights initialisation, dropout and shuffling")
-
 
 def model_dir(run_root: str, rank: int) -> str:
     return storage.join(run_root, "models", str(rank))
@@ -50,7 +32,7 @@ def parse_hyperparameters(text: str) -> dict:
     return resolve_hyperparameters(values, field="--hyperparameters")
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: TrainArgs) -> dict:
     hyperparameters = parse_hyperparameters(args.hyperparameters)
     for flag, value, minimum in (("--rank", args.rank, 0), ("--epochs", args.epochs, 1), ("--patience", args.patience, 0)):
         if value < minimum:

@@ -17,29 +17,11 @@ import os
 import time
 from concurrent import futures
 
+from trainer import storage
 from trainer.errors import BadInput, StepFailed
 from trainer.tuning import settings as st
 
-HELP = "Keras Tuner chief: serve trials to the tune workers over gRPC, then report all trials ranked."
 log = logging.getLogger("trainer.tuning.oracle_step")
-
-
-def add_arguments(parser) -> None:
-    st.add_arguments(parser)
-    g = parser.add_argument_group("chief")
-    g.add_argument("--port", default=os.environ.get("KERASTUNER_ORACLE_PORT"),
-                   help="gRPC port (default: KERASTUNER_ORACLE_PORT)")
-    g.add_argument("--bind", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1; 0.0.0.0 in a pod behind a Service)")
-    g.add_argument("--lease-seconds", default="120",
-                   help="a worker silent this long loses its trial to another worker (default 120)")
-    g.add_argument("--deadline-seconds", default=None,
-                   help="stop handing out trials this long after the search first started (default: none)")
-    g.add_argument("--max-handoffs", default="2",
-                   help="times a trial may lose its worker before it is failed (default 2)")
-    g.add_argument("--standby-tuners", default="1",
-                   help="workers kept waiting once no trial is left to hand out, to take over a trial "
-                        "whose worker is lost; the others stop (default 1; 'all' keeps every worker)")
 
 
 def run(args) -> dict:
@@ -54,8 +36,7 @@ def run(args) -> dict:
     max_handoffs = st.integer("--max-handoffs", args.max_handoffs, minimum=0)
     standby = _standby_tuners(args.standby_tuners)
     st.configure_logging()
-
-    from trainer import storage
+    # Keras Tuner, gRPC and TensorFlow only now: bad flags above exit 2 in a second, not after their import.
     from trainer.tuning.oracles import make_oracle
 
     server = _listen(f"{args.bind}:{port}")  # before touching the state: a second chief must fail first

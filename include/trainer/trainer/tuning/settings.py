@@ -1,39 +1,29 @@
-"""The tuning flags `oracle` and `tune` share, validated into one `Settings` before anything starts.
+"""The tuning flags `oracle` and `tune` share (`tune_contract.steps.SearchArgs`), validated
+into one `Settings` before anything starts.
 
-Enumerations and numbers are parsed here rather than by argparse so that every mistake is
-reported the same way: exit 2 with one line `error: <flag>: <reason>`.
+Ranges and cross-flag rules are checked here so that every mistake is reported the same
+way: exit 2 with one line `error: <flag>: <reason>`.
 """
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import math
+import sys
 from dataclasses import dataclass
+from typing import Any
 
+from tune_contract import layout
+from tune_contract.enums import ALGORITHMS, BENCHMARK_FUNCTIONS, DEFAULT_OBJECTIVE, DIRECTIONS, FUNCTION_OBJECTIVE
+
+from trainer import model, storage
 from trainer.errors import BadInput
 from trainer.tuning import search_space as ss
 
-ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
-DIRECTIONS = ("min", "max")
-FUNCTIONS = ("branin", "sleep")  # see benchmarks
-TUNING_DIR = "tuning"  # {run_root}/tuning/ is the Keras Tuner project directory
-SEARCH_FILE = "search.json"  # what defines the search, written by the chief (see check_same_search)
-DONE_FILE = "oracle_result.json"  # the chief's result; its presence means the search is over
-DEFAULT_OBJECTIVE = "val_mae"
-FUNCTION_OBJECTIVE = "value"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("search (identical on the oracle and every tune worker)")
-    g.add_argument("--algorithm", default="random", help=f"one of {', '.join(ALGORITHMS)} (default random)")
-    g.add_argument("--search-space", help="JSON/YAML list of parameters, inline or a URI (default: the tabular model's space)")
-    g.add_argument("--objective", help=f"metric to optimise (default {DEFAULT_OBJECTIVE}; '{FUNCTION_OBJECTIVE}' with --objective-function)")
-    g.add_argument("--direction", default="min", help="min or max (default min)")
-    g.add_argument("--max-trials", default="10", help="trials to run in total, >= 1 (default 10)")
-    g.add_argument("--executions-per-trial", default="1", help="fits per trial, averaged (default 1)")
-    g.add_argument("--epochs", default="5", help="epochs per trial; Hyperband's max_epochs (default 5)")
-    g.add_argument("--seed", default="0", help="random seed of the oracle and of training (default 0)")
-    g.add_argument("--objective-function", help=f"benchmark: tune {' or '.join(FUNCTIONS)} instead of the Keras model")
+FUNCTIONS = BENCHMARK_FUNCTIONS
+TUNING_DIR = layout.TUNING_DIR  # {run_root}/tuning/ is the Keras Tuner project directory
+SEARCH_FILE = layout.SEARCH_FILE  # what defines the search, written by the chief (see check_same_search)
+DONE_FILE = layout.ORACLE_RESULT_FILE  # the chief's result; its presence means the search is over
 
 
 @dataclass(frozen=True)
@@ -51,8 +41,6 @@ class Settings:
 
     @property
     def tuning_dir(self) -> str:
-        from trainer import storage
-
         return storage.join(self.run_root, TUNING_DIR)
 
     def identity(self) -> dict:
@@ -71,31 +59,25 @@ class Settings:
         return {"name": self.objective, "direction": self.direction}
 
 
-def from_args(args: argparse.Namespace) -> Settings:
+def from_args(args: Any) -> Settings:
+    """`args`: the step's `tune_contract.steps.SearchArgs` (or anything with its attributes)."""
     algorithm = _one_of("--algorithm", args.algorithm, ALGORITHMS)
     direction = _one_of("--direction", args.direction, DIRECTIONS)
     function = None if args.objective_function is None else _one_of("--objective-function", args.objective_function, FUNCTIONS)
     if function:
-        from trainer.tuning import benchmarks
-
         objective = args.objective or FUNCTION_OBJECTIVE
         if objective != FUNCTION_OBJECTIVE:
             raise BadInput("--objective", f"a benchmark function reports '{FUNCTION_OBJECTIVE}', got {objective!r}")
         if direction != "min":
             raise BadInput("--direction", "benchmark functions are minimised; use min")
-        space = ss.load(args.search_space, default=benchmarks.default_space(function))
-        space.require_names(benchmarks.parameter_names(function), f"the {function} function")
     else:
-        from trainer import model
-
         objective = args.objective or DEFAULT_OBJECTIVE
         if not objective.replace("_", "").isalnum():
             raise BadInput("--objective", f"{objective!r} is not a metric name (e.g. val_mae, val_loss, mae)")
-        space = ss.load(args.search_space)
-        space.require_names(model.DEFAULT_HYPERPARAMETERS, "the tabular model")
-        _check_model_accepts(space, model)
-    if algorithm == "grid":
-        space.require_discrete(algorithm)
+    # the same rule validate_params runs: well-formed, known names, discrete for grid
+    space = ss.check(ss.read(args.search_space), algorithm, function)
+    if not function:
+        _check_model_accepts(space)
     return Settings(
         run_root=args.run_root,
         algorithm=algorithm,
@@ -110,7 +92,7 @@ def from_args(args: argparse.Namespace) -> Settings:
     )
 
 
-def _check_model_accepts(space: ss.SearchSpace, model) -> None:
+def _check_model_accepts(space: ss.SearchSpace) -> None:
     """Both ends of every range must be values the model builds with, or each trial would fail late."""
     for p in space.parameters:
         for value in (p.values if p.type == "choice" else (p.min, p.max)):
@@ -170,8 +152,5 @@ def seconds(flag: str, value, allow_none: bool = False) -> float | None:
 
 def configure_logging() -> None:
     """One line per event on stderr (the pod log); steps call this, library code never does."""
-    import logging
-    import sys
-
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

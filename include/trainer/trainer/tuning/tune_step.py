@@ -11,29 +11,13 @@ import logging
 import os
 import re
 
+from trainer import data, storage
 from trainer.errors import BadInput
+from trainer.tuning import benchmarks
 from trainer.tuning import settings as st
 
-HELP = "Keras Tuner worker: run trials from the oracle (resuming an interrupted one) and report them."
 log = logging.getLogger("trainer.tuning.tune_step")
 _TUNER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
-
-def add_arguments(parser) -> None:
-    st.add_arguments(parser)
-    g = parser.add_argument_group("worker")
-    g.add_argument("--tuner-id", default=os.environ.get("KERASTUNER_TUNER_ID"),
-                   help="stable id of this worker across restarts, e.g. tuner-0 (default: KERASTUNER_TUNER_ID)")
-    g.add_argument("--oracle-address", default=None,
-                   help="HOST:PORT of the oracle (default: KERASTUNER_ORACLE_IP:KERASTUNER_ORACLE_PORT)")
-    g.add_argument("--heartbeat-seconds", default="10",
-                   help="lease renewal period; keep it well under the oracle's --lease-seconds (default 10)")
-    g.add_argument("--poll-seconds", default="2",
-                   help="wait between asks while the oracle has no trial to give yet (default 2)")
-    g.add_argument("--oracle-wait-seconds", default="3600",
-                   help="give up (exit 1) after the oracle has been unreachable this long (default 3600)")
-    g.add_argument("--sleep-seconds", default=None,
-                   help="with --objective-function: seconds per epoch (default 1 for sleep, 0 for branin)")
 
 
 def _tuner_id(value: str | None) -> str:
@@ -69,14 +53,11 @@ def run(args) -> dict:
     poll = st.seconds("--poll-seconds", args.poll_seconds)
     wait = st.seconds("--oracle-wait-seconds", args.oracle_wait_seconds)
     if settings.function:
-        from trainer.tuning import benchmarks as fo
-
-        sleep = fo.DEFAULT_SLEEP_SECONDS[settings.function] if args.sleep_seconds is None else fo.non_negative_seconds(args.sleep_seconds)
+        sleep = (benchmarks.DEFAULT_SLEEP_SECONDS[settings.function] if args.sleep_seconds is None
+                 else benchmarks.non_negative_seconds(args.sleep_seconds))
     elif args.sleep_seconds is not None:
         raise BadInput("--sleep-seconds", "only with --objective-function")
     st.configure_logging()
-
-    from trainer import data, storage
 
     if not settings.function:
         data_dir = data.data_dir(settings.run_root)
@@ -91,16 +72,17 @@ def run(args) -> dict:
 
     # Keras Tuner decides worker vs chief, and where the tuner's own state goes, from these.
     os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
+    # Keras Tuner and TensorFlow only now: bad flags above exit 2 in a second, not after their import.
+    from trainer.tuning import function_tuner
+    from trainer.tuning.keras_trial import KerasTrialTuner, check_objective
     from trainer.tuning.oracles import make_oracle
     from trainer.tuning.rpc import LeasedOracleClient, SearchFinished
 
     if not settings.function:
-        from trainer.tuning.keras_trial import KerasTrialTuner, check_objective
-
         check_objective(settings.objective, data_dir, spec)
     local = make_oracle(settings)  # only lends its objective to the client, as in Keras Tuner
     if settings.function:
-        tuner = fo.make_tuner(local, settings, tuner_id, sleep)
+        tuner = function_tuner.make_tuner(local, settings, tuner_id, sleep)
     else:
         tuner = KerasTrialTuner(local, settings, tuner_id, data_dir, spec)
     client = LeasedOracleClient(local, f"{host}:{port}", tuner_id, wait_seconds=wait, poll_seconds=poll,
