@@ -17,7 +17,9 @@ import pendulum
 from airflow.sdk import ObjectStoragePath, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from tune_serve import backend as backends, config, leaderboard, plan as planning, serving, summaries
+from tune_serve import backend as backends
+from tune_serve import config, leaderboard, summaries, task_ids
+from tune_serve import plan as planning
 from tune_serve.params import MAX_TUNING_DEADLINE_MINUTES, ConfError, dag_params, validate_conf
 from tune_serve.podspec import PodTask, Resources
 
@@ -26,14 +28,17 @@ backend = backends.current()
 # The chief and the tuners end the search themselves at the run's tuning_deadline_minutes; their
 # pods' own deadline is only the backstop for a hung process, so it must outlast any search.
 SEARCH_POD_DEADLINE = timedelta(minutes=MAX_TUNING_DEADLINE_MINUTES, hours=1)
-PREPARE = PodTask("prepare_data", "prepare", resources=Resources(cpu="2", memory="8Gi"), deadline=timedelta(hours=1))
-ORACLE = PodTask("start_oracle", "oracle", resources=Resources(cpu="1", memory="2Gi"), deadline=SEARCH_POD_DEADLINE)
-TUNE = PodTask("tune", "tune", resources=Resources(cpu="4", memory="16Gi", gpus=1), preemptible=True,
-               retries=8, pool=config.setting("tuner_pool", "tuners"), deadline=SEARCH_POD_DEADLINE)
-TRAIN = PodTask("train", "train", resources=Resources(cpu="8", memory="32Gi",
+PREPARE = PodTask(task_ids.PREPARE_DATA, "prepare", resources=Resources(cpu="2", memory="8Gi"),
+                  deadline=timedelta(hours=1))
+ORACLE = PodTask(task_ids.in_group(task_ids.START_ORACLE), "oracle", resources=Resources(cpu="1", memory="2Gi"),
+                 deadline=SEARCH_POD_DEADLINE)
+TUNE = PodTask(task_ids.in_group(task_ids.TUNE), "tune", resources=Resources(cpu="4", memory="16Gi", gpus=1),
+               preemptible=True, retries=8, pool=config.setting("tuner_pool", "tuners"), deadline=SEARCH_POD_DEADLINE)
+TRAIN = PodTask(task_ids.in_group(task_ids.TRAIN), "train", resources=Resources(cpu="8", memory="32Gi",
                                                       gpus=int(config.setting("train_gpus", "2"))),
                 preemptible=config.setting("train_on_spot", "false") == "true", retries=4)
-EVALUATE = PodTask("evaluate", "evaluate", resources=Resources(cpu="4", memory="16Gi"), deadline=timedelta(hours=2))
+EVALUATE = PodTask(task_ids.in_group(task_ids.EVALUATE), "evaluate", resources=Resources(cpu="4", memory="16Gi"),
+                   deadline=timedelta(hours=2))
 
 
 @dag(
@@ -58,9 +63,9 @@ def tune_train_serve():
     plan = validate_params()
     prepare = backend.pod_operator(PREPARE, arguments=plan["prepare"])
 
-    @task_group(group_id="tuning")
+    @task_group(group_id=task_ids.TUNING)
     def tuning():
-        chief = backend.start_oracle(ORACLE, arguments=plan["oracle"])
+        chief = backend.start_oracle(ORACLE, oracle_args=plan["oracle"])
         prepare >> chief
 
         @task
@@ -93,7 +98,7 @@ def tune_train_serve():
 
     top = aggregate_top_n(plan, tuners.output, search.output)
 
-    @task_group(group_id="training")
+    @task_group(group_id=task_ids.TRAINING)
     def training():
         @task
         def training_arguments(plan: dict, top: list[dict]) -> list[list[str]]:
@@ -103,11 +108,11 @@ def tune_train_serve():
 
     trained = training()
 
-    @task_group(group_id="evaluation")
+    @task_group(group_id=task_ids.EVALUATION)
     def evaluation():
         @task
         def evaluation_arguments(plan: dict, trained) -> list[list[str]]:
-            baseline = serving.current_model(plan["model_name"])
+            baseline = backend.current_model(plan["model_name"])
             print(f"baseline (serving now): {baseline or 'none'}")
             return planning.evaluation_arguments(plan, list(trained), baseline)
 
@@ -115,7 +120,7 @@ def tune_train_serve():
 
     evaluated = evaluation()
 
-    @task_group(group_id="serving")
+    @task_group(group_id=task_ids.SERVING)
     def serving_group():
         @task
         def select_model(evaluations) -> dict:
@@ -126,7 +131,7 @@ def tune_train_serve():
 
         @task(retries=1)
         def deploy_serving(plan: dict, candidate: dict, prepared: dict) -> dict:
-            deployed = serving.deploy(candidate["model_path"], plan["model_name"], prepared["sample_instance"])
+            deployed = backend.deploy(candidate["model_path"], plan["model_name"], prepared["sample_instance"])
             # which candidate now serves, so the run's record traces the version to its model
             return {**deployed, "candidate_rank": candidate["rank"], "source_model": candidate["model_path"],
                     "eval_mae": candidate["overall"]["mae"]}

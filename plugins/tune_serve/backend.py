@@ -1,15 +1,62 @@
-"""Pod-task backends. Each module exposes the same functions (see docs/contracts.md)."""
+"""The platform the DAG runs on, behind one typed interface.
+
+`current()` returns the backend configuration picks (`config.backend()`): `local`
+(`tune_serve.local.backend`: detached processes) or `kubernetes`/`gke`
+(`tune_serve.kubernetes.backend`: pods, a Job for the chief). Each is a module that
+satisfies `Backend`; the DAG uses nothing else of either (see docs/contracts.md).
+"""
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from tune_serve import config
+
+if TYPE_CHECKING:
+    from tune_serve.podspec import PodTask
 
 _MODULES = {"local": "tune_serve.local.backend", "kubernetes": "tune_serve.kubernetes.backend",
             "gke": "tune_serve.kubernetes.backend"}
 
 
-def current() -> ModuleType:
-    """The backend module chosen by configuration (never by editing the DAG)."""
-    return importlib.import_module(_MODULES[config.backend()])
+class Backend(Protocol):
+    """Pod tasks, the Keras Tuner chief and serving on one platform.
+
+    Operators take KubernetesPodOperator's names (`cmds`, `arguments`, `env_vars`); `arguments`
+    may be an XComArg. `oracle_args` and `handle` are XComArgs of the plan's chief fields
+    (`tune_contract.steps.OracleArgs`) and of `start_oracle`'s result.
+    """
+
+    def pod_operator(self, spec: PodTask, **kwargs: Any) -> Any:
+        """One pod task; its result JSON is the task's `return_value` XCom."""
+
+    def mapped_pod_operator(self, spec: PodTask, **kwargs: Any) -> Any:
+        """`OperatorClass.partial(...)`; the DAG calls `.expand(arguments=...)`."""
+
+    def start_oracle(self, spec: PodTask, oracle_args: Any, **kwargs: Any) -> Any:
+        """Start the chief without waiting; XCom `{"address": "host:port", ...handle}`."""
+
+    def wait_oracle(self, spec: PodTask, handle: Any, **kwargs: Any) -> Any:
+        """Wait for the chief without holding a worker slot; restart it if it crashed; XCom = its result."""
+
+    def stop_oracle(self, handle: Any, **kwargs: Any) -> Any:
+        """Teardown: remove the chief whatever the run's outcome."""
+
+    def deploy(self, model_path: str, model_name: str, instance: dict[str, Any]) -> dict[str, Any]:
+        """Serve `model_path` as the next version of `model_name` once a prediction of `instance`
+        succeeds on it; the previous version keeps serving otherwise."""
+
+    def current_model(self, model_name: str) -> str | None:
+        """The SavedModel the stable version serves (the evaluation baseline), or None."""
+
+
+def current() -> Backend:
+    """The backend chosen by configuration (never by editing the DAG)."""
+    return cast(Backend, importlib.import_module(_MODULES[config.backend()]))
+
+
+if TYPE_CHECKING:  # mypy checks that both modules implement the protocol
+    from tune_serve.kubernetes import backend as _kubernetes
+    from tune_serve.local import backend as _local
+
+    _IMPLEMENTATIONS: tuple[Backend, ...] = (_local, _kubernetes)

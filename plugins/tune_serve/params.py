@@ -12,25 +12,18 @@ from typing import Any
 
 from airflow.sdk import Param
 
-ALGORITHMS = ["random", "bayesian", "hyperband", "grid"]
-OBJECTIVES = ["val_mae", "val_loss", "mae", "loss"]
-BUNDLED_DATASETS = ["diamonds"]
+from tune_contract import enums, search_space
+from tune_contract.errors import BadInput
+
+# The form's enums are the contract's: the trainer accepts exactly what the form offers.
+ALGORITHMS = list(enums.ALGORITHMS)
+OBJECTIVES = list(enums.OBJECTIVES)
+DIRECTIONS = list(enums.DIRECTIONS)
+BENCHMARK_FUNCTIONS = list(enums.BENCHMARK_FUNCTIONS)
+BUNDLED_DATASETS = list(enums.BUNDLED_DATASETS)
 MAX_TUNING_DEADLINE_MINUTES = 10_080  # a week
 
-SEARCH_PARAMETER_SCHEMA = {
-    "type": "object",
-    "required": ["name", "type"],
-    "additionalProperties": False,
-    "properties": {
-        "name": {"type": "string", "minLength": 1},
-        "type": {"type": "string", "enum": ["int", "float", "choice"]},
-        "min": {"type": "number"},
-        "max": {"type": "number"},
-        "step": {"type": "number", "exclusiveMinimum": 0},
-        "log": {"type": "boolean"},
-        "values": {"type": "array", "minItems": 1, "items": {"type": ["number", "string", "boolean"]}},
-    },
-}
+SEARCH_PARAMETER_SCHEMA = search_space.PARAMETER_JSON_SCHEMA
 
 
 def _int(default: int, minimum: int, maximum: int, title: str, description: str, section: str) -> Param:
@@ -67,7 +60,7 @@ def dag_params() -> dict[str, Param]:
                                           'space (num_layers, units, dropout, learning_rate, batch_size).'),
         "objective": Param("val_mae", type="string", enum=OBJECTIVES, title="Objective", section=search,
                            description="Metric the search optimises."),
-        "direction": Param("min", type="string", enum=["min", "max"], title="Direction", section=search,
+        "direction": Param("min", type="string", enum=DIRECTIONS, title="Direction", section=search,
                            description="Whether the objective is minimised or maximised."),
         "max_trials": _int(12, 1, 10_000, "Max trials", "Hyperparameter sets to try in all.", search),
         "num_tuners": _int(2, 1, 256, "Parallel tuners",
@@ -83,7 +76,7 @@ def dag_params() -> dict[str, Param]:
                                "GPUs. 0: none wait (a trial lost at the tail is not finished).", search),
         "tuning_deadline_minutes": _int(360, 1, MAX_TUNING_DEADLINE_MINUTES, "Search deadline (min)",
                                         "After this the search stops and reports what completed.", search),
-        "objective_function": Param(None, type=["null", "string"], enum=[None, "sleep", "branin"],
+        "objective_function": Param(None, type=["null", "string"], enum=[None, *BENCHMARK_FUNCTIONS],
                                     title="Benchmark objective", section=search,
                                     description="For benchmarks: tune a plain function instead of the Keras model "
                                                 "(`sleep`: fixed-length trials; `branin`: the Branin function). "
@@ -112,31 +105,15 @@ class ConfError(ValueError):
     """A run's parameters break a rule; the message names the fields and what is allowed."""
 
 
-def _search_space_problems(space: list[dict]) -> list[str]:
-    problems, seen = [], set()
-    for i, p in enumerate(space):
-        where = f"search_space[{i}] ({p.get('name')!r})"
-        if p["name"] in seen:
-            problems.append(f"{where}: duplicate name; each parameter appears once")
-        seen.add(p["name"])
-        if p["type"] == "choice":
-            if "values" not in p:
-                problems.append(f"{where}: a choice needs 'values'")
-            if {"min", "max", "log", "step"} & p.keys():
-                problems.append(f"{where}: a choice takes only 'values', not min/max/step/log")
-            continue
-        if "values" in p:
-            problems.append(f"{where}: 'values' is for type choice; {p['type']} takes min and max")
-        if "min" not in p or "max" not in p:
-            problems.append(f"{where}: type {p['type']} needs both 'min' and 'max'")
-            continue
-        if p["min"] >= p["max"]:
-            problems.append(f"{where}: min ({p['min']}) must be less than max ({p['max']})")
-        if p.get("log") and p["min"] <= 0:
-            problems.append(f"{where}: log scale needs min > 0 (got {p['min']})")
-        if p["type"] == "int" and not (float(p["min"]).is_integer() and float(p["max"]).is_integer()):
-            problems.append(f"{where}: type int needs whole-number min and max")
-    return problems
+def _search_space_problem(conf: dict[str, Any]) -> str | None:
+    """The trainer's own rule for the space (tune_contract.search_space.check): well-formed,
+    names the model (or the benchmark function) takes, discrete for grid."""
+    try:
+        search_space.check(conf.get("search_space") or None, conf["algorithm"], conf.get("objective_function"),
+                           field="search_space")
+    except BadInput as exc:
+        return str(exc)
+    return None
 
 
 def validate_conf(conf: dict[str, Any]) -> None:
@@ -152,14 +129,9 @@ def validate_conf(conf: dict[str, Any]) -> None:
     if conf.get("early_stopping_patience", 1) > conf["training_epochs"]:
         problems.append(f"early_stopping_patience ({conf['early_stopping_patience']}) must be at most "
                         f"training_epochs ({conf['training_epochs']})")
-    space = conf.get("search_space")
-    if space:
-        problems += _search_space_problems(space)
-        if conf["algorithm"] == "grid":
-            continuous = [p["name"] for p in space if p["type"] == "float" and "step" not in p]
-            if continuous:
-                problems.append(f"algorithm 'grid' needs a discrete search space: give a 'step' to {continuous} "
-                                "or use random, bayesian or hyperband")
+    space_problem = _search_space_problem(conf)
+    if space_problem:
+        problems.append(space_problem)
     source = conf["source"]
     if source not in BUNDLED_DATASETS and "://" not in source and not os.path.exists(source):
         problems.append(f"source: no file at {source!r}; give a CSV or Parquet URI or one of {BUNDLED_DATASETS}")

@@ -1,103 +1,113 @@
 """From a run's parameters to the trainer flags of every pod task.
 
-Kept out of the DAG file so it is plain, testable Python; the DAG only wires the lists
-this module returns into the pod operators.
+Kept out of the DAG file so it is plain, testable Python; the DAG only wires what this
+module returns into the pod operators. Every command line is built by the step's dataclass
+in `tune_contract.steps`, the same one the trainer parses it with.
 """
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, TypedDict
 
+from tune_contract import layout
+from tune_contract.enums import FUNCTION_OBJECTIVE
+from tune_contract.results import Objective, RankedTrial, TrainResult
+from tune_contract.steps import EvaluateArgs, OracleArgs, PrepareArgs, TrainArgs, TuneArgs
 from tune_serve import config
 
 
+class Plan(TypedDict):
+    """The run plan (`validate_params`' XCom). `prepare` is a finished command line; the other
+    steps are their dataclass's fields, completed per chief, tuner, candidate or model."""
+
+    run_id: str
+    run_root: str
+    model_name: str
+    num_tuners: int
+    top_n: int
+    objective: Objective
+    objective_function: str | None
+    prepare: list[str]
+    oracle: dict[str, Any]
+    tune: dict[str, Any]
+    train: dict[str, Any]
+    evaluate: dict[str, Any]
+
+
 def run_root(run_id: str) -> str:
-    return f"{config.storage_root().rstrip('/')}/runs/{run_id}"
+    return layout.run_root(config.storage_root(), run_id)
 
 
-def _optional(flag: str, value: Any) -> list[str]:
-    if value is None or value == [] or value == "":
-        return []
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value, separators=(",", ":"))
-    return [flag, str(value)]
-
-
-def build_plan(conf: dict[str, Any], run_id: str) -> dict[str, Any]:
+def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
     root = run_root(run_id)
     features = conf.get("features")
     function = conf.get("objective_function")
-    objective = "value" if function else conf["objective"]
-    search = [
-        "--run-root", root,
-        "--algorithm", conf["algorithm"],
-        *_optional("--search-space", conf.get("search_space")),
-        "--objective", objective, "--direction", "min" if function else conf["direction"],
-        "--max-trials", str(conf["max_trials"]),
-        "--executions-per-trial", str(conf["executions_per_trial"]),
-        "--epochs", str(conf["tuning_epochs"]),
-        "--seed", str(conf["seed"]),
-        *(["--objective-function", function] if function else []),
-    ]
+    objective = FUNCTION_OBJECTIVE if function else conf["objective"]
+    direction = "min" if function else conf["direction"]
+    search: dict[str, Any] = dict(
+        run_root=root, algorithm=conf["algorithm"], search_space=conf.get("search_space") or None,
+        objective=objective, direction=direction, max_trials=conf["max_trials"],
+        executions_per_trial=conf["executions_per_trial"], epochs=conf["tuning_epochs"], seed=conf["seed"],
+        objective_function=function,
+    )
+    prepare = PrepareArgs(
+        run_root=root, source=conf["source"], label=conf.get("label") or None,
+        features=",".join(features) if features else None, feature_spec=conf.get("feature_spec"),
+        eval_fraction=conf["eval_fraction"], seed=conf["seed"], sample_rows=conf.get("sample_rows"),
+    )
+    oracle = OracleArgs(**search, lease_seconds=conf["tuner_lease_seconds"], standby_tuners=conf["standby_tuners"],
+                        deadline_seconds=conf["tuning_deadline_minutes"] * 60)
+    # a healthy tuner renews its lease four times per lease, so one slow RPC never costs it
+    tune = TuneArgs(**search, heartbeat_seconds=_heartbeat_seconds(conf["tuner_lease_seconds"]),
+                    sleep_seconds=conf.get("trial_sleep_seconds", 1.0) if function == "sleep" else None)
+    train = TrainArgs(run_root=root, epochs=conf["training_epochs"], patience=conf["early_stopping_patience"],
+                      objective=conf["objective"], direction=conf["direction"], seed=conf["seed"])
+    evaluate = EvaluateArgs(run_root=root, mae_upper_bound=conf.get("mae_upper_bound"),
+                            max_mae_increase=conf.get("max_mae_increase"))
     return {
         "run_id": run_id,
         "run_root": root,
         "model_name": conf["model_name"],
         "num_tuners": conf["num_tuners"],
         "top_n": conf["top_n"],
-        "objective": {"name": objective, "direction": "min" if function else conf["direction"]},
+        "objective": {"name": objective, "direction": direction},
         "objective_function": function,
-        "prepare": [
-            "--run-root", root, "--source", conf["source"],
-            *_optional("--label", conf.get("label")),
-            *_optional("--features", ",".join(features) if features else None),
-            *_optional("--feature-spec", conf.get("feature_spec")),
-            "--eval-fraction", str(conf["eval_fraction"]),
-            "--seed", str(conf["seed"]),
-            *_optional("--sample-rows", conf.get("sample_rows")),
-        ],
-        "oracle": [
-            *search,
-            "--lease-seconds", str(conf["tuner_lease_seconds"]),
-            "--standby-tuners", str(conf["standby_tuners"]),
-            "--deadline-seconds", str(conf["tuning_deadline_minutes"] * 60),
-        ],
-        # a healthy tuner renews its lease four times per lease, so one slow RPC never costs it
-        "tune": [*search, "--heartbeat-seconds", str(_heartbeat_seconds(conf["tuner_lease_seconds"])),
-                 *(["--sleep-seconds", str(conf.get("trial_sleep_seconds", 1.0))]
-                   if function == "sleep" else [])],
-        "train": [
-            "--run-root", root, "--epochs", str(conf["training_epochs"]),
-            "--patience", str(conf["early_stopping_patience"]),
-            "--objective", conf["objective"], "--direction", conf["direction"],
-            "--seed", str(conf["seed"]),
-        ],
-        "evaluate": [
-            "--run-root", root,
-            *_optional("--mae-upper-bound", conf.get("mae_upper_bound")),
-            *_optional("--max-mae-increase", conf.get("max_mae_increase")),
-        ],
+        "prepare": prepare.to_argv(),
+        "oracle": oracle.to_dict(),
+        "tune": tune.to_dict(),
+        "train": train.to_dict(),
+        "evaluate": evaluate.to_dict(),
     }
 
 
-def tuner_arguments(plan: dict, oracle_address: str) -> list[list[str]]:
+def oracle_arguments(plan_oracle: dict[str, Any], *, port: int, bind: str, xcom_file: str | None = None) -> list[str]:
+    """The chief's command line: the plan's search, where to listen, and (where no XCom
+    sidecar reads it) where to leave its result."""
+    args = OracleArgs(**plan_oracle).replace(port=port, bind=bind)
+    return (args.replace(xcom_file=xcom_file) if xcom_file else args).to_argv()
+
+
+def tuner_arguments(plan: Plan, oracle_address: str) -> list[list[str]]:
     """One argument list per tuner; the id follows the map index, so a retried tuner
     keeps its id and the oracle hands its unfinished trial back."""
-    return [[*plan["tune"], "--tuner-id", f"tuner-{i}", "--oracle-address", oracle_address]
+    tune = TuneArgs(**plan["tune"])
+    return [tune.replace(tuner_id=f"tuner-{i}", oracle_address=oracle_address).to_argv()
             for i in range(plan["num_tuners"])]
 
 
-def training_arguments(plan: dict, leaderboard: list[dict]) -> list[list[str]]:
-    return [[*plan["train"], "--rank", str(entry["rank"]), "--trial-id", str(entry["trial_id"]),
-             "--hyperparameters", json.dumps(entry["hyperparameters"], separators=(",", ":"))]
+def training_arguments(plan: Plan, leaderboard: list[RankedTrial]) -> list[list[str]]:
+    train = TrainArgs(**plan["train"])
+    return [train.replace(rank=entry["rank"], trial_id=str(entry["trial_id"]),
+                          hyperparameters=entry["hyperparameters"]).to_argv()
             for entry in leaderboard]
 
 
-def evaluation_arguments(plan: dict, trained: list[dict], baseline_model: str | None) -> list[list[str]]:
-    return [[*plan["evaluate"], "--rank", str(model["rank"]), "--model-path", model["model_path"],
-             *_optional("--baseline-model-path", baseline_model)]
+def evaluation_arguments(plan: Plan, trained: list[TrainResult], baseline_model: str | None) -> list[list[str]]:
+    evaluate = EvaluateArgs(**plan["evaluate"])
+    return [evaluate.replace(rank=model["rank"], model_path=model["model_path"],
+                             baseline_model_path=baseline_model or None).to_argv()
             for model in trained]
 
 
 def _heartbeat_seconds(lease_seconds: float) -> float:
     return max(1.0, min(10.0, lease_seconds / 4))
+

@@ -3,19 +3,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from tune_serve import task_ids
+
 FAILED = {"failed", "upstream_failed"}
 # A tuner lost for good is survivable: its trials were handed to the others by the chief.
-TOLERATED_PREFIXES = ("tuning.tune_", "tuning.stop_oracle", "summarize")
+TOLERATED = {task_ids.TUNE, task_ids.STOP_ORACLE, task_ids.SUMMARIZE}
 
 
 def failed_steps(states: dict[str, str | None]) -> list[str]:
     """Task ids (mapped ones as `task_{index}`) that failed and make the run a failure."""
     return sorted(task for task, state in states.items()
-                  if state in FAILED and not task.startswith(TOLERATED_PREFIXES))
+                  if state in FAILED and task_ids.unmapped(task) not in TOLERATED)
 
 
 def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[str, str | None]) -> dict:
-    lost_tuners = sorted(t for t, s in states.items() if t.startswith("tuning.tune_") and s in FAILED)
+    lost_tuners = sorted(t for t, s in states.items() if task_ids.unmapped(t) == task_ids.TUNE and s in FAILED)
     return {
         "run_id": plan["run_id"],
         "model_name": plan["model_name"],

@@ -87,10 +87,13 @@ def _context(task_id="tuning.start_oracle"):
     return {"dag": SimpleNamespace(dag_id="tune_train_serve"), "run_id": RUN_ID, "ti": ti}
 
 
-def _start(hook, run_root="gs://bucket/runs/r1"):
+RUN_ROOT = "gs://bucket/runs/r1"
+
+
+def _start(hook, run_root=RUN_ROOT):
     op = oracle.StartOracleOperator(task_id="start_oracle", namespace="tune-serve", image="trainer:1",
                                     cmds=PodTask("start_oracle", "oracle").command,
-                                    arguments=["--run-root", run_root, "--max-trials", "6"], oracle_port=8000)
+                                    oracle_args={"run_root": run_root, "max_trials": 6}, oracle_port=8000)
     op.__dict__["hook"] = hook
     return op
 
@@ -104,7 +107,8 @@ def test_start_creates_the_job_and_a_service_owned_by_it():
                       "result_uri": "gs://bucket/runs/r1/tuning/oracle_result.json"}
     job = hook.batch_v1_client.jobs[names["job"]]
     args = job.spec.template.spec.containers[0].args
-    assert args[-6:] == ["--port", "8000", "--bind", "0.0.0.0", "--xcom-file", handle["result_uri"]]
+    assert args[:2] == [f"--run-root={RUN_ROOT}", f"--xcom-file={handle['result_uri']}"]
+    assert {"--max-trials=6", "--port=8000", "--bind=0.0.0.0"} <= set(args)
     service = hook.core_v1_client.services[names["service"]]
     assert service["metadata"]["ownerReferences"][0] == {"apiVersion": "batch/v1", "kind": "Job",
                                                          "name": names["job"], "uid": "9d2e"}

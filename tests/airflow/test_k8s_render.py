@@ -6,6 +6,8 @@ import kubernetes_validate
 import pytest
 from k8s_testing import cluster_backend, load_dag
 
+from tune_contract.steps import OracleArgs, TuneArgs
+
 from tune_serve.kubernetes import render
 from tune_serve.preemption import PodPreempted
 
@@ -94,7 +96,7 @@ def test_nothing_runs_as_root_or_can_escalate(objects):
 
 def _tuner_id(pod):
     _, (base, *_) = _containers(pod.manifest)
-    flag = base["args"][base["args"].index("--tuner-id") + 1]
+    flag = TuneArgs.from_argv(base["args"]).tuner_id
     env = {e["name"]: e["value"] for e in base["env"]}["KERASTUNER_TUNER_ID"]
     assert flag == env
     return flag
@@ -131,7 +133,7 @@ def test_the_oracle_service_selects_the_chief_jobs_pod(objects):
     assert [p["name"] for p in base["ports"]] == ["oracle"]
     assert service["spec"]["ports"][0]["targetPort"] == "oracle"
     assert job["spec"]["podFailurePolicy"]["rules"][0]["onPodConditions"][0]["type"] == "DisruptionTarget"
-    assert "--xcom-file" in base["args"] and base["args"][-1].endswith("/tuning/oracle_result.json")
+    assert OracleArgs.from_argv(base["args"]).xcom_file.endswith("/tuning/oracle_result.json")
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 

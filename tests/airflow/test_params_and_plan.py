@@ -4,6 +4,8 @@ import pytest
 from airflow.sdk import ParamsDict
 from airflow.sdk.exceptions import ParamValidationError
 
+from tune_contract.steps import EvaluateArgs, OracleArgs, PrepareArgs, TrainArgs, TuneArgs
+
 from tune_serve import plan as planning
 from tune_serve.params import ConfError, dag_params, validate_conf
 
@@ -39,13 +41,13 @@ def test_schema_rejects_bad_values_naming_the_field(field, value):
     ({"num_tuners": 4, "max_trials": 3}, r"num_tuners \(4\) must be at most max_trials \(3\)"),
     ({"direction": "max"}, "direction must be 'min'"),
     ({"early_stopping_patience": 9, "training_epochs": 3}, "early_stopping_patience"),
-    ({"search_space": [{"name": "lr", "type": "float", "min": 1, "max": 0.1}]}, r"min \(1\) must be less than max"),
-    ({"search_space": [{"name": "lr", "type": "float", "min": 0, "max": 1, "log": True}]}, "log scale needs min > 0"),
-    ({"search_space": [{"name": "u", "type": "choice"}]}, "a choice needs 'values'"),
+    ({"search_space": [{"name": "lr", "type": "float", "min": 1, "max": 0.1}]}, r"search_space\.lr\.min: must be < max, got min=1.0 max=0.1"),
+    ({"search_space": [{"name": "lr", "type": "float", "min": 0, "max": 1, "log": True}]}, r"search_space\.lr\.min: must be > 0 with log: true"),
+    ({"search_space": [{"name": "u", "type": "choice"}]}, r"search_space\.u\.values: must be a non-empty list"),
     ({"search_space": [{"name": "u", "type": "int", "min": 1, "max": 3}, {"name": "u", "type": "choice",
-                                                                        "values": [1]}]}, "duplicate name"),
-    ({"algorithm": "grid", "search_space": [{"name": "lr", "type": "float", "min": 0.1, "max": 1}]},
-     "algorithm 'grid' needs a discrete search space"),
+                                                                        "values": [1]}]}, r"search_space\.u: defined twice"),
+    ({"algorithm": "grid", "search_space": [{"name": "dropout", "type": "float", "min": 0.1, "max": 0.5}]},
+     r"search_space\.dropout: the grid algorithm needs every parameter discrete"),
     ({"source": "/no/such/file.csv", "label": "y"}, "source: no file at"),
     ({"source": "gs://bucket/data.csv"}, "label: required"),
     ({"feature_spec": {"numerics": ["carat"]}}, "feature_spec: unknown keys"),
@@ -61,26 +63,27 @@ def test_plan_builds_the_flags_of_every_step(monkeypatch, tmp_path):
     plan = planning.build_plan(resolved(search_space=space, max_trials=4, num_tuners=2, top_n=2,
                                         mae_upper_bound=1.5, sample_rows=500), "run-1")
     assert plan["run_root"] == f"{tmp_path}/runs/run-1"
-    assert plan["prepare"][plan["prepare"].index("--sample-rows") + 1] == "500"
-    assert json.loads(plan["tune"][plan["tune"].index("--search-space") + 1]) == space
-    assert "--lease-seconds" in plan["oracle"] and "--lease-seconds" not in plan["tune"]
-    heartbeat = float(plan["tune"][plan["tune"].index("--heartbeat-seconds") + 1])
-    lease = float(plan["oracle"][plan["oracle"].index("--lease-seconds") + 1])
-    assert 1.0 <= heartbeat <= 10.0 and heartbeat <= lease / 4
-    assert plan["oracle"][plan["oracle"].index("--standby-tuners") + 1] == "1"  # the form's default
-    assert plan["evaluate"][-2:] == ["--max-mae-increase", "0.0"]
+    assert "--sample-rows=500" in plan["prepare"]
+    oracle = OracleArgs.from_argv(planning.oracle_arguments(plan["oracle"], port=9999, bind="127.0.0.1"))
+    tune, _ = (TuneArgs.from_argv(a) for a in planning.tuner_arguments(plan, "127.0.0.1:9999"))
+    assert json.loads(tune.search_space) == json.loads(oracle.search_space) == space
+    assert "lease_seconds" in plan["oracle"] and "lease_seconds" not in plan["tune"]
+    assert 1.0 <= tune.heartbeat_seconds <= 10.0 and tune.heartbeat_seconds <= oracle.lease_seconds / 4
+    assert oracle.standby_tuners == 1  # the form's default
+    assert (oracle.port, oracle.bind) == (9999, "127.0.0.1")
 
     tuners = planning.tuner_arguments(plan, "127.0.0.1:9999")
-    assert [a[a.index("--tuner-id") + 1] for a in tuners] == ["tuner-0", "tuner-1"]
+    assert [TuneArgs.from_argv(a).tuner_id for a in tuners] == ["tuner-0", "tuner-1"]
     assert planning.tuner_arguments(plan, "127.0.0.1:9999") == tuners  # a retry gets the same id
 
     top = [{"rank": 0, "trial_id": "03", "hyperparameters": {"units": 16}}]
     (train,) = planning.training_arguments(plan, top)
-    assert json.loads(train[train.index("--hyperparameters") + 1]) == {"units": 16}
+    assert json.loads(TrainArgs.from_argv(train).hyperparameters) == {"units": 16}
     (evaluate,) = planning.evaluation_arguments(plan, [{"rank": 0, "model_path": "/m"}], "/serving/1")
-    assert evaluate[-2:] == ["--baseline-model-path", "/serving/1"]
+    assert EvaluateArgs.from_argv(evaluate).baseline_model_path == "/serving/1"
+    assert EvaluateArgs.from_argv(evaluate).max_mae_increase == 0.0
     (no_baseline,) = planning.evaluation_arguments(plan, [{"rank": 0, "model_path": "/m"}], None)
-    assert "--baseline-model-path" not in no_baseline
+    assert not any(a.startswith("--baseline-model-path") for a in no_baseline)
 
 
 # -- the search-space rule is the trainer's own (tune_contract.search_space), not a copy ---------
@@ -108,3 +111,48 @@ def test_a_benchmark_space_names_the_function_parameters():
     with pytest.raises(ConfError, match=r"search_space\.units: not a hyperparameter of the branin function"):
         validate_conf(resolved(objective_function="branin", search_space=[
             {"name": "units", "type": "int", "min": 8, "max": 64}]))
+
+
+# -- every flag a backend passes is the trainer's, and comes back the same ------------------
+
+
+def _all_command_lines(plan) -> dict[str, list[list[str]]]:
+    top = [{"rank": 0, "trial_id": "03", "hyperparameters": {"units": 16, "dropout": 0.2}},
+           {"rank": 1, "trial_id": "07", "hyperparameters": {"units": 32}}]
+    return {
+        "prepare": [plan["prepare"]],
+        "oracle": [planning.oracle_arguments(plan["oracle"], port=8000, bind="0.0.0.0",
+                                             xcom_file=f"{plan['run_root']}/tuning/oracle_result.json")],
+        "tune": planning.tuner_arguments(plan, "oracle.ns.svc.cluster.local:8000"),
+        "train": planning.training_arguments(plan, top),
+        "evaluate": planning.evaluation_arguments(plan, [{"rank": 0, "model_path": "/m/0"}], "/serving/3"),
+    }
+
+
+@pytest.mark.parametrize("conf", [
+    {},
+    {"search_space": [{"name": "units", "type": "int", "min": 8, "max": 32, "step": 8}], "sample_rows": 500,
+     "features": ["carat", "cut"], "feature_spec": {"numeric": ["carat"]}, "mae_upper_bound": 900.0},
+    {"objective_function": "sleep", "trial_sleep_seconds": 0.5, "max_mae_increase": None},
+])
+def test_every_flag_a_backend_passes_round_trips(monkeypatch, tmp_path, conf):
+    from tune_contract.steps import STEP_ARGS
+
+    monkeypatch.setenv("TUNE_SERVE_STORAGE_ROOT", str(tmp_path))
+    plan = planning.build_plan(resolved(**conf), "run-1")
+    for step, command_lines in _all_command_lines(plan).items():
+        for argv in command_lines:
+            assert all(a.startswith("--") and "=" in a for a in argv), argv  # one --flag=value each
+            parsed = STEP_ARGS[step].from_argv(argv)
+            assert parsed.to_argv() == argv
+            assert parsed.run_root == plan["run_root"]
+
+
+def test_a_value_that_begins_with_a_dash_is_never_read_as_a_flag(monkeypatch, tmp_path):
+    csv = tmp_path / "-data.csv"
+    csv.write_text("x,-price\n1,2\n")
+    monkeypatch.setenv("TUNE_SERVE_STORAGE_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    plan = planning.build_plan(resolved(source="-data.csv", label="-price"), "run-1")
+    prepare = PrepareArgs.from_argv(plan["prepare"])
+    assert (prepare.source, prepare.label) == ("-data.csv", "-price")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from chaos_helpers import (DAG_ID, LocalProcess, _retrying, api_get, iso_seconds, read_json, task_instances, tree,
+from chaos_helpers import (DAG_ID, LocalProcess, _retrying, dag_run, iso_seconds, read_json, task_instances, tree,
                            trigger, wait_run)
 
 pytestmark = pytest.mark.chaos
@@ -70,10 +70,10 @@ BAD = [
         ("early_stopping_patience", r"at most training_epochs \(3\)")),
     Bad("search space: min >= max",
         {"search_space": [{"name": "learning_rate", "type": "float", "min": 0.1, "max": 0.01}]},
-        VALIDATE, (r"search_space\[0\]", "must be less than max")),
+        VALIDATE, (r"search_space\.learning_rate\.min", "must be < max")),
     Bad("grid over a continuous space", {"algorithm": "grid", "search_space": [
         {"name": "learning_rate", "type": "float", "min": 0.001, "max": 0.1}]}, VALIDATE,
-        ("algorithm 'grid'", "discrete search space")),
+        ("search_space.learning_rate", "the grid algorithm needs every parameter discrete")),
     Bad("missing dataset file", {"source": "/nonexistent/diamonds.csv", "label": "price"}, VALIDATE,
         ("source", "no file at", "CSV or Parquet")),
     Bad("CSV without a label", {"source": "{csv}"}, VALIDATE, ("label", "required for a source other than")),
@@ -150,7 +150,7 @@ def rejected(stack, tmp_path_factory):
         if "run_id" in bad.outcome:
             run_id = bad.outcome["run_id"]
             bad.outcome["state"] = wait_run(client, run_id, timeout=600)
-            run = api_get(client, f"/dags/{DAG_ID}/dagRuns/{run_id}")
+            run = dag_run(client, run_id)
             bad.outcome["seconds"] = iso_seconds(run["end_date"]) - iso_seconds(run["start_date"])
             bad.outcome["tis"] = {(t["task_id"], t["map_index"]): t for t in task_instances(client, run_id)}
     after = {"storage": tree(stack.storage), "serving": tree(stack.serving)}

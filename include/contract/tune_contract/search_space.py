@@ -47,7 +47,7 @@ DEFAULT_SPACE: Final = (
     {"name": "learning_rate", "type": "float", "min": 1e-4, "max": 1e-1, "log": True},
     {"name": "batch_size", "type": "choice", "values": [64, 128, 256]},
 )
-MODEL_HYPERPARAMETERS: Final = tuple(p["name"] for p in DEFAULT_SPACE)
+MODEL_HYPERPARAMETERS: Final[tuple[str, ...]] = tuple(str(p["name"]) for p in DEFAULT_SPACE)
 
 # Each benchmark function's parameters (tune_contract.enums.BENCHMARK_FUNCTIONS).
 BENCHMARK_SPACES: Final = {
@@ -82,7 +82,7 @@ def default_space(function: str | None = None) -> list[dict[str, Any]]:
 
 def parameter_names(function: str | None = None) -> tuple[str, ...]:
     """The names a space may use: the model's hyperparameters, or a benchmark function's."""
-    return tuple(p["name"] for p in BENCHMARK_SPACES[function]) if function else MODEL_HYPERPARAMETERS
+    return tuple(str(p["name"]) for p in BENCHMARK_SPACES[function]) if function else MODEL_HYPERPARAMETERS
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,12 @@ class StepArgs:
                                  env="TRAINER_XCOM_FILE")
 
     def __post_init__(self) -> None:
-        # mappings and lists are held as the JSON text the trainer receives, so a step's
-        # arguments compare equal before and after a trip through the command line
+        # every value is held as the trainer reads it (a number as its field's type, a mapping or
+        # list as its JSON text), so a step's arguments compare equal after a trip through argv
         for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, _json_text(getattr(self, f.name)))
+            value = getattr(self, f.name)
+            if value is not None:
+                object.__setattr__(self, f.name, _convert(_flag_name(f.name), str(f.type), value))
 
     # -- Airflow side -------------------------------------------------------------------------
 
@@ -74,6 +76,10 @@ class StepArgs:
     def replace(self: S, **changes: Any) -> S:
         return dataclasses.replace(self, **changes)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that are set, as JSON-ready values (an XCom); `cls(**d)` builds it back."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+
     # -- trainer side -------------------------------------------------------------------------
 
     @classmethod
@@ -86,8 +92,8 @@ class StepArgs:
             group = meta.get("group")
             if group not in groups:
                 groups[group] = parser.add_argument_group(group)
-            default = os.environ.get(meta["env"]) if meta.get("env") else None
-            if default is None and f.default is not None:
+            default: Any = os.environ.get(meta["env"]) if meta.get("env") else None
+            if default is None and f.default is not dataclasses.MISSING:
                 default = f.default
             notes = "".join([f"; one of {', '.join(meta['choices'])}" if meta.get("choices") else "",
                              f" (env {meta['env']})" if meta.get("env") else ""])
@@ -137,13 +143,14 @@ def _convert(flag_name: str, annotation: str, value: Any) -> Any:
         try:
             return float(str(value))
         except ValueError:
-            raise BadInput(flag_name, f"must be a number, got {value!r}") from None
+            what = "a number of seconds" if flag_name.endswith("-seconds") else "a number"
+            raise BadInput(flag_name, f"must be {what}, got {value!r}") from None
     if kinds == {"int", "str"}:  # a count or a word (e.g. --standby-tuners all)
         try:
             return int(str(value))
         except ValueError:
             return str(value)
-    return _json_text(value) if not isinstance(value, str) else value
+    return _json_text(value) if isinstance(value, (dict, list, tuple)) else str(value)
 
 
 # -- the steps ------------------------------------------------------------------------------------

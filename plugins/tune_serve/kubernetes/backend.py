@@ -11,9 +11,12 @@ from typing import Any
 
 from airflow.sdk import TriggerRule
 
-from tune_serve.kubernetes import oracle, settings as cluster_settings
+from tune_serve import task_ids
+from tune_serve.kubernetes import oracle
+from tune_serve.kubernetes import settings as cluster_settings
 from tune_serve.kubernetes.operators import GKETrainerPodOperator, TrainerPodOperator
 from tune_serve.kubernetes.pods import pod_kwargs
+from tune_serve.kubernetes.serving import current_model, deploy
 from tune_serve.podspec import PodTask
 from tune_serve.preemption import retry_policy
 
@@ -57,7 +60,7 @@ def mapped_pod_operator(spec: PodTask, **kwargs):
     return _pod_operator_class(s).partial(**{**_pod_task_kwargs(spec, s), **kwargs})
 
 
-def start_oracle(spec: PodTask, **kwargs):
+def start_oracle(spec: PodTask, oracle_args, **kwargs):
     s = cluster_settings.load()
     task = {**_pod_task_kwargs(spec, s), **_retries(spec, pod=False)}
     task.pop("retry_policy")
@@ -65,14 +68,14 @@ def start_oracle(spec: PodTask, **kwargs):
         task.pop(pod_only)  # a Job pod has no XCom sidecar; its result goes to shared storage
     task.update(backoff_limit=s.oracle_restarts, oracle_port=s.oracle_port, deferrable=False)
     operator = oracle.GKEStartOracleOperator if s.is_gke else oracle.StartOracleOperator
-    return operator(**{**task, "arguments": list(spec.arguments), **kwargs})
+    return operator(**{**task, "oracle_args": oracle_args, **kwargs})
 
 
 def wait_oracle(spec: PodTask, handle, **kwargs):
     s = cluster_settings.load()
     sensor = oracle.GKEOracleJobSensor if s.is_gke else oracle.OracleJobSensor
     return sensor(**{
-        "task_id": "wait_oracle", "handle": handle, **_connection(s),
+        "task_id": task_ids.in_group(task_ids.WAIT_ORACLE), "handle": handle, **_connection(s),
         "storage_conn_id": s.gcp_conn_id, "deferrable": s.deferrable, "poke_interval": s.poll_interval_seconds,
         "timeout": spec.deadline.total_seconds(), **_retries(spec, pod=False), **kwargs})
 
@@ -80,8 +83,9 @@ def wait_oracle(spec: PodTask, handle, **kwargs):
 def stop_oracle(handle, **kwargs):
     s = cluster_settings.load()
     operator = oracle.GKEStopOracleOperator if s.is_gke else oracle.StopOracleOperator
-    return operator(**{"task_id": "stop_oracle", "handle": handle, "namespace": s.namespace, **_connection(s),
+    return operator(**{"task_id": task_ids.in_group(task_ids.STOP_ORACLE), "handle": handle, "namespace": s.namespace, **_connection(s),
                        "retries": 3, "trigger_rule": TriggerRule.ALL_DONE, **kwargs})
 
 
-__all__ = ["pod_operator", "mapped_pod_operator", "start_oracle", "wait_oracle", "stop_oracle"]
+__all__ = ["pod_operator", "mapped_pod_operator", "start_oracle", "wait_oracle", "stop_oracle", "deploy",
+           "current_model"]

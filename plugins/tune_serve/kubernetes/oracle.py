@@ -28,13 +28,14 @@ from airflow.sdk import BaseOperator, BaseSensorOperator, ObjectStoragePath, Pok
 from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
+from tune_contract import layout
+from tune_serve import plan as planning
 from tune_serve.errors import PodFailed
 from tune_serve.kubernetes import manifests
 from tune_serve.kubernetes.pods import BASE_CONTAINER, COMPONENT_LABEL, RUN_LABEL, run_slug
 
 JOB_TEMPLATE = "oracle/job.yaml"
 SERVICE_TEMPLATE = "oracle/service.yaml"
-RESULT_FILE = "tuning/oracle_result.json"
 JOB_PREFIX = "job-"  # KubernetesJobOperator prefixes every Job name with it
 
 
@@ -43,13 +44,12 @@ def oracle_names(dag_id: str, run_id: str) -> dict[str, str]:
     return {"name": base, "job": f"{JOB_PREFIX}{base}", "service": base}
 
 
-def result_uri(arguments: list[str]) -> str:
-    """`{run_root}/tuning/oracle_result.json`, from the chief's own `--run-root` flag."""
-    try:
-        run_root = str(arguments[list(map(str, arguments)).index("--run-root") + 1])
-    except (ValueError, IndexError):
-        raise PodFailed("the oracle's arguments carry no --run-root; cannot place its result") from None
-    return f"{run_root.rstrip('/')}/{RESULT_FILE}"
+def result_uri(oracle_args: dict[str, Any]) -> str:
+    """Where the chief leaves its result: `{run_root}/tuning/oracle_result.json` (tune_contract.layout)."""
+    run_root = oracle_args.get("run_root")
+    if not run_root:
+        raise PodFailed("the oracle's arguments carry no run_root; cannot place its result")
+    return layout.oracle_result(str(run_root))
 
 
 def read_result(uri: str, conn_id: str | None = None) -> dict:
@@ -82,10 +82,16 @@ class _RenderablePod(KubernetesPodOperator):
 class StartOracleOperator(KubernetesJobOperator, _RenderablePod):
     """Start the chief Job and its Service (through an Airflow Kubernetes connection) and return at once."""
 
-    def __init__(self, *, oracle_port: int = 8000, **kwargs) -> None:
+    template_fields = (*KubernetesJobOperator.template_fields, "oracle_args")
+    namespace: str  # always given (tune_serve.kubernetes.backend passes ClusterSettings.namespace)
+
+    def __init__(self, *, oracle_args: dict[str, Any], oracle_port: int = 8000, **kwargs) -> None:
+        """`oracle_args`: the plan's `OracleArgs` fields; the chief's command line adds where it
+        listens and where it leaves its result."""
         kwargs.setdefault("job_template_file", str(manifests.path(JOB_TEMPLATE)))
         super().__init__(wait_until_job_complete=False, do_xcom_push=False, get_logs=False,
                          random_name_suffix=False, **kwargs)
+        self.oracle_args = oracle_args
         self.oracle_port = oracle_port
 
     def build_job_request_obj(self, context=None) -> k8s.V1Job:
@@ -94,16 +100,15 @@ class StartOracleOperator(KubernetesJobOperator, _RenderablePod):
         job.spec.template.spec.containers[0].ports = [k8s.V1ContainerPort(name="oracle", container_port=self.oracle_port)]
         return job
 
-    def _prepare(self, context) -> dict[str, str]:
+    def _prepare(self, context) -> dict[str, Any]:
         """Run-specific names, labels, flags and environment; returns the handle."""
         names = oracle_names(context["dag"].dag_id, context["run_id"])
         slug = run_slug(context["dag"].dag_id, context["run_id"])
-        uri = result_uri(self.arguments)
+        uri = result_uri(self.oracle_args)
         self.name = names["name"]
         self.labels = {**self.labels, RUN_LABEL: slug}
-        if "--bind" not in self.arguments:  # a retried try has its flags already
-            self.arguments = [*self.arguments, "--port", str(self.oracle_port), "--bind", "0.0.0.0",
-                              "--xcom-file", uri]
+        self.arguments = planning.oracle_arguments(self.oracle_args, port=self.oracle_port, bind="0.0.0.0",
+                                                   xcom_file=uri)
         env = dict(self.env_vars) if isinstance(self.env_vars, dict) else {e.name: e.value for e in self.env_vars}
         self.env_vars = {**env, "KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "0.0.0.0",
                          "KERASTUNER_ORACLE_PORT": str(self.oracle_port)}
@@ -187,7 +192,7 @@ class OracleJobSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         done = self.poke(context)
-        if done:
+        if isinstance(done, PokeReturnValue) and done:
             return done.xcom_value
         self.defer(trigger=self._trigger(), method_name="execute_complete",
                    timeout=timedelta(seconds=self.timeout) if self.timeout else None)

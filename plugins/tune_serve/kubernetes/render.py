@@ -12,15 +12,19 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from kubernetes.client import ApiClient
 
+from tune_contract.enums import CANARY, STABLE
+from tune_contract.results import RankedTrial, TrainResult
+from tune_serve import config
 from tune_serve import plan as planning
-from tune_serve.kubernetes import manifests, settings as cluster_settings
-from tune_serve.kubernetes.oracle import StartOracleOperator, oracle_names
+from tune_serve.kubernetes import manifests
 from tune_serve.kubernetes import serving as k8s_serving
+from tune_serve.kubernetes import settings as cluster_settings
+from tune_serve.kubernetes.oracle import StartOracleOperator, oracle_names
 
 SAMPLE_RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 
@@ -57,11 +61,11 @@ def run_conf(dag, overrides: dict | None = None) -> dict:
     return conf
 
 
-def sample_upstream(plan: dict, address: str) -> dict[str, Any]:
+def sample_upstream(plan: planning.Plan, address: str) -> dict[str, Any]:
     """What the argument-building tasks return, from the plan and sample results."""
-    top = [{"rank": r, "trial_id": f"{r:04d}", "hyperparameters": {"units": 64 * r, "learning_rate": 0.001},
+    top: list[RankedTrial] = [{"rank": r, "trial_id": f"{r:04d}", "hyperparameters": {"units": 64 * r, "learning_rate": 0.001},
             "objective": 0.1 * r} for r in range(1, plan["top_n"] + 1)]
-    trained = [{"rank": t["rank"], "model_path": f"{plan['run_root']}/models/{t['rank']}/saved_model"} for t in top]
+    trained: list[TrainResult] = [{"rank": t["rank"], "model_path": f"{plan['run_root']}/models/{t['rank']}/saved_model"} for t in top]
     return {
         "tuner_arguments": planning.tuner_arguments(plan, address),
         "training_arguments": planning.training_arguments(plan, top),
@@ -77,7 +81,7 @@ def render_run(dag, conf: dict, run_id: str = SAMPLE_RUN_ID, retries_of: tuple[s
     objects: list[Rendered] = []
     for task in dag.tasks:
         if isinstance(task, StartOracleOperator):
-            op = _offline(_fresh(task, arguments=_plan_arguments(task, plan)))
+            op = _offline(_fresh(task, oracle_args=plan["oracle"]))
             context = _context(dag, op, run_id, conf)
             op.render_template_fields(context)
             job, service = op.render(context)
@@ -106,7 +110,7 @@ def render_run(dag, conf: dict, run_id: str = SAMPLE_RUN_ID, retries_of: tuple[s
 
 def render_serving(model_name: str, base_path: str) -> list[Rendered]:
     """TF Serving's objects as a deployment leaves them mid-canary (stable 1, canary 2)."""
-    state = k8s_serving.ServingState(base_path, (1, 2), {"stable": 1, "canary": 2})
+    state = k8s_serving.ServingState(base_path, (1, 2), {STABLE: 1, CANARY: 2})
     return [Rendered(m, "serving.deploy_serving") for m in k8s_serving.render(model_name, state)]
 
 
@@ -124,18 +128,16 @@ def render_rbac() -> list[Rendered]:
 def render_all(dag, conf_overrides: dict | None = None, run_id: str = SAMPLE_RUN_ID) -> list[Rendered]:
     conf = run_conf(dag, conf_overrides)
     plan = planning.build_plan(conf, run_id)
-    from tune_serve import config
-
     return [*render_rbac(), *render_run(dag, conf, run_id),
             *render_serving(plan["model_name"], f"{config.serving_root().rstrip('/')}/{plan['model_name']}")]
 
 
 # ---- helpers --------------------------------------------------------------------------------
 
-def _plan_arguments(task, plan: dict) -> list[str]:
+def _plan_arguments(task, plan: planning.Plan) -> list[str]:
     """A plain task's arguments: a list, or one entry of the plan (an XComArg with that key)."""
     arguments = task.arguments
-    return arguments if isinstance(arguments, list) else plan[arguments.key]
+    return arguments if isinstance(arguments, list) else cast(list[str], dict(plan)[arguments.key])
 
 
 def _mapped_arguments(task, upstream: dict[str, Any]) -> list[list[str]]:

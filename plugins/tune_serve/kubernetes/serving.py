@@ -24,11 +24,11 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from tune_contract.enums import CANARY, STABLE
 from tune_serve import config
-from tune_serve.kubernetes import clients, manifests, settings as cluster_settings
-
+from tune_serve.kubernetes import clients, manifests
+from tune_serve.kubernetes import settings as cluster_settings
 from tune_serve.serving.errors import ModelRejected, ServingUnavailable
-from tune_serve.local.model_store import CANARY, STABLE
 from tune_serve.serving.rest_client import TFServingREST
 
 STATE_ANNOTATION = "tune-serve/serving-state"
@@ -318,4 +318,4 @@ def deploy(model_path: str, model_name: str, instance: dict, cluster: TFServingC
 def current_model(model_name: str, cluster: TFServingCluster | None = None) -> str | None:
     state = (cluster or cluster_for(model_name)).state()
     stable = state.labels.get(STABLE) if state else None
-    return f"{state.base_path.rstrip('/')}/{stable}" if stable is not None else None
+    return f"{state.base_path.rstrip('/')}/{stable}" if state and stable is not None else None

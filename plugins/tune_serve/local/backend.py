@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -19,11 +18,14 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, ResumableJobMixin, TriggerRule
 
-from tune_serve import config
-from tune_serve.local.process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
-from tune_serve.local.trigger import LocalProcessTrigger
+from tune_serve import config, task_ids
+from tune_serve import plan as planning
 from tune_serve.errors import PodFailed, PodPreempted
 from tune_serve.links import POD_TASK_LINKS
+from tune_serve.local.ports import free_port
+from tune_serve.local.process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
+from tune_serve.local.serving import current_model, deploy
+from tune_serve.local.trigger import LocalProcessTrigger
 from tune_serve.podspec import TRAINER_COMMAND, PodTask
 
 _PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
@@ -134,21 +136,17 @@ class LocalPodOperator(ResumableJobMixin, BaseOperator):
             self._process.kill()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LocalOracleStart(BaseOperator):
-    """Start the Keras Tuner chief as a detached process and return its address at once."""
+    """Start the Keras Tuner chief as a detached process and return its address at once.
 
-    template_fields = ("arguments", "env_vars")
+    `oracle_args`: the plan's `OracleArgs` fields; this operator adds where it listens."""
 
-    def __init__(self, *, cmds: list[str], arguments: list[Any] | None = None,
+    template_fields = ("oracle_args", "env_vars")
+
+    def __init__(self, *, cmds: list[str], oracle_args: dict[str, Any],
                  env_vars: dict[str, str] | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.cmds, self.arguments, self.env_vars = cmds, arguments or [], env_vars or {}
+        self.cmds, self.oracle_args, self.env_vars = cmds, oracle_args, env_vars or {}
 
     def execute(self, context) -> dict:
         directory = _task_dir(context, "chief")
@@ -156,8 +154,8 @@ class LocalOracleStart(BaseOperator):
             address = (directory / "address").read_text()
             self.log.info("Chief already running at %s; re-attaching", address)
             return {"address": address, "directory": str(directory)}
-        port = _free_port()
-        argv = _argv(self.cmds, [*self.arguments, "--port", port, "--bind", "127.0.0.1"])
+        port = free_port()
+        argv = _argv(self.cmds, planning.oracle_arguments(self.oracle_args, port=port, bind="127.0.0.1"))
         env = _process_env({**self.env_vars, "KERASTUNER_TUNER_ID": "chief",
                             "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)})
         process = LocalProcess.launch(directory, argv, env)
@@ -249,20 +247,20 @@ def mapped_pod_operator(spec: PodTask, **kwargs):
     return LocalPodOperator.partial(**{**_pod_kwargs(spec), **kwargs})
 
 
-def start_oracle(spec: PodTask, **kwargs) -> LocalOracleStart:
-    return LocalOracleStart(**{"cmds": spec.command, "arguments": list(spec.arguments),
+def start_oracle(spec: PodTask, oracle_args, **kwargs) -> LocalOracleStart:
+    return LocalOracleStart(**{"cmds": spec.command, "oracle_args": oracle_args,
                                "env_vars": dict(spec.env), **_common(spec), **kwargs})
 
 
 def wait_oracle(spec: PodTask, handle, **kwargs) -> LocalOracleWait:
     return LocalOracleWait(**{"handle": handle, "deadline": spec.deadline, **_common(spec),
-                              "task_id": "wait_oracle", **kwargs})
+                              "task_id": task_ids.in_group(task_ids.WAIT_ORACLE), **kwargs})
 
 
 def stop_oracle(handle, **kwargs) -> LocalOracleStop:
-    return LocalOracleStop(**{"task_id": "stop_oracle", "handle": handle,
+    return LocalOracleStop(**{"task_id": task_ids.in_group(task_ids.STOP_ORACLE), "handle": handle,
                               "trigger_rule": TriggerRule.ALL_DONE, **kwargs})
 
 
-__all__ = ["pod_operator", "mapped_pod_operator", "start_oracle", "wait_oracle", "stop_oracle",
-           "LocalPodOperator", "TRAINER_COMMAND"]
+__all__ = ["pod_operator", "mapped_pod_operator", "start_oracle", "wait_oracle", "stop_oracle", "deploy",
+           "current_model", "LocalPodOperator", "TRAINER_COMMAND"]

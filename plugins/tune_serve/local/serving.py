@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import shutil
 
+from tune_contract.enums import CANARY, STABLE
 from tune_serve import config
-
 from tune_serve.local import server as local_server
+from tune_serve.local.model_store import ModelStore
 from tune_serve.serving.errors import ModelRejected
-from .model_store import CANARY, STABLE, ModelStore
 from tune_serve.serving.rest_client import TFServingREST
 
 DEFAULT_TIMEOUT_SECONDS = "180"  # server start (imports TensorFlow), then loading one version
