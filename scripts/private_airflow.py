@@ -7,17 +7,16 @@ Needs plugins/ on sys.path (for the REST client).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
+import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent / "airflow-stack.sh"
+PLUGINS = str(SCRIPT.parents[1] / "plugins")
+if PLUGINS not in sys.path:  # tune_serve.local.ports is standard library only
+    sys.path.insert(0, PLUGINS)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tune_serve.local.ports import free_port  # noqa: E402  (re-exported for the tests and the benchmarks)
 
 
 def private_env(base: Path, **settings: str) -> dict[str, str]:

@@ -61,8 +61,12 @@ class AirflowClient:
             raise ValueError(f"trigger refused ({response.status_code}): {response.text}")
         return response.json()["dag_run_id"]
 
+    def dag_run(self, run_id: str, dag_id: str = DAG_ID) -> dict:
+        """The run as the REST API describes it (state, start_date, end_date, conf, ...)."""
+        return self._get(f"/dags/{dag_id}/dagRuns/{run_id}")
+
     def run_state(self, run_id: str, dag_id: str = DAG_ID) -> str:
-        return self._get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        return self.dag_run(run_id, dag_id)["state"]
 
     def wait(self, run_id: str, timeout: float = 3600, dag_id: str = DAG_ID, on_poll=None) -> str:
         deadline = time.monotonic() + timeout
@@ -77,6 +81,12 @@ class AirflowClient:
 
     def task_instances(self, run_id: str, dag_id: str = DAG_ID) -> list[dict]:
         return self._get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=1000)["task_instances"]
+
+    def task_tries(self, run_id: str, task_id: str, map_index: int = -1, dag_id: str = DAG_ID) -> list[dict]:
+        """Every try of a task instance: its history plus the current try."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        path += f"/{map_index}/tries" if map_index >= 0 else "/tries"
+        return self._get(path)["task_instances"]
 
     def xcom(self, run_id: str, task_id: str, map_index: int = -1, dag_id: str = DAG_ID) -> Any:
         response = self._read(

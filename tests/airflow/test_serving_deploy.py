@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -22,6 +21,7 @@ import pytest
 
 from tune_serve import serving
 from tune_serve.local import serving as local
+from tune_serve.local.ports import free_port
 from tune_serve.serving.errors import ModelRejected
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,9 +48,7 @@ def saved_models(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def serving_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with pytest.MonkeyPatch.context() as env:
         env.setenv("TUNE_SERVE_SERVING_ROOT", str(root))
         env.setenv("TUNE_SERVE_SERVING_PORT", str(port))

@@ -92,14 +92,14 @@ def trigger(client, conf: dict, run_id: str) -> str:
     return _retrying(once)
 
 
-def api_get(client, path: str, **params) -> Any:
-    return _retrying(lambda: client._get(path, **params))
+def dag_run(client, run_id: str) -> dict:
+    return _retrying(lambda: client.dag_run(run_id, DAG_ID))
 
 
 def wait_run(client, run_id: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = api_get(client, f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
+        state = dag_run(client, run_id)["state"]
         if state in ("success", "failed"):
             return state
         time.sleep(2)
@@ -107,7 +107,7 @@ def wait_run(client, run_id: str, timeout: float) -> str:
 
 
 def task_instances(client, run_id: str) -> list[dict]:
-    return api_get(client, f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", limit=1000)["task_instances"]
+    return _retrying(lambda: client.task_instances(run_id, DAG_ID))
 
 
 class Run:
@@ -135,7 +135,7 @@ class Run:
         return _retrying(lambda: self.client.xcom(self.run_id, task_id, map_index))
 
     def wall_seconds(self) -> float:
-        run = api_get(self.client, f"/dags/{DAG_ID}/dagRuns/{self.run_id}")
+        run = dag_run(self.client, self.run_id)
         return iso_seconds(run["end_date"]) - iso_seconds(run["start_date"])
 
     def search_seconds(self) -> float:
@@ -152,9 +152,7 @@ class Run:
 
     def tries(self, task_id: str, map_index: int = -1) -> list[dict]:
         """Every try of a task instance (the task instance history plus the current try)."""
-        path = f"/dags/{DAG_ID}/dagRuns/{self.run_id}/taskInstances/{task_id}"
-        path += f"/{map_index}/tries" if map_index >= 0 else "/tries"
-        return api_get(self.client, path)["task_instances"]
+        return _retrying(lambda: self.client.task_tries(self.run_id, task_id, map_index, DAG_ID))
 
     def injector(self, name: str, body: Callable[["Run"], None]) -> threading.Thread:
         """Run `body(self)` in a thread; what it raises becomes an error of this run."""

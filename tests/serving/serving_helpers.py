@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,13 +11,11 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO / "plugins") not in sys.path:  # the one loopback-port helper (standard library only)
+    sys.path.insert(0, str(REPO / "plugins"))
+from tune_serve.local.ports import free_port  # noqa: E402
 MODEL = "scorer"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):

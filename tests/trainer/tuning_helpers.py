@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINER_SRC = REPO / "include" / "trainer"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+if str(REPO / "plugins") not in sys.path:  # the one loopback-port helper (standard library only)
+    sys.path.insert(0, str(REPO / "plugins"))
+from tune_serve.local.ports import free_port  # noqa: E402
 
 
 def env() -> dict:

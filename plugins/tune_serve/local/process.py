@@ -26,6 +26,14 @@ RUNNING, SUCCEEDED, FAILED, KILLED = "running", "succeeded", "failed", "killed"
 _WRAPPER = 'trap "" HUP; "$@"; echo $? > "$0.tmp" && mv "$0.tmp" "$0"'
 
 
+def spawn_detached(argv: list[str], env: dict[str, str], log_file: Path, cwd: Path) -> subprocess.Popen:
+    """The one way the local backend starts a process that outlives the task starting it (a
+    "pod", the chief, a model server): its own session, no stdin, output appended to `log_file`."""
+    with open(log_file, "ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                cwd=cwd, start_new_session=True)
+
+
 def _start_ticks(pid: int) -> int | None:
     """Kernel start time of `pid` (field 22 of /proc/pid/stat), None if gone or a zombie."""
     try:
@@ -55,7 +63,7 @@ class LocalProcess:
         return self.directory / "exit_status"
 
     @classmethod
-    def launch(cls, directory: str | Path, argv: list[str], env: dict[str, str]) -> "LocalProcess":
+    def launch(cls, directory: str | Path, argv: list[str], env: dict[str, str]) -> LocalProcess:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "launch.json").write_text(json.dumps({"argv": argv, "env": env, "launched_at": time.time()},
@@ -73,12 +81,8 @@ class LocalProcess:
         for stale in (self._exit_file, self.xcom_file):
             stale.unlink(missing_ok=True)
         env = {**env, "TRAINER_XCOM_FILE": str(self.xcom_file)}
-        with open(self.log_file, "ab") as log:
-            popen = subprocess.Popen(
-                ["/bin/sh", "-c", _WRAPPER, str(self._exit_file), *argv],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                cwd=self.directory, start_new_session=True,  # survives the worker that started it
-            )
+        popen = spawn_detached(["/bin/sh", "-c", _WRAPPER, str(self._exit_file), *argv], env, self.log_file,
+                               self.directory)  # survives the worker that started it
         record = {"pid": popen.pid, "start_ticks": _start_ticks(popen.pid), "started_at": time.time()}
         restarts = self.record().get("restarts", -1) + 1 if (self.directory / "process.json").exists() else 0
         record["restarts"] = restarts

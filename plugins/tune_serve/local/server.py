@@ -14,8 +14,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -23,9 +21,10 @@ import httpx
 import psutil
 
 from tune_serve import config
-
+from tune_serve.local.model_store import ModelStore
+from tune_serve.local.ports import is_free
+from tune_serve.local.process import spawn_detached
 from tune_serve.serving.errors import ServingUnavailable
-from .model_store import ModelStore
 
 HOST = "127.0.0.1"
 SERVER_MODULE = "tf_serving_rest"
@@ -61,19 +60,10 @@ def model_port(store: ModelStore) -> int:
                 except (OSError, ValueError, KeyError):
                     pass
         candidate = configured
-        while candidate in taken or not _port_free(candidate):
+        while candidate in taken or not is_free(candidate):
             candidate += 1
         record.write_text(json.dumps({"configured": configured, "port": candidate}))
         return candidate
-
-
-def _port_free(port_: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((HOST, port_))
-        except OSError:
-            return False
-        return True
 
 
 def ensure_running(store: ModelStore, timeout: float) -> str:
@@ -127,9 +117,7 @@ def _start(store: ModelStore, port_: int, timeout: float) -> str:
                "--model-base-path", str(store.base_path), "--model-config-file", str(store.config_path),
                "--port", str(port_), "--host", HOST]
     env = dict(os.environ, PYTHONPATH=str(config.REPO_ROOT / "include" / "serving"), TF_CPP_MIN_LOG_LEVEL="2")
-    with open(log_path(store), "ab") as log:
-        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=store.root, start_new_session=True)  # detached: outlives the task
+    process = spawn_detached(command, env, log_path(store), store.root)  # outlives the task
     _pid_file(store).write_text(f"{process.pid}\n")
     url = base_url(port_)
     deadline = time.monotonic() + timeout
@@ -162,7 +150,7 @@ def _running_server(store: ModelStore) -> psutil.Process | None:
 
 def _port_of(process: psutil.Process) -> int | None:
     try:
-        return int(_flag(process.cmdline(), "--port"))
+        return int(_flag(process.cmdline(), "--port") or "")
     except (TypeError, ValueError, psutil.Error):
         return None
 
