@@ -8,18 +8,23 @@ AIRFLOW_PY := $(VENV)/airflow/bin/python
 TRAINER_PY := $(VENV)/trainer/bin/python
 SERVING_PY := $(VENV)/serving/bin/python
 
-.PHONY: envs demo test test-unit test-e2e chaos bench render-k8s up stop lock clean
+.PHONY: envs demo test lint test-unit test-e2e chaos bench render-k8s up stop lock clean
 
 # The whole workflow on the bundled diamonds data, through a real local Airflow.
 demo: envs
 	scripts/airflow-stack.sh start
 	PYTHONPATH=plugins $(AIRFLOW_PY) scripts/demo.py
 
-# Every test: trainer, serving, Airflow side, and the DAG end to end through the scheduler.
-test: envs
+# Every test: lint and types, trainer, serving, Airflow side, and the DAG end to end through the scheduler.
+test: envs lint
 	PYTHONPATH=include/trainer $(TRAINER_PY) -m pytest tests/trainer -q
 	$(SERVING_PY) -m pytest tests/serving -q
 	$(AIRFLOW_PY) -m pytest tests/airflow tests/e2e -q
+
+# ruff (ruff.toml: import order, pyupgrade) and mypy (mypy.ini) on the Airflow side and the contract.
+lint: $(VENV)/airflow/.done
+	$(VENV)/airflow/bin/ruff check plugins include/contract dags
+	$(VENV)/airflow/bin/mypy
 
 # Fault injection through the real scheduler (tests/chaos): kills, lost tuners, rejected deploys,
 # a scheduler crash, bad input; ends with one line: faults injected, survived, lost.

@@ -8,10 +8,9 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
+from airflow.sdk import ObjectStoragePath
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-
-from airflow.sdk import ObjectStoragePath
 
 from tune_serve import config
 

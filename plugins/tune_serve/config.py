@@ -8,9 +8,18 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import overload
 
 BACKENDS = ("local", "kubernetes", "gke")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@overload
+def setting(name: str) -> str | None: ...
+@overload
+def setting(name: str, default: str) -> str: ...
+@overload
+def setting(name: str, default: str | None) -> str | None: ...
 
 
 def setting(name: str, default: str | None = None) -> str | None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 class NoCandidate(Exception):
@@ -51,7 +52,7 @@ def top_n(trials: list[dict], n: int, direction: str) -> list[dict]:
             for rank, t in enumerate(ranked[:n])]
 
 
-def select_blessed(evaluations: Iterable[dict | None]) -> dict:
+def select_blessed(evaluations: Iterable[Any]) -> dict:
     """The blessed candidate with the lowest eval MAE (ties: better rank)."""
     evaluations = [e for e in evaluations if e]
     blessed = [e for e in evaluations if e.get("blessed")]

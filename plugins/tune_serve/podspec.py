@@ -38,5 +38,5 @@ class PodTask:
     def command(self) -> list[str]:
         return [*TRAINER_COMMAND, self.step]
 
-    def with_(self, **changes) -> "PodTask":
+    def with_(self, **changes) -> PodTask:
         return replace(self, **changes)

@@ -128,7 +128,7 @@ def _exit_reason(terminated) -> str:
 
 
 def _exceeded_own_limit(message: str | None) -> bool:
-    return bool(message) and any(text in message for text in _OWN_LIMIT_MESSAGES)
+    return message is not None and any(text in message for text in _OWN_LIMIT_MESSAGES)
 
 
 def _join(head: str, detail: str | None) -> str:

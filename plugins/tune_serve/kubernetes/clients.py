@@ -18,7 +18,8 @@ def kubernetes_hook(s: ClusterSettings) -> KubernetesHook:
     from airflow.providers.google.cloud.operators.kubernetes_engine import GKEClusterAuthDetails
 
     cluster_url, ssl_ca_cert = GKEClusterAuthDetails(
-        cluster_name=s.gke_cluster, project_id=s.gke_project, use_internal_ip=s.gke_use_internal_ip,
+        cluster_name=s.gke_cluster, project_id=s.gke_project,  # type: ignore[arg-type]  # checked by the backend
+        use_internal_ip=s.gke_use_internal_ip,
         use_dns_endpoint=False, cluster_hook=GKEHook(gcp_conn_id=s.gcp_conn_id, location=s.gke_location),
     ).fetch_cluster_info()
     return GKEKubernetesHook(gcp_conn_id=s.gcp_conn_id, cluster_url=cluster_url, ssl_ca_cert=ssl_ca_cert)

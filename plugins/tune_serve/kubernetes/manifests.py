@@ -7,7 +7,7 @@ only what belongs to a run or a model: names, namespace, labels, images, argumen
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ def path(relative: str) -> Path:
     return MANIFESTS / relative
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(relative: str) -> tuple[dict, ...]:
     with open(path(relative)) as f:
         return tuple(d for d in yaml.safe_load_all(f) if d)

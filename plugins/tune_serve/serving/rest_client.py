@@ -29,7 +29,7 @@ class TFServingREST:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "TFServingREST":
+    def __enter__(self) -> TFServingREST:
         return self
 
     def __exit__(self, *exc) -> None:
