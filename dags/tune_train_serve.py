@@ -17,13 +17,13 @@ import pendulum
 from airflow.sdk import ObjectStoragePath, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from tune_serve import backend as backends
 from tune_serve import config, leaderboard, summaries, task_ids
 from tune_serve import plan as planning
+from tune_serve.backend import Backend, current
 from tune_serve.params import MAX_TUNING_DEADLINE_MINUTES, ConfError, dag_params, validate_conf
 from tune_serve.podspec import PodTask, Resources
 
-backend = backends.current()
+backend: Backend = current()
 
 # The chief and the tuners end the search themselves at the run's tuning_deadline_minutes; their
 # pods' own deadline is only the backstop for a hung process, so it must outlast any search.

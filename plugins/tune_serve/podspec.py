@@ -1,8 +1,8 @@
 """One description of every pod task, rendered by whichever backend is in use.
 
 The DAG states *what* runs (trainer step, arguments, resources, whether it may run on
-preemptible capacity, its retry budget); `backends.local` turns it into a process in the
-trainer environment and `backends.kubernetes` into a KubernetesPodOperator. Arguments and
+preemptible capacity, its retry budget); `tune_serve.local.backend` turns it into a process in the
+trainer environment and `tune_serve.kubernetes.backend` into a KubernetesPodOperator. Arguments and
 env are Jinja-templated by both.
 """
 from __future__ import annotations
