@@ -209,3 +209,21 @@ def test_the_manifests_in_include_are_valid_on_their_own():
     for path in files:
         for document in yaml.safe_load_all(path.read_text()):
             kubernetes_validate.validate(document, SCHEMAS[0], strict=True)
+
+
+def test_every_trainer_command_line_the_cluster_gets_round_trips(objects):
+    """What each pod and the chief's Job actually receive is one --flag=value per field of the
+    step's tune_contract dataclass, and parses back to the same command line."""
+    from tune_contract.steps import STEP_ARGS
+
+    steps = set()
+    for o in objects:
+        if o.kind not in ("Pod", "Job"):
+            continue
+        _, (base, *_) = _containers(o.manifest)
+        *command, step = base["command"]
+        assert command == ["python", "-m", "trainer"], base["command"]
+        assert all(a.startswith("--") and "=" in a for a in base["args"]), base["args"]
+        assert STEP_ARGS[step].from_argv(base["args"]).to_argv() == base["args"]
+        steps.add(step)
+    assert steps == {"prepare", "oracle", "tune", "train", "evaluate"}
