@@ -4,6 +4,7 @@ The Kubernetes API is a fake with kubernetes.client's method names and return ty
 objects deserialized from what the API server would send, ApiException on 404/409); TF
 Serving's REST API is answered by an httpx MockTransport following TF Serving's routes.
 """
+import copy
 import json
 import math
 from pathlib import Path
@@ -247,3 +248,44 @@ def test_no_deployment_means_no_baseline():
 
 def _config_volume(deployment):
     return next(v["configMap"]["name"] for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")
+
+
+# ---- object names: unique and valid for every allowed model name -----------------------------
+
+def test_models_sharing_a_long_prefix_get_distinct_valid_names():
+    import re
+
+    from tune_serve.params import dag_params
+
+    pattern = re.compile(dag_params()["model_name"].schema["pattern"])
+    first, second = "a" * 40 + "-first-model", "a" * 40 + "-other-model"  # 52 characters each, allowed
+    assert pattern.match(first) and pattern.match(second)
+    names = {n: ks.object_name(n) for n in (first, second, "a" * 52, "a", "x-" * 25 + "yz", "a" * 39 + "-b")}
+    assert len(set(names.values())) == len(names)
+    dns_label = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    for model, name in names.items():
+        assert dns_label.match(name) and len(name) <= 63, (model, name)  # a Service name is a DNS-1123 label
+        assert dns_label.match(ks._labels(model)[ks.INSTANCE_LABEL])
+
+
+def test_names_outside_the_param_still_map_to_distinct_valid_names():
+    import re
+
+    dns_label = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    models = ["Diamonds", "diamonds", "dia_monds", "dia.monds", "dia-monds", "a" * 80, "a" * 81, "-x-", "x" * 39 + "_"]
+    names = [ks.object_name(m) for m in models]
+    assert len(set(names)) == len(models)
+    assert all(dns_label.match(n) and len(n) <= 63 for n in names), names
+
+
+def test_a_deployment_of_another_model_is_never_touched(tmp_path, serving_root):
+    cluster = FakeCluster()
+    _deploy(cluster, saved_model(tmp_path))
+    # Another model whose objects would carry the same name (e.g. before names were unique)
+    deployment = cluster.objects[("Deployment", ks.object_name(MODEL))]
+    deployment["metadata"]["annotations"][ks.MODEL_ANNOTATION] = "someone-else"
+    before = copy.deepcopy(cluster.objects)
+    with pytest.raises(ModelRejected, match="belongs to model 'someone-else', not 'diamonds'"):
+        _deploy(cluster, saved_model(tmp_path, "second"))
+    assert cluster.objects == before
+    assert not (serving_root / MODEL / "2").exists()

@@ -32,6 +32,7 @@ from .model_store import CANARY, STABLE
 from .rest_client import TFServingREST
 
 STATE_ANNOTATION = "tune-serve/serving-state"
+MODEL_ANNOTATION = "tune-serve/model-name"  # whose Deployment this is, checked before touching it
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 CONFIG_FILE = "models.config"
 REST_PORT, GRPC_PORT = 8501, 8500
@@ -95,8 +96,23 @@ class ServingState:
 
 # ---- the objects ----------------------------------------------------------------------------
 
+OBJECT_PREFIX = "tfserving-"
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_MAX_LABEL = 63  # a Service name and a label value are DNS-1123 labels
+
+
 def object_name(model_name: str) -> str:
-    return "tfserving-" + re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-")[:40]
+    """`tfserving-<model>`: one name per model, a valid DNS-1123 label.
+
+    A model name that is a DNS label without `--` and fits (every name the DAG's Param
+    allows) is used as it is. Any other is cleaned, cut to 40 characters and suffixed with
+    `--` and a hash of the full name: only those names contain `--`, so no two models share
+    a name (the Deployment also records its model, checked before it is touched)."""
+    if _DNS_LABEL.fullmatch(model_name) and "--" not in model_name \
+            and len(OBJECT_PREFIX) + len(model_name) <= _MAX_LABEL:
+        return OBJECT_PREFIX + model_name
+    cleaned = re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-")[:40].rstrip("-") or "model"
+    return f"{OBJECT_PREFIX}{cleaned}--{hashlib.sha256(model_name.encode()).hexdigest()[:10]}"
 
 
 def model_config(model_name: str, state: ServingState) -> str:
@@ -125,7 +141,7 @@ def config_map(model_name: str, state: ServingState, ss: ServingSettings) -> dic
 def deployment(model_name: str, state: ServingState, ss: ServingSettings) -> dict:
     manifest = manifests.named(manifests.load("serving/deployment.yaml"), object_name(model_name), ss.namespace,
                                _labels(model_name))
-    manifest["metadata"]["annotations"] = {STATE_ANNOTATION: state.to_json()}
+    manifest["metadata"]["annotations"] = {STATE_ANNOTATION: state.to_json(), MODEL_ANNOTATION: model_name}
     spec = manifest["spec"]
     spec["replicas"] = ss.replicas
     spec["selector"]["matchLabels"].update(_labels(model_name))
@@ -174,12 +190,17 @@ class TFServingCluster:
         self.name = object_name(model_name)
 
     def state(self) -> ServingState | None:
+        """What the model's Deployment serves; ModelRejected if that Deployment is another model's."""
         try:
             current = self.apps.read_namespaced_deployment(name=self.name, namespace=self.ss.namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+        owner = recorded_model(current)
+        if owner != self.model_name:
+            raise ModelRejected(f"Deployment {self.ss.namespace}/{self.name} belongs to model {owner!r}, not "
+                                f"{self.model_name!r}; refusing to touch it (rename one of the models)")
         annotation = (current.metadata.annotations or {}).get(STATE_ANNOTATION)
         return ServingState.from_json(annotation) if annotation else None
 
@@ -239,6 +260,19 @@ class TFServingCluster:
         except ApiException as exc:
             if exc.status != 409:  # exists: ConfigMaps are named by content, the Service never changes
                 raise
+
+
+def recorded_model(current) -> str | None:
+    """The model a Deployment serves: its annotation, or (made before it existed) the model
+    its readiness probe asks TF Serving about."""
+    recorded = (current.metadata.annotations or {}).get(MODEL_ANNOTATION)
+    if recorded is not None:
+        return recorded
+    try:
+        probe = current.spec.template.spec.containers[0].readiness_probe.http_get.path
+    except (AttributeError, IndexError, TypeError):
+        return None
+    return probe.removeprefix("/v1/models/") if probe and probe.startswith("/v1/models/") else None
 
 
 def _ignore_missing(method, **kwargs) -> None:
