@@ -115,7 +115,41 @@ def test_operator_reattaches_to_a_running_process_instead_of_starting_another(tm
     second = make_operator(arguments=[code], poll_seconds=0.05)
     result = second.execute(context)
     assert result is not None and "pid" in result
-    assert sorted(p.name for p in (tmp_path / "state" / "d" / "r" / "t.0").iterdir()) == ["try-1"]
+    assert sorted(p.name for p in (local.run_dir("d", "r") / "t.0").iterdir()) == ["try-1"]
+
+
+def _start_chief(run_id):
+    start = local.LocalOracleStart(task_id="start_oracle", cmds=[sys.executable, "-c"],
+                                   arguments=["import time; time.sleep(60)"])
+    ti = SimpleNamespace(dag_id="d", run_id=run_id, task_id="tuning.start_oracle", map_index=-1, try_number=1)
+    return start.execute({"ti": ti, "run_id": run_id, "dag": SimpleNamespace(dag_id="d")})
+
+
+def test_run_ids_alike_once_cleaned_get_their_own_state_and_their_own_chief(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNE_SERVE_LOCAL_STATE_DIR", str(tmp_path / "state"))
+    assert local.run_dir("d", "a:b") != local.run_dir("d", "a_b")
+    handles = []
+    try:
+        handles = [_start_chief("a:b"), _start_chief("a_b")]  # the second must not re-attach to the first
+        assert handles[0]["directory"] != handles[1]["directory"]
+        assert handles[0]["address"] != handles[1]["address"]
+        assert _start_chief("a:b") == handles[0]  # a retry of the same run does re-attach
+    finally:
+        for handle in handles:
+            LocalProcess(local.Path(handle["directory"])).kill()
+
+
+def test_a_chief_recorded_for_another_run_is_not_reattached(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNE_SERVE_LOCAL_STATE_DIR", str(tmp_path / "state"))
+    first = _start_chief("run-1")
+    try:
+        # Whatever puts another run's chief where this run looks (a copied or forged folder):
+        directory = local.Path(first["directory"])
+        (directory / "run_id").write_text("run-0")
+        with pytest.raises(PodFailed, match="belongs to run 'run-0'"):
+            _start_chief("run-1")
+    finally:
+        LocalProcess(local.Path(first["directory"])).kill()
 
 
 # -- the chief's wait: deferred to the triggerer ---------------------------------------------------

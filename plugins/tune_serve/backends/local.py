@@ -9,6 +9,7 @@ same idea as KubernetesPodOperator's reattach_on_restart).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
@@ -27,16 +28,28 @@ from tune_serve.links import POD_TASK_LINKS
 from tune_serve.podspec import TRAINER_COMMAND, PodTask
 
 _PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+RUN_ID_FILE = "run_id"  # in the chief's folder: the run it serves, checked before re-attaching
 
 
 def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", part)
 
 
+def run_folder(run_id: str) -> str:
+    """The name of one DAG run's state folder: a hash of the run id (cleaning alone would
+    give `a:b` and `a_b` one folder, and one run could re-attach to the other's chief),
+    after a readable prefix."""
+    return f"{_safe(run_id)[:64]}.{hashlib.sha256(run_id.encode()).hexdigest()[:16]}"
+
+
+def run_dir(dag_id: str, run_id: str) -> Path:
+    return Path(config.local_state_dir()) / _safe(dag_id) / run_folder(run_id)
+
+
 def _task_dir(context, kind: str) -> Path:
     ti = context["ti"]
     name = ti.task_id + (f".{ti.map_index}" if ti.map_index is not None and ti.map_index >= 0 else "")
-    return Path(config.local_state_dir()) / _safe(ti.dag_id) / _safe(ti.run_id) / name / kind
+    return run_dir(ti.dag_id, ti.run_id) / name / kind
 
 
 def _process_env(env_vars: dict[str, str] | None) -> dict[str, str]:
@@ -152,7 +165,12 @@ class LocalOracleStart(BaseOperator):
 
     def execute(self, context) -> dict:
         directory = _task_dir(context, "chief")
+        run_id = context["ti"].run_id
         if (directory / "process.json").exists() and LocalProcess(directory).state() in (RUNNING, SUCCEEDED):
+            recorded = (directory / RUN_ID_FILE).read_text() if (directory / RUN_ID_FILE).exists() else None
+            if recorded != run_id:
+                raise PodFailed(f"the chief in {directory} belongs to run {recorded!r}, not {run_id!r}; "
+                                "not re-attaching to it")
             address = (directory / "address").read_text()
             self.log.info("Chief already running at %s; re-attaching", address)
             return {"address": address, "directory": str(directory)}
@@ -160,6 +178,8 @@ class LocalOracleStart(BaseOperator):
         argv = _argv(self.cmds, [*self.arguments, "--port", port, "--bind", "127.0.0.1"])
         env = _process_env({**self.env_vars, "KERASTUNER_TUNER_ID": "chief",
                             "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)})
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / RUN_ID_FILE).write_text(run_id)
         process = LocalProcess.launch(directory, argv, env)
         address = f"127.0.0.1:{port}"
         (directory / "address").write_text(address)
