@@ -6,6 +6,9 @@ resumes it (Keras Tuner's overwrite=False reload), running trials still assigned
 workers. It stops when the trials are done, or at `--deadline-seconds`; a worker silent for
 `--lease-seconds` loses its trial to another worker (see trainer.tuning.oracles).
 
+Every RPC must carry the run's search secret, read from `--secret-file` (see
+trainer.tuning.oracle_auth); a tuner's reported hyperparameters must be those it was handed.
+
 Binds `--bind:--port` itself (Keras Tuner's chief would bind KERASTUNER_ORACLE_IP, the
 address workers dial, which inside a pod is the Service name and cannot be bound).
 """
@@ -18,7 +21,7 @@ import time
 from concurrent import futures
 
 from trainer.errors import BadInput, StepFailed
-from trainer.tuning import settings as st
+from trainer.tuning import oracle_auth, settings as st
 
 HELP = "Keras Tuner chief: serve trials to the tune workers over gRPC, then report all trials ranked."
 log = logging.getLogger("trainer.tuning.oracle_step")
@@ -40,6 +43,7 @@ def add_arguments(parser) -> None:
     g.add_argument("--standby-tuners", default="1",
                    help="workers kept waiting once no trial is left to hand out, to take over a trial "
                         "whose worker is lost; the others stop (default 1; 'all' keeps every worker)")
+    oracle_auth.add_argument(g)
 
 
 def run(args) -> dict:
@@ -53,12 +57,13 @@ def run(args) -> dict:
     deadline = st.seconds("--deadline-seconds", args.deadline_seconds, allow_none=True)
     max_handoffs = st.integer("--max-handoffs", args.max_handoffs, minimum=0)
     standby = _standby_tuners(args.standby_tuners)
+    secret = oracle_auth.read_secret(args.secret_file)
     st.configure_logging()
 
     from trainer import storage
     from trainer.tuning.oracles import make_oracle
 
-    server = _listen(f"{args.bind}:{port}")  # before touching the state: a second chief must fail first
+    server = _listen(f"{args.bind}:{port}", secret)  # before touching the state: a second chief must fail first
 
     search_file = storage.join(settings.tuning_dir, st.SEARCH_FILE)
     recorded = json.loads(storage.read_text(search_file)) if storage.exists(search_file) else None
@@ -97,11 +102,13 @@ def _standby_tuners(value: str) -> int | None:
         raise BadInput("--standby-tuners", f"must be an integer >= 0 or 'all', got {value!r}") from None
 
 
-def _listen(address: str):
+def _listen(address: str, secret: str):
     import grpc
 
     # No SO_REUSEPORT: a second chief on the same port must fail, not split the workers.
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
+    # Every call must carry the search secret (UNAUTHENTICATED otherwise).
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)],
+                         interceptors=[oracle_auth.SecretCheck(secret)])
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError:

@@ -93,6 +93,27 @@ class SearchSpace:
     def to_list(self) -> list[dict]:
         return [p.to_dict() for p in self.parameters]
 
+    def violation(self, values: Mapping[str, Any]) -> str | None:
+        """Why `values` is not a point of this space (a name missing or unknown, a value out
+        of range, off its grid or not a choice), or None if it is one."""
+        unknown = sorted(set(values) - set(self.names))
+        if unknown:
+            return f"{unknown[0]} is not a parameter of the search space"
+        for p in self.parameters:
+            if p.name not in values:
+                return f"{p.name} is missing"
+            value = values[p.name]
+            if p.type == "choice" or p.step is not None and (p.type == "float" or p.log):
+                if value not in p.grid():
+                    return f"{p.name}={value!r} is not one of its values"
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not p.min <= value <= p.max:
+                return f"{p.name}={value!r} is outside [{p.min}, {p.max}]"
+            if p.type == "int" and (value != int(value) or (p.step and (value - p.min) % p.step)):
+                return f"{p.name}={value!r} is not on its grid (min {p.min}, step {p.step or 1})"
+        return None
+
     def require_discrete(self, algorithm: str, field: str = "--search-space") -> None:
         continuous = [p for p in self.parameters if not p.discrete]
         if continuous:

@@ -12,7 +12,7 @@ import os
 import re
 
 from trainer.errors import BadInput
-from trainer.tuning import settings as st
+from trainer.tuning import oracle_auth, settings as st
 
 HELP = "Keras Tuner worker: run trials from the oracle (resuming an interrupted one) and report them."
 log = logging.getLogger("trainer.tuning.tune_step")
@@ -34,6 +34,7 @@ def add_arguments(parser) -> None:
                    help="give up (exit 1) after the oracle has been unreachable this long (default 3600)")
     g.add_argument("--sleep-seconds", default=None,
                    help="with --objective-function: seconds per epoch (default 1 for sleep, 0 for branin)")
+    oracle_auth.add_argument(g)
 
 
 def _tuner_id(value: str | None) -> str:
@@ -81,6 +82,7 @@ def run(args) -> dict:
     if not settings.function:
         data_dir = data.data_dir(settings.run_root)
         spec = data.load_feature_spec(data_dir)
+    secret = oracle_auth.read_secret(args.secret_file)
     search_file = storage.join(settings.tuning_dir, st.SEARCH_FILE)
     if storage.exists(search_file):
         st.check_same_search(settings, json.loads(storage.read_text(search_file)), "worker")
@@ -104,7 +106,7 @@ def run(args) -> dict:
     else:
         tuner = KerasTrialTuner(local, settings, tuner_id, data_dir, spec)
     client = LeasedOracleClient(local, f"{host}:{port}", tuner_id, wait_seconds=wait, poll_seconds=poll,
-                                search_done=lambda: storage.exists(done_file))
+                                search_done=lambda: storage.exists(done_file), secret=secret)
     tuner.connect(client, heartbeat)
     try:
         tuner.search()
