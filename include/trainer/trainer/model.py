@@ -15,13 +15,16 @@ from trainer.featurespec import FeatureSpec
 
 DEFAULT_HYPERPARAMETERS = {"num_layers": 2, "units": 64, "dropout": 0.1, "learning_rate": 1e-3, "batch_size": 128}
 
-# name -> (type, check, rule shown in the error message)
+# name -> (type, check, rule shown in the error message). Bounded above as well: a search space
+# or a hyperparameter set is data from a run's conf, and a million units or layers would only
+# exhaust the GPU (or the node) before training anything.
+MAX_LAYERS, MAX_UNITS, MAX_BATCH_SIZE = 16, 4096, 65536
 _RULES = {
-    "num_layers": (int, lambda v: v >= 1, "an integer >= 1"),
-    "units": (int, lambda v: v >= 1, "an integer >= 1"),
+    "num_layers": (int, lambda v: 1 <= v <= MAX_LAYERS, f"an integer in [1, {MAX_LAYERS}]"),
+    "units": (int, lambda v: 1 <= v <= MAX_UNITS, f"an integer in [1, {MAX_UNITS}]"),
     "dropout": (float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
-    "learning_rate": (float, lambda v: v > 0.0, "a number > 0"),
-    "batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
+    "learning_rate": (float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]"),
+    "batch_size": (int, lambda v: 1 <= v <= MAX_BATCH_SIZE, f"an integer in [1, {MAX_BATCH_SIZE}]"),
 }
 
 
