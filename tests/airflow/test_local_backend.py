@@ -233,3 +233,37 @@ def test_wait_gives_up_at_the_deadline_counted_from_the_first_launch(tmp_path):
             wait.execute({})
     finally:
         chief.kill(signal.SIGKILL)
+
+
+def test_the_chief_and_the_tuners_share_a_secret_only_the_user_can_read(tmp_path, monkeypatch):
+    import stat
+
+    from tune_serve.podspec import PodTask
+
+    monkeypatch.setenv("TUNE_SERVE_LOCAL_STATE_DIR", str(tmp_path / "state"))
+    handle = _start_chief("r1")
+    try:
+        secret = local.search_secret_file("d", "r1")
+        token = secret.read_text()
+        assert len(token) >= 32 and stat.S_IMODE(secret.stat().st_mode) == 0o600
+        chief = LocalProcess(local.Path(handle["directory"]))
+        assert chief.launch_spec()["env"]["KERASTUNER_ORACLE_SECRET_FILE"] == str(secret)
+        assert token not in (local.Path(handle["directory"]) / "launch.json").read_text()
+        _start_chief("r1")  # a retry re-attaches and keeps the secret
+        assert secret.read_text() == token
+    finally:
+        LocalProcess(local.Path(handle["directory"])).kill()
+
+    ti = SimpleNamespace(dag_id="d", run_id="r1", task_id="tuning.tune", map_index=0, try_number=1)
+    context = {"ti": ti}
+    tuner = local.mapped_pod_operator(PodTask("tune", "tune")).expand(arguments=[["x"]])
+    operator = local.LocalPodOperator(task_id="tune", cmds=[sys.executable, "-c", "pass"], search_secret=True)
+    directory = operator.submit_job(context)
+    assert LocalProcess(local.Path(directory)).launch_spec()["env"]["KERASTUNER_ORACLE_SECRET_FILE"] == str(secret)
+    assert tuner.partial_kwargs["search_secret"] is True
+    other = local.LocalPodOperator(task_id="train", cmds=[sys.executable, "-c", "pass"])
+    ti.task_id = "training.train"
+    assert "KERASTUNER_ORACLE_SECRET_FILE" not in LocalProcess(local.Path(other.submit_job(context))).launch_spec()["env"]
+
+    local.LocalOracleStop(task_id="stop_oracle", handle=handle).execute(context)
+    assert not secret.exists()
