@@ -203,6 +203,7 @@ def test_rbac_is_namespaced_and_minimal(objects):
     verbs = {(group, resource): rule["verbs"] for rule in role["rules"] for group in rule["apiGroups"]
              for resource in rule["resources"]}
     assert verbs[("", "secrets")] == ["create"] and verbs[("networking.k8s.io", "networkpolicies")] == ["create"]
+    assert verbs[("coordination.k8s.io", "leases")] == ["create", "get", "update", "delete"]  # deploy Lease
     binding = next(m for m in rbac if m["kind"] == "RoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
 
