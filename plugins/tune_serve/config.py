@@ -38,7 +38,8 @@ def environment_setting(name: str, default: str) -> str:
     return os.environ.get(f"TUNE_SERVE_{name.upper()}") or default
 
 
-# Plain segments only: no '..', '.', '~', shell or URL syntax; gs:// with a valid bucket name.
+# Plain segments only (none starting with '.': no '..', no hidden folders), no '~', shell or URL
+# syntax; gs:// with a valid bucket name.
 _SEGMENT = r"[A-Za-z0-9_+=@-][A-Za-z0-9_.+=@-]*"
 _PLAIN_PATH = re.compile(rf"/|(/{_SEGMENT})+/?")
 _GS_URI = re.compile(rf"gs://[a-z0-9][a-z0-9._-]{{1,220}}[a-z0-9](/{_SEGMENT})*/?")
@@ -53,7 +54,7 @@ def location_setting(name: str, default: str, *, remote: bool = True) -> str:
     source = env if os.environ.get(env) else f"the Airflow Variable tune_serve_{name.lower()}"
     allowed = "an absolute path or a gs://BUCKET/PATH URI" if remote else "an absolute path"
     raise ValueError(f"{source}: {value!r} is not {allowed} (plain segments of letters, digits, "
-                     "'_', '.', '-', '+', '=', '@'; no '.' or '..' segments)")
+                     "'_', '.', '-', '+', '=', '@', none starting with '.')")
 
 
 @lru_cache(maxsize=1)
