@@ -8,6 +8,7 @@ Serving's REST API is answered by an httpx MockTransport following TF Serving's 
 import copy
 import json
 import math
+import uuid
 from pathlib import Path
 
 import httpx
@@ -402,3 +403,21 @@ def test_the_fake_api_server_refuses_concurrent_writes_as_the_real_one_does():
     with pytest.raises(ApiException) as missing:
         api.replace_namespaced_lease("l", "ns", body)
     assert (missing.value.status, missing.value.reason, conflict_reason(missing.value)) == (404, "Not Found", "NotFound")
+
+
+def test_publishing_on_object_storage_claims_the_version_before_copying_it_in(tmp_path, monkeypatch):
+    """The remote branch (GCS in production) on fsspec's in-memory filesystem: the claim is a
+    create-if-absent write (`pipe_file(mode="create")`, ifGenerationMatch=0 on GCS)."""
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    attach("memory", fs=MemoryFileSystem())
+    monkeypatch.setattr(ks, "_path", lambda uri: ObjectStoragePath(uri if "://" in uri else f"file://{uri}"))
+    base = f"memory://serving-{uuid.uuid4().hex}/{MODEL}"
+    ObjectStoragePath(f"{base}/.versions/1").write_bytes(b"")  # claimed by another deployment
+    staged = ks.stage(_model(tmp_path, "remote"), base)
+    assert ks.publish(staged, base, taken=()) == 2
+    assert ObjectStoragePath(f"{base}/2/assets/source").read_text() == "remote"
+    assert not ObjectStoragePath(f"{base}/1").exists() and not staged.exists()
+    assert ks._create_if_absent(ObjectStoragePath(f"{base}/.versions/2")) is False
