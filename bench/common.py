@@ -37,7 +37,23 @@ def machine() -> dict:
 
 def trainer_env() -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO / "include" / "trainer"), "TF_CPP_MIN_LOG_LEVEL": "3",
-            "PYTHONUNBUFFERED": "1"}
+            "PYTHONUNBUFFERED": "1", "KERASTUNER_ORACLE_SECRET_FILE": _search_secret()}
+
+
+_SECRET: list[str] = []
+
+
+def _search_secret() -> str:
+    """One search secret for the benchmark's chiefs and tuners (a file only the user reads)."""
+    if not _SECRET:
+        import secrets
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="bench-oracle-", suffix=".secret")  # created 0600
+        os.write(fd, secrets.token_urlsafe(32).encode())
+        os.close(fd)
+        _SECRET.append(path)
+    return _SECRET[0]
 
 
 class Step:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -71,10 +72,11 @@ class Stack:
         return run_id
 
     def pod_dir(self, run_id: str, task_id: str, map_index: int, try_number: int, kind: str | None = None) -> Path:
-        # as tune_serve.local.backend._task_dir names it
+        # as tune_serve.local.backend.run_folder/_task_dir name it
         safe = lambda s: re.sub(r"[^A-Za-z0-9_.=-]+", "_", s)  # noqa: E731
         name = task_id + (f".{map_index}" if map_index >= 0 else "")
-        return Path(self.env["TUNE_SERVE_LOCAL_STATE_DIR"]) / DAG / safe(run_id) / name / (kind or f"try-{try_number}")
+        run = f"{safe(run_id)[:64]}.{hashlib.sha256(run_id.encode()).hexdigest()[:16]}"
+        return Path(self.env["TUNE_SERVE_LOCAL_STATE_DIR"]) / DAG / run / name / (kind or f"try-{try_number}")
 
 
 def ts(value: str | None) -> float | None:

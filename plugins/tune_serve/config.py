@@ -2,10 +2,15 @@
 
 The backend is chosen here, never by editing the DAG: with nothing configured it is
 `local`, which runs every pod task as a process in the trainer environment.
+
+Whoever can edit an Airflow Variable is not trusted with the workers themselves: the
+executables the local backend runs come from the environment only, and a storage, serving
+or state root is accepted only as a plain absolute path or a gs:// URI.
 """
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import overload
@@ -37,6 +42,41 @@ def setting(name: str, default: str | None = None) -> str | None:
         return default
 
 
+def environment_setting(name: str, default: str) -> str:
+    """`TUNE_SERVE_<NAME>` from the environment only: never from an Airflow Variable."""
+    return os.environ.get(f"TUNE_SERVE_{name.upper()}") or default
+
+
+# A Variable can be edited by anyone with that right in the UI, so a root read from one must be
+# plain: absolute, segments of a few safe characters, never '.' or '..', no '~', shell or URL
+# syntax; gs:// with a valid bucket name. A root from the environment or the default is the
+# installer's own choice: it must only be absolute, without '.' or '..' segments (a checkout
+# under a hidden folder or a path with spaces is fine).
+_SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9_.+=@-]+"
+_PLAIN_PATH = re.compile(rf"/|(/{_SEGMENT})+/?")
+_GS_URI = re.compile(rf"gs://[a-z0-9][a-z0-9._-]{{1,220}}[a-z0-9](/{_SEGMENT})*/?")
+
+
+def _installer_path(value: str) -> bool:
+    return value.startswith("/") and not ({".", ".."} & set(value.split("/"))) and "\0" not in value
+
+
+def location_setting(name: str, default: str, *, remote: bool = True) -> str:
+    """A root directory setting, checked wherever it comes from (clear error naming it)."""
+    env = f"TUNE_SERVE_{name.upper()}"
+    value = setting(name, default) or ""
+    from_variable = not os.environ.get(env) and value != default
+    if _PLAIN_PATH.fullmatch(value) or (remote and _GS_URI.fullmatch(value)):
+        return value
+    if not from_variable and _installer_path(value):
+        return value
+    source = env if os.environ.get(env) else f"the Airflow Variable tune_serve_{name.lower()}"
+    allowed = "an absolute path or a gs://BUCKET/PATH URI" if remote else "an absolute path"
+    rule = ("plain segments of letters, digits, '_', '.', '-', '+', '=', '@', never '.' or '..'" if from_variable
+            else "no '.' or '..' segments")
+    raise ValueError(f"{source}: {value!r} is not {allowed} ({rule})")
+
+
 @lru_cache(maxsize=1)
 def backend() -> str:
     value = (setting("backend", "local") or "local").lower()
@@ -47,27 +87,27 @@ def backend() -> str:
 
 def storage_root() -> str:
     """Root of `{root}/runs/{run_id}/...` (a local path or gs:// URI)."""
-    return setting("storage_root", str(REPO_ROOT / "var" / "storage"))
+    return location_setting("storage_root", str(REPO_ROOT / "var" / "storage"))
 
 
 def serving_root() -> str:
     """Model base paths live at `{serving_root}/{model_name}/{version}/`."""
-    return setting("serving_root", str(REPO_ROOT / "var" / "serving"))
+    return location_setting("serving_root", str(REPO_ROOT / "var" / "serving"))
 
 
 def trainer_python() -> str:
-    """Interpreter of the trainer environment, for the local backend."""
-    return setting("trainer_python", str(REPO_ROOT / ".venv" / "trainer" / "bin" / "python"))
+    """Interpreter of the trainer environment, for the local backend (environment only)."""
+    return environment_setting("trainer_python", str(REPO_ROOT / ".venv" / "trainer" / "bin" / "python"))
 
 
 def serving_python() -> str:
-    """Interpreter of the local TF-Serving stand-in."""
-    return setting("serving_python", str(REPO_ROOT / ".venv" / "serving" / "bin" / "python"))
+    """Interpreter of the local TF-Serving stand-in (environment only)."""
+    return environment_setting("serving_python", str(REPO_ROOT / ".venv" / "serving" / "bin" / "python"))
 
 
 def local_state_dir() -> str:
     """Where the local backend keeps process records, logs and XCom files of its 'pods'."""
-    return setting("local_state_dir", str(REPO_ROOT / "var" / "local"))
+    return location_setting("local_state_dir", str(REPO_ROOT / "var" / "local"), remote=False)
 
 
 def trainer_image() -> str:

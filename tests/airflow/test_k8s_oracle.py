@@ -43,7 +43,7 @@ class FakeBatch:
 
 class FakeCore:
     def __init__(self, fail_with=None):
-        self.services, self.fail_with, self.deleted = {}, fail_with, []
+        self.services, self.secrets, self.fail_with, self.deleted = {}, {}, fail_with, []
 
     def create_namespaced_service(self, namespace, body):
         if self.fail_with:
@@ -52,10 +52,27 @@ class FakeCore:
             raise ApiException(status=409, reason="AlreadyExists")
         self.services[body["metadata"]["name"]] = body
 
+    def create_namespaced_secret(self, namespace, body):
+        if body["metadata"]["name"] in self.secrets:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self.secrets[body["metadata"]["name"]] = body
+
     def delete_namespaced_service(self, name, namespace):
         self.deleted.append(name)
         if self.services.pop(name, None) is None:
             raise ApiException(status=404, reason="Not Found")
+
+
+class FakeNetworking:
+    def __init__(self, fail_with=None):
+        self.policies, self.fail_with = {}, fail_with
+
+    def create_namespaced_network_policy(self, namespace, body):
+        if self.fail_with:
+            raise ApiException(status=self.fail_with, reason="Forbidden")
+        if body["metadata"]["name"] in self.policies:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self.policies[body["metadata"]["name"]] = body
 
 
 class FakeHook:
@@ -90,11 +107,12 @@ def _context(task_id="tuning.start_oracle"):
 RUN_ROOT = "gs://bucket/runs/r1"
 
 
-def _start(hook, run_root=RUN_ROOT):
+def _start(hook, run_root=RUN_ROOT, networking=None):
     op = oracle.StartOracleOperator(task_id="start_oracle", namespace="tune-serve", image="trainer:1",
                                     cmds=PodTask("start_oracle", "oracle").command,
                                     oracle_args={"run_root": run_root, "max_trials": 6}, oracle_port=8000)
     op.__dict__["hook"] = hook
+    op.__dict__["networking"] = hook.networking = getattr(hook, "networking", None) or networking or FakeNetworking()
     return op
 
 
@@ -103,16 +121,55 @@ def test_start_creates_the_job_and_a_service_owned_by_it():
     handle = _start(hook).execute(_context())
     names = oracle.oracle_names("tune_train_serve", RUN_ID)
     assert handle == {"address": f"{names['service']}.tune-serve.svc.cluster.local:8000", "job": names["job"],
-                      "service": names["service"], "namespace": "tune-serve",
+                      "service": names["service"], "secret": names["secret"],
+                      "network_policy": names["network_policy"], "namespace": "tune-serve",
                       "result_uri": "gs://bucket/runs/r1/tuning/oracle_result.json"}
     job = hook.batch_v1_client.jobs[names["job"]]
     args = job.spec.template.spec.containers[0].args
     assert args[:2] == [f"--run-root={RUN_ROOT}", f"--xcom-file={handle['result_uri']}"]
     assert {"--max-trials=6", "--port=8000", "--bind=0.0.0.0"} <= set(args)
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": names["job"], "uid": "9d2e"}
     service = hook.core_v1_client.services[names["service"]]
-    assert service["metadata"]["ownerReferences"][0] == {"apiVersion": "batch/v1", "kind": "Job",
-                                                         "name": names["job"], "uid": "9d2e"}
+    assert service["metadata"]["ownerReferences"][0] == owner
     assert service["spec"]["selector"].items() <= job.spec.template.metadata.labels.items()
+
+
+def test_start_makes_a_search_secret_only_the_chief_and_its_tuners_get():
+    hook = FakeHook()
+    handle = _start(hook).execute(_context())
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": handle["job"], "uid": "9d2e"}
+    secret = hook.core_v1_client.secrets[handle["secret"]]
+    token = secret["stringData"]["token"]
+    assert len(token) >= 32 and secret["immutable"] is True
+    assert secret["metadata"]["ownerReferences"] == [owner]  # goes with the Job
+    pod = hook.batch_v1_client.jobs[handle["job"]].spec.template.spec
+    volume = next(v for v in pod.volumes if v.name == oracle.SECRET_VOLUME)
+    assert volume.secret.secret_name == handle["secret"] and volume.secret.default_mode == 0o440
+    (base,) = pod.containers
+    assert {(m.name, m.mount_path, m.read_only) for m in base.volume_mounts} >= {
+        (oracle.SECRET_VOLUME, oracle.SECRET_MOUNT, True)}
+    assert {e.name: e.value for e in base.env}["KERASTUNER_ORACLE_SECRET_FILE"] == f"{oracle.SECRET_MOUNT}/token"
+    assert token not in json.dumps(ApiClient().sanitize_for_serialization(hook.batch_v1_client.jobs[handle["job"]]))
+    assert token not in json.dumps(handle)  # never in XCom
+
+    policy = hook.networking.policies[handle["network_policy"]]
+    assert policy["metadata"]["ownerReferences"] == [owner]
+    chief_labels = hook.batch_v1_client.jobs[handle["job"]].spec.template.metadata.labels
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= chief_labels.items()
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "tune",
+                                                             "tune-serve/run": chief_labels["tune-serve/run"]}}}]
+
+    _start(hook).execute(_context())  # a retried start keeps the secret the chief already reads
+    assert hook.core_v1_client.secrets[handle["secret"]]["stringData"]["token"] == token
+
+
+def test_a_network_policy_that_cannot_be_made_takes_the_job_with_it():
+    hook = FakeHook()
+    with pytest.raises(ApiException):
+        _start(hook, networking=FakeNetworking(fail_with=403)).execute(_context())
+    assert hook.batch_v1_client.jobs == {}
 
 
 def test_a_retried_start_keeps_the_chief_it_started():

@@ -48,7 +48,8 @@ def test_every_object_is_valid_in_strict_mode(objects, version):
 
 def test_the_run_creates_what_the_design_says(objects, pods):
     kinds = {(o.task_id, o.kind) for o in objects}
-    assert {("tuning.start_oracle", "Job"), ("tuning.start_oracle", "Service"), ("serving.deploy_serving", "Deployment"),
+    assert {("tuning.start_oracle", "Job"), ("tuning.start_oracle", "Service"), ("tuning.start_oracle", "Secret"),
+            ("tuning.start_oracle", "NetworkPolicy"), ("serving.deploy_serving", "Deployment"),
             ("serving.deploy_serving", "Service"), ("serving.deploy_serving", "ConfigMap")} <= kinds
     assert len([p for p in pods["tune"] if p.try_number == 1]) == CONF["num_tuners"]
     assert len(pods["train"]) == len(pods["evaluate"]) == CONF["top_n"]
@@ -137,6 +138,57 @@ def test_the_oracle_service_selects_the_chief_jobs_pod(objects):
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 
+def _secret_file(manifest) -> str | None:
+    """Where the pod finds the run's search secret, checked to be the run's Secret mounted read-only."""
+    spec, (base, *_) = _containers(manifest)
+    env = {e["name"]: e.get("value") for e in base.get("env", [])}
+    volumes = [v for v in spec.get("volumes", []) if "secret" in v]
+    if "KERASTUNER_ORACLE_SECRET_FILE" not in env:
+        assert not volumes, manifest["metadata"]
+        return None
+    (volume,) = volumes
+    (mount,) = [m for m in base["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True and volume["secret"]["defaultMode"] == 0o440
+    assert env["KERASTUNER_ORACLE_SECRET_FILE"] == f"{mount['mountPath']}/token"
+    return volume["secret"]["secretName"]
+
+
+def test_only_the_chief_and_the_tuners_get_the_search_secret(objects, pods):
+    (secret,) = [o.manifest for o in objects if o.kind == "Secret"]
+    job = next(o.manifest for o in objects if o.kind == "Job")
+    assert _secret_file(job) == secret["metadata"]["name"]
+    assert [_secret_file(p.manifest) for p in pods["tune"]] == [secret["metadata"]["name"]] * len(pods["tune"])
+    for step in ("prepare_data", "train", "evaluate"):
+        assert all(_secret_file(p.manifest) is None for p in pods[step]), step
+    deployment = next(o.manifest for o in objects if o.kind == "Deployment")
+    assert _secret_file(deployment) is None
+    assert secret["stringData"] == {"token": "generated-by-start-oracle-for-each-run"}  # rendered: no real token
+    assert secret["immutable"] is True
+
+
+def test_the_network_policy_admits_only_the_runs_tuners_to_the_chiefs_port(dag, objects, pods):
+    (policy,) = [o.manifest for o in objects if o.kind == "NetworkPolicy"]
+    job = next(o.manifest for o in objects if o.kind == "Job")
+    _, (base,) = _containers(job)
+    chief_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= chief_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": base["ports"][0]["containerPort"]}]
+    (source,) = rule["from"]
+    admitted = source["podSelector"]["matchLabels"]
+    assert set(source) == {"podSelector"}  # no namespaceSelector/ipBlock: this namespace's pods only
+    assert admitted["tune-serve/run"] == chief_labels["tune-serve/run"]
+    for p in pods["tune"]:
+        assert admitted.items() <= p.manifest["metadata"]["labels"].items()
+    for step in ("prepare_data", "train", "evaluate"):
+        assert not any(admitted.items() <= p.manifest["metadata"]["labels"].items() for p in pods[step]), step
+    with cluster_backend("kubernetes"):  # another run's tuners are not admitted
+        other_run = render.render_run(dag, render.run_conf(dag, CONF), "manual__other")
+    assert not any(admitted.items() <= o.manifest["metadata"]["labels"].items()
+                   for o in other_run if o.kind == "Pod")
+
+
 def test_rbac_is_namespaced_and_minimal(objects):
     rbac = [o.manifest for o in objects if o.task_id is None]
     assert {m["kind"] for m in rbac} == {"ServiceAccount", "Role", "RoleBinding"}
@@ -148,7 +200,12 @@ def test_rbac_is_namespaced_and_minimal(objects):
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
     assert {("", "pods"), ("", "pods/log"), ("", "pods/exec"), ("", "services"), ("batch", "jobs"),
             ("apps", "deployments"), ("", "configmaps")} <= granted
-    assert not {r for _, r in granted} & {"secrets", "nodes", "namespaces", "clusterroles", "rolebindings"}
+    assert not {r for _, r in granted} & {"nodes", "namespaces", "clusterroles", "rolebindings"}
+    # The chief's search Secret and NetworkPolicy: created, never read (they go with the chief's Job)
+    verbs = {(group, resource): rule["verbs"] for rule in role["rules"] for group in rule["apiGroups"]
+             for resource in rule["resources"]}
+    assert verbs[("", "secrets")] == ["create"] and verbs[("networking.k8s.io", "networkpolicies")] == ["create"]
+    assert verbs[("coordination.k8s.io", "leases")] == ["create", "get", "update", "delete"]  # deploy Lease
     binding = next(m for m in rbac if m["kind"] == "RoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
 
@@ -182,7 +239,7 @@ def test_pod_tasks_retry_preemptions_with_backoff_and_keep_failed_pods(dag):
 def test_gke_backend_uses_the_google_operators():
     dag = load_dag("gke")
     assert type(dag.get_task("prepare_data")).__name__ == "GKETrainerPodOperator"
-    assert dag.get_task("tuning.tune").operator_class.__name__ == "GKETrainerPodOperator"
+    assert dag.get_task("tuning.tune").operator_class.__name__ == "GKETunerPodOperator"
     start = dag.get_task("tuning.start_oracle")
     assert type(start).__name__ == "GKEStartOracleOperator"
     assert (start.project_id, start.location, start.cluster_name) == ("ml-project", "europe-west4", "ml")

@@ -1,20 +1,23 @@
 """TF Serving on Kubernetes: canary, smoke test, promotion, and the way back on failure.
 
 The Kubernetes API is a fake with kubernetes.client's method names and return types (V1
-objects deserialized from what the API server would send, ApiException on 404/409); TF
+objects deserialized from what the API server would send) and the API server's rules for
+concurrent writers (k8s_testing.FakeApiServer: 409 AlreadyExists, 409 Conflict); TF
 Serving's REST API is answered by an httpx MockTransport following TF Serving's routes.
 """
+import copy
 import json
 import math
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from k8s_testing import FakeApiServer
 from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
 
 from tune_serve.kubernetes import serving as ks
-from tune_serve.serving.errors import ModelRejected
+from tune_serve.serving.errors import ModelRejected, ServingUnavailable
 from tune_serve.serving.rest_client import TFServingREST
 
 MODEL = "diamonds"
@@ -30,66 +33,54 @@ def _typed(data: dict, kind: str):
     return ApiClient().deserialize(_Response(data), kind)
 
 
-def _missing(what):
-    return ApiException(status=404, reason=f"Not Found: {what}")
-
-
-class FakeCluster:
-    """Objects by (kind, name); a rollout succeeds unless `stall_on_version` is being loaded."""
+class FakeCluster(FakeApiServer):
+    """The API server's objects and rules (k8s_testing.FakeApiServer) plus a Deployment
+    controller: a rollout succeeds unless `stall_on_version` is being loaded."""
 
     def __init__(self, stall_on_version=None):
-        self.objects: dict[tuple[str, str], dict] = {}
+        super().__init__()
         self.stall_on_version = stall_on_version
         self.rollouts: list[dict] = []
 
     # -- CoreV1Api
     def create_namespaced_config_map(self, namespace, body):
-        return self._create("ConfigMap", body, "V1ConfigMap")
+        return self.create("ConfigMap", body)
 
     def list_namespaced_config_map(self, namespace, label_selector=None):
-        wanted = dict(pair.split("=") for pair in label_selector.split(",")) if label_selector else {}
-        items = [o for (kind, _), o in self.objects.items() if kind == "ConfigMap"
-                 and wanted.items() <= o["metadata"].get("labels", {}).items()]
-        return _typed({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {}, "items": items}, "V1ConfigMapList")
+        return _typed({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {},
+                       "items": self.list("ConfigMap", label_selector)}, "V1ConfigMapList")
 
     def delete_namespaced_config_map(self, name, namespace):
-        return self._delete("ConfigMap", name)
+        return self.delete("ConfigMap", name)
 
     def create_namespaced_service(self, namespace, body):
-        return self._create("Service", body, "V1Service")
+        return self.create("Service", body)
 
     def delete_namespaced_service(self, name, namespace):
-        return self._delete("Service", name)
+        return self.delete("Service", name)
 
     # -- AppsV1Api
     def read_namespaced_deployment(self, name, namespace):
-        if ("Deployment", name) not in self.objects:
-            raise _missing(name)
-        return _typed(self.objects[("Deployment", name)], "V1Deployment")
+        return self.read("Deployment", name)
 
     read_namespaced_deployment_status = read_namespaced_deployment
 
     def create_namespaced_deployment(self, namespace, body):
-        body = json.loads(json.dumps(body))
-        body["metadata"]["generation"] = 0
-        self.objects[("Deployment", body["metadata"]["name"])] = body
-        return self._roll(body)
+        with self.lock:
+            self.create("Deployment", body)
+            return self._roll(body["metadata"]["name"])
 
     def patch_namespaced_deployment(self, name, namespace, body):
-        if ("Deployment", name) not in self.objects:
-            raise _missing(name)
-        current = self.objects[("Deployment", name)]
-        patched = json.loads(json.dumps(body))
-        patched["metadata"]["generation"] = current["metadata"]["generation"]
-        self.objects[("Deployment", name)] = patched
-        return self._roll(patched)
+        with self.lock:
+            self.patch("Deployment", name, body)
+            return self._roll(name)
 
     def delete_namespaced_deployment(self, name, namespace):
-        return self._delete("Deployment", name)
+        return self.delete("Deployment", name)
 
-    # -- what the fake cluster does
-    def _roll(self, deployment):
-        deployment["metadata"]["generation"] += 1
+    # -- what the fake cluster's Deployment controller does
+    def _roll(self, name):
+        deployment = self.objects[("Deployment", name)]
         state = ks.ServingState.from_json(deployment["metadata"]["annotations"][ks.STATE_ANNOTATION])
         replicas = deployment["spec"]["replicas"]
         self.rollouts.append({"labels": dict(state.labels), "versions": state.versions})
@@ -103,6 +94,7 @@ class FakeCluster:
             deployment["status"] = {"observedGeneration": deployment["metadata"]["generation"], "replicas": replicas,
                                     "updatedReplicas": replicas, "readyReplicas": replicas,
                                     "availableReplicas": replicas}
+        deployment["metadata"]["resourceVersion"] = self._next()  # the controller's status update
         return _typed(deployment, "V1Deployment")
 
     def serving_state(self):
@@ -114,21 +106,6 @@ class FakeCluster:
     def serving_version(self):
         state = self.serving_state()
         return state.labels.get("stable") if state else None
-
-    def _create(self, kind, body, type_name):
-        key = (kind, body["metadata"]["name"])
-        if key in self.objects:
-            raise ApiException(status=409, reason="AlreadyExists")
-        self.objects[key] = json.loads(json.dumps(body))
-        return _typed(self.objects[key], type_name)
-
-    def _delete(self, kind, name):
-        if self.objects.pop((kind, name), None) is None:
-            raise _missing(name)
-        return _typed({"apiVersion": "v1", "kind": "Status", "status": "Success"}, "V1Status")
-
-    def names(self, kind):
-        return sorted(name for k, name in self.objects if k == kind)
 
 
 def tf_serving(cluster: FakeCluster, prediction=1234.5) -> TFServingREST:
@@ -177,7 +154,7 @@ def saved_model(tmp_path: Path, name="model") -> str:
 
 def _deploy(cluster, model_path, prediction=1234.5):
     settings = ks.ServingSettings(timeout_seconds=5)
-    handle = ks.TFServingCluster(cluster, cluster, MODEL, settings, poll_seconds=0)
+    handle = ks.TFServingCluster(cluster, cluster, MODEL, settings, poll_seconds=0, coordination=cluster)
     return ks.deploy(model_path, MODEL, INSTANCE, cluster=handle, rest=tf_serving(cluster, prediction)), handle
 
 
@@ -247,3 +224,200 @@ def test_no_deployment_means_no_baseline():
 
 def _config_volume(deployment):
     return next(v["configMap"]["name"] for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")
+
+
+# ---- object names: unique and valid for every allowed model name -----------------------------
+
+def test_models_sharing_a_long_prefix_get_distinct_valid_names():
+    import re
+
+    from tune_serve.params import dag_params
+
+    pattern = re.compile(dag_params()["model_name"].schema["pattern"])
+    first, second = "a" * 40 + "-first-model", "a" * 40 + "-other-model"  # 52 characters each, allowed
+    assert pattern.match(first) and pattern.match(second)
+    names = {n: ks.object_name(n) for n in (first, second, "a" * 52, "a", "x-" * 25 + "yz", "a" * 39 + "-b")}
+    assert len(set(names.values())) == len(names)
+    dns_label = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    for model, name in names.items():
+        assert dns_label.match(name) and len(name) <= 63, (model, name)  # a Service name is a DNS-1123 label
+        assert dns_label.match(ks._labels(model)[ks.INSTANCE_LABEL])
+
+
+def test_names_outside_the_param_still_map_to_distinct_valid_names():
+    import re
+
+    dns_label = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    models = ["Diamonds", "diamonds", "dia_monds", "dia.monds", "dia-monds", "a" * 80, "a" * 81, "-x-", "x" * 39 + "_"]
+    names = [ks.object_name(m) for m in models]
+    assert len(set(names)) == len(models)
+    assert all(dns_label.match(n) and len(n) <= 63 for n in names), names
+
+
+def test_a_deployment_of_another_model_is_never_touched(tmp_path, serving_root):
+    cluster = FakeCluster()
+    _deploy(cluster, saved_model(tmp_path))
+    # Another model whose objects would carry the same name (e.g. before names were unique)
+    deployment = cluster.objects[("Deployment", ks.object_name(MODEL))]
+    deployment["metadata"]["annotations"][ks.MODEL_ANNOTATION] = "someone-else"
+    before = copy.deepcopy(cluster.objects)
+    with pytest.raises(ModelRejected, match="belongs to model 'someone-else', not 'diamonds'"):
+        _deploy(cluster, saved_model(tmp_path, "second"))
+    assert cluster.objects == before
+    assert not (serving_root / MODEL / "2").exists()
+
+
+# ---- concurrent deployments of one model -----------------------------------------------------
+
+def _model(tmp_path, name):
+    path = saved_model(tmp_path, name)
+    (Path(path) / "assets").mkdir()
+    (Path(path) / "assets" / "source").write_text(name)  # tells the two SavedModels apart
+    return path
+
+
+def _contents(directory: Path) -> set[str]:
+    return {str(p.relative_to(directory)) + ("=" + p.read_text() if p.name == "source" else "")
+            for p in directory.rglob("*") if p.is_file()}
+
+
+def _wait_until(predicate, timeout=60):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_two_deployments_of_one_model_take_turns(tmp_path, serving_root):
+    import threading
+
+    cluster = FakeCluster()
+    settings = ks.ServingSettings(timeout_seconds=30, lease_seconds=3)
+    canary_loading, go_on = threading.Event(), threading.Event()
+    first_rest = tf_serving(cluster, 1.0)
+    check_version = first_rest.wait_available
+
+    def wait_available(version, timeout):  # the first deployment pauses here, holding the Lease
+        canary_loading.set()
+        assert go_on.wait(60)
+        return check_version(version, timeout)
+
+    first_rest.wait_available = wait_available
+    results = {}
+
+    def deploy(name, rest):
+        handle = ks.TFServingCluster(cluster, cluster, MODEL, settings, poll_seconds=0, coordination=cluster)
+        try:
+            results[name] = ks.deploy(_model(tmp_path, name), MODEL, INSTANCE, cluster=handle, rest=rest)
+        except Exception as exc:  # noqa: BLE001 - reported by the asserts below
+            results[name] = exc
+
+    first = threading.Thread(target=deploy, args=("first", first_rest))
+    first.start()
+    assert canary_loading.wait(60)
+    second = threading.Thread(target=deploy, args=("second", tf_serving(cluster, 2.0)))
+    second.start()
+    lease = f"{ks.object_name(MODEL)}-deploy"
+    _wait_until(lambda: cluster.calls.count(("get", "Lease", lease)) >= 2)  # it found the Lease held, twice
+    assert len(cluster.rollouts) == 1 and sorted(p.name for p in (serving_root / MODEL).iterdir()
+                                                 if p.name.isdigit()) == ["1"]  # and touched nothing
+    go_on.set()
+    first.join(120)
+    second.join(120)
+
+    assert (results["first"]["version"], results["first"]["previous_version"]) == (1, None), results
+    assert (results["second"]["version"], results["second"]["previous_version"]) == (2, 1), results
+    assert [r["labels"] for r in cluster.rollouts] == [{"canary": 1}, {"stable": 1}, {"stable": 1, "canary": 2},
+                                                     {"stable": 2}]
+    assert cluster.serving_state().labels == {"stable": 2}
+    for version, name in ((1, "first"), (2, "second")):  # each version is one whole SavedModel
+        assert _contents(serving_root / MODEL / str(version)) == _contents(tmp_path / name)
+    assert not list((serving_root / MODEL).glob(".staging-*"))
+    assert cluster.names("Lease") == []  # released
+
+
+def _lease(cluster, holder, renewed_seconds_ago, duration=60):
+    from datetime import datetime, timedelta, timezone
+
+    renewed = (datetime.now(timezone.utc) - timedelta(seconds=renewed_seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    cluster.create("Lease", {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                             "metadata": {"name": f"{ks.object_name(MODEL)}-deploy", "namespace": "tune-serve"},
+                             "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration,
+                                      "acquireTime": renewed, "renewTime": renewed}})
+
+
+def test_a_deployment_that_died_holding_the_lease_blocks_the_model_only_until_it_expires(tmp_path, serving_root):
+    cluster = FakeCluster()
+    _lease(cluster, "worker-1/4242/dead", renewed_seconds_ago=61)
+    result, _ = _deploy(cluster, _model(tmp_path, "after-crash"))
+    assert result["version"] == 1 and cluster.names("Lease") == []
+
+
+def test_a_live_lease_makes_the_deployment_wait_then_give_up_untouched(tmp_path, serving_root):
+    cluster = FakeCluster()
+    _lease(cluster, "worker-2/77/alive", renewed_seconds_ago=0, duration=3600)
+    settings = ks.ServingSettings(timeout_seconds=5, lease_seconds=1, lease_wait_seconds=0.3)
+    handle = ks.TFServingCluster(cluster, cluster, MODEL, settings, poll_seconds=0, coordination=cluster)
+    with pytest.raises(ServingUnavailable, match="another deployment of diamonds is running: .* held by worker-2/77/alive"):
+        ks.deploy(_model(tmp_path, "m"), MODEL, INSTANCE, cluster=handle, rest=tf_serving(cluster))
+    assert cluster.names("Deployment") == [] and cluster.rollouts == []
+    assert not (serving_root / MODEL).exists() or not [p for p in (serving_root / MODEL).iterdir()
+                                                          if not p.name.startswith(".")]
+    assert not list((serving_root / MODEL).glob(".staging-*"))
+
+
+def test_a_version_number_claimed_by_another_deployment_is_never_reused(tmp_path, serving_root):
+    base = serving_root / MODEL
+    (base / ".versions").mkdir(parents=True)
+    (base / ".versions" / "1").touch()  # claimed by a deployment still moving its copy in
+    staged = ks.stage(_model(tmp_path, "m"), str(base))
+    assert ks.publish(staged, str(base)) == 2
+    assert (base / "2" / "assets" / "source").read_text() == "m" and not (base / "1").exists()
+
+
+def test_the_fake_api_server_refuses_concurrent_writes_as_the_real_one_does():
+    from kubernetes.client.exceptions import ApiException
+
+    from tune_serve.kubernetes.lease import conflict_reason
+
+    api = FakeCluster()
+    body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l", "namespace": "ns"},
+            "spec": {"holderIdentity": "a"}}
+    created = api.create_namespaced_lease("ns", body)
+    with pytest.raises(ApiException) as exists:
+        api.create_namespaced_lease("ns", body)
+    assert (exists.value.status, exists.value.reason, conflict_reason(exists.value)) == (409, "Conflict", "AlreadyExists")
+    stale = created.metadata.resource_version
+    api.replace_namespaced_lease("l", "ns", {**body, "metadata": {**body["metadata"], "resourceVersion": stale}})
+    with pytest.raises(ApiException) as conflict:  # the same resourceVersion again: stale now
+        api.replace_namespaced_lease("l", "ns", {**body, "metadata": {**body["metadata"], "resourceVersion": stale}})
+    assert (conflict.value.status, conflict_reason(conflict.value)) == (409, "Conflict")
+    assert "the object has been modified" in json.loads(conflict.value.body)["message"]
+    with pytest.raises(ApiException) as precondition:
+        api.delete_namespaced_lease("l", "ns", body={"preconditions": {"resourceVersion": stale}})
+    assert (precondition.value.status, conflict_reason(precondition.value)) == (409, "Conflict")
+    api.delete_namespaced_lease("l", "ns", body={"preconditions": {"resourceVersion": api.read_namespaced_lease(
+        "l", "ns").metadata.resource_version}})
+    with pytest.raises(ApiException) as missing:
+        api.replace_namespaced_lease("l", "ns", body)
+    assert (missing.value.status, missing.value.reason, conflict_reason(missing.value)) == (404, "Not Found", "NotFound")
+
+
+def test_publishing_on_object_storage_claims_the_version_before_copying_it_in(tmp_path, monkeypatch):
+    """The remote branch (GCS in production) on fsspec's in-memory filesystem: the claim is a
+    create-if-absent write (`pipe_file(mode="create")`, ifGenerationMatch=0 on GCS)."""
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    attach("memory", fs=MemoryFileSystem())
+    monkeypatch.setattr(ks, "_path", lambda uri: ObjectStoragePath(uri if "://" in uri else f"file://{uri}"))
+    base = f"memory://serving-{uuid.uuid4().hex}/{MODEL}"
+    ObjectStoragePath(f"{base}/.versions/1").write_bytes(b"")  # claimed by another deployment
+    staged = ks.stage(_model(tmp_path, "remote"), base)
+    assert ks.publish(staged, base, taken=()) == 2
+    assert ObjectStoragePath(f"{base}/2/assets/source").read_text() == "remote"
+    assert not ObjectStoragePath(f"{base}/1").exists() and not staged.exists()
+    assert ks._create_if_absent(ObjectStoragePath(f"{base}/.versions/2")) is False

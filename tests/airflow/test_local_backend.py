@@ -115,7 +115,42 @@ def test_operator_reattaches_to_a_running_process_instead_of_starting_another(tm
     second = make_operator(arguments=[code], poll_seconds=0.05)
     result = second.execute(context)
     assert result is not None and "pid" in result
-    assert sorted(p.name for p in (tmp_path / "state" / "d" / "r" / "t.0").iterdir()) == ["try-1"]
+    assert sorted(p.name for p in (local.run_dir("d", "r") / "t.0").iterdir()) == ["try-1"]
+
+
+def _start_chief(run_id):
+    # a stand-in chief: the flags the plan adds land in its sys.argv
+    start = local.LocalOracleStart(task_id="start_oracle", cmds=[sys.executable, "-c", "import time; time.sleep(60)"],
+                                   oracle_args={"run_root": f"/tmp/runs/{run_id}"})
+    ti = SimpleNamespace(dag_id="d", run_id=run_id, task_id="tuning.start_oracle", map_index=-1, try_number=1)
+    return start.execute({"ti": ti, "run_id": run_id, "dag": SimpleNamespace(dag_id="d")})
+
+
+def test_run_ids_alike_once_cleaned_get_their_own_state_and_their_own_chief(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNE_SERVE_LOCAL_STATE_DIR", str(tmp_path / "state"))
+    assert local.run_dir("d", "a:b") != local.run_dir("d", "a_b")
+    handles = []
+    try:
+        handles = [_start_chief("a:b"), _start_chief("a_b")]  # the second must not re-attach to the first
+        assert handles[0]["directory"] != handles[1]["directory"]
+        assert handles[0]["address"] != handles[1]["address"]
+        assert _start_chief("a:b") == handles[0]  # a retry of the same run does re-attach
+    finally:
+        for handle in handles:
+            LocalProcess(local.Path(handle["directory"])).kill()
+
+
+def test_a_chief_recorded_for_another_run_is_not_reattached(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNE_SERVE_LOCAL_STATE_DIR", str(tmp_path / "state"))
+    first = _start_chief("run-1")
+    try:
+        # Whatever puts another run's chief where this run looks (a copied or forged folder):
+        directory = local.Path(first["directory"])
+        (directory / "run_id").write_text("run-0")
+        with pytest.raises(PodFailed, match="belongs to run 'run-0'"):
+            _start_chief("run-1")
+    finally:
+        LocalProcess(local.Path(first["directory"])).kill()
 
 
 # -- the chief's wait: deferred to the triggerer ---------------------------------------------------
@@ -199,3 +234,37 @@ def test_wait_gives_up_at_the_deadline_counted_from_the_first_launch(tmp_path):
             wait.execute({})
     finally:
         chief.kill(signal.SIGKILL)
+
+
+def test_the_chief_and_the_tuners_share_a_secret_only_the_user_can_read(tmp_path, monkeypatch):
+    import stat
+
+    from tune_serve.podspec import PodTask
+
+    monkeypatch.setenv("TUNE_SERVE_LOCAL_STATE_DIR", str(tmp_path / "state"))
+    handle = _start_chief("r1")
+    try:
+        secret = local.search_secret_file("d", "r1")
+        token = secret.read_text()
+        assert len(token) >= 32 and stat.S_IMODE(secret.stat().st_mode) == 0o600
+        chief = LocalProcess(local.Path(handle["directory"]))
+        assert chief.launch_spec()["env"]["KERASTUNER_ORACLE_SECRET_FILE"] == str(secret)
+        assert token not in (local.Path(handle["directory"]) / "launch.json").read_text()
+        _start_chief("r1")  # a retry re-attaches and keeps the secret
+        assert secret.read_text() == token
+    finally:
+        LocalProcess(local.Path(handle["directory"])).kill()
+
+    ti = SimpleNamespace(dag_id="d", run_id="r1", task_id="tuning.tune", map_index=0, try_number=1)
+    context = {"ti": ti}
+    tuner = local.mapped_pod_operator(PodTask("tune", "tune")).expand(arguments=[["x"]])
+    operator = local.LocalPodOperator(task_id="tune", cmds=[sys.executable, "-c", "pass"], search_secret=True)
+    directory = operator.submit_job(context)
+    assert LocalProcess(local.Path(directory)).launch_spec()["env"]["KERASTUNER_ORACLE_SECRET_FILE"] == str(secret)
+    assert tuner.partial_kwargs["search_secret"] is True
+    other = local.LocalPodOperator(task_id="train", cmds=[sys.executable, "-c", "pass"])
+    ti.task_id = "training.train"
+    assert "KERASTUNER_ORACLE_SECRET_FILE" not in LocalProcess(local.Path(other.submit_job(context))).launch_spec()["env"]
+
+    local.LocalOracleStop(task_id="stop_oracle", handle=handle).execute(context)
+    assert not secret.exists()

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from tune_serve.local.backend import run_folder
 from tune_serve.local.process import LocalProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -172,14 +173,15 @@ class Run:
 # ---- the local "pods" of a run ---------------------------------------------------------------
 
 class Pods:
-    """The local backend's process directories: {root}/{dag_id}/{run_id}/{task}[.{index}]/try-{n}/."""
+    """The local backend's process directories: {root}/{dag_id}/{run folder}/{task}[.{index}]/try-{n}/
+    (the run folder as tune_serve.local.backend.run_folder names it)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
     def task_dir(self, run_id: str, task_id: str, map_index: int = -1) -> Path:
         name = task_id + (f".{map_index}" if map_index >= 0 else "")
-        return self.root / DAG_ID / run_id / name
+        return self.root / DAG_ID / run_folder(run_id) / name
 
     def tries(self, run_id: str, task_id: str, map_index: int = -1) -> list[Path]:
         directory = self.task_dir(run_id, task_id, map_index)
@@ -198,7 +200,7 @@ class Pods:
 
     def live_by_task(self, run_id: str) -> dict[str, int]:
         """Live processes per task directory of a run (a duplicate shows as 2)."""
-        run_dir = self.root / DAG_ID / run_id
+        run_dir = self.root / DAG_ID / run_folder(run_id)
         counts: dict[str, int] = {}
         for record in run_dir.glob("*/*/process.json"):
             if LocalProcess(record.parent).running():

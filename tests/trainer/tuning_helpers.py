@@ -39,8 +39,17 @@ def wait_for(probe, timeout: float, what: str, interval: float = 0.02):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def write_secret(path: Path) -> Path:
+    """A search secret as the backends make one: a random token in a file only the user reads."""
+    import secrets
+
+    path.touch(mode=0o600)
+    path.write_text(secrets.token_urlsafe(32))
+    return path
+
+
 class Proc:
-    def __init__(self, name: str, args: list[str], workdir: Path):
+    def __init__(self, name: str, args: list[str], workdir: Path, extra_env: dict | None = None):
         self.name = name
         self.xcom = workdir / f"{name}.json"
         self.log = workdir / f"{name}.log"
@@ -48,7 +57,8 @@ class Proc:
         self.started = time.monotonic()
         with open(self.log, "w") as log:
             self.popen = subprocess.Popen([sys.executable, "-m", "trainer", *args, "--xcom-file", str(self.xcom)],
-                                          stdout=log, stderr=subprocess.STDOUT, env=env(), cwd=workdir)
+                                          stdout=log, stderr=subprocess.STDOUT, env={**env(), **(extra_env or {})},
+                                          cwd=workdir)
         self.ended: float | None = None
 
     def running(self) -> bool:
@@ -89,9 +99,10 @@ class Search:
         self.port = free_port()
         self.flags = ["--run-root", str(run_root), *flags]
         self.procs: list[Proc] = []
+        self.secret_file = write_secret(workdir / f"oracle-{self.port}.secret")
 
     def _start(self, name: str, args: list[str]) -> Proc:
-        proc = Proc(name, args, self.workdir)
+        proc = Proc(name, args, self.workdir, {"KERASTUNER_ORACLE_SECRET_FILE": str(self.secret_file)})
         self.procs.append(proc)
         return proc
 

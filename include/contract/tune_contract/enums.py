@@ -25,3 +25,6 @@ STEPS: Final = ("prepare", "oracle", "tune", "train", "evaluate", "objective")
 STABLE: Final = "stable"
 CANARY: Final = "canary"
 SERVING_LABELS: Final = (STABLE, CANARY)
+
+# the file holding a run's search secret, given to its chief and tuners only (read by both steps)
+ORACLE_SECRET_FILE_ENV: Final = "KERASTUNER_ORACLE_SECRET_FILE"

@@ -49,6 +49,29 @@ DEFAULT_SPACE: Final = (
 )
 MODEL_HYPERPARAMETERS: Final[tuple[str, ...]] = tuple(str(p["name"]) for p in DEFAULT_SPACE)
 
+# What each model hyperparameter may be: (integer, low, high, low included, high included).
+# Bounded above as well: a search space or a hyperparameter set is data from a run's conf, and
+# a million units or layers would only exhaust the GPU (or the node) before training anything.
+MODEL_LIMITS: Final[dict[str, tuple[bool, float, float, bool, bool]]] = {
+    "num_layers": (True, 1, 16, True, True),
+    "units": (True, 1, 4096, True, True),
+    "dropout": (False, 0.0, 1.0, True, False),
+    "learning_rate": (False, 0.0, 1.0, False, True),
+    "batch_size": (True, 1, 65536, True, True),
+}
+
+
+def model_rule(name: str) -> str:
+    """The rule of a model hyperparameter as the error messages state it."""
+    integer, low, high, low_in, high_in = MODEL_LIMITS[name]
+    kind = "an integer" if integer else "a number"
+    return f"{kind} in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
+def model_value_ok(name: str, value: float) -> bool:
+    _, low, high, low_in, high_in = MODEL_LIMITS[name]
+    return (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
+
 # Each benchmark function's parameters (tune_contract.enums.BENCHMARK_FUNCTIONS).
 BENCHMARK_SPACES: Final = {
     "branin": (
@@ -128,6 +151,27 @@ class SearchSpace:
     def to_list(self) -> list[dict[str, Any]]:
         return [p.to_dict() for p in self.parameters]
 
+    def violation(self, values: Mapping[str, Any]) -> str | None:
+        """Why `values` is not a point of this space (a name missing or unknown, a value out
+        of range, off its grid or not a choice), or None if it is one."""
+        unknown = sorted(set(values) - set(self.names))
+        if unknown:
+            return f"{unknown[0]} is not a parameter of the search space"
+        for p in self.parameters:
+            if p.name not in values:
+                return f"{p.name} is missing"
+            value = values[p.name]
+            if p.type == "choice" or p.step is not None and (p.type == "float" or p.log):
+                if value not in p.grid():
+                    return f"{p.name}={value!r} is not one of its values"
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or p.min is None or p.max is None or not p.min <= value <= p.max:
+                return f"{p.name}={value!r} is outside [{p.min}, {p.max}]"
+            if p.type == "int" and (value != int(value) or (p.step and (value - p.min) % p.step)):
+                return f"{p.name}={value!r} is not on its grid (min {p.min}, step {p.step or 1})"
+        return None
+
     def require_discrete(self, algorithm: str, field: str = "--search-space") -> None:
         continuous = [p for p in self.parameters if not p.discrete]
         if continuous:
@@ -153,6 +197,14 @@ def check(data: Any, algorithm: str, function: str | None = None, field: str = "
     space = validate(default_space(function) if data is None else data, field)
     space.require_names(parameter_names(function), f"the {function} function" if function else "the tabular model",
                         field)
+    if function is None:  # the model's own limits, checked here so validate_params refuses them too
+        for p in space.parameters:
+            for value in (p.values if p.type == "choice" else (p.min, p.max)):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                    and model_value_ok(p.name, value)
+                if not ok:
+                    raise BadInput(f"{field}.{p.name}", f"{value!r} is outside what the model takes: "
+                                                        f"{model_rule(p.name)}")
     if algorithm in ALGORITHMS_NEEDING_DISCRETE:
         space.require_discrete(algorithm, field)
     return space

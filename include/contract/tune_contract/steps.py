@@ -20,7 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from tune_contract.enums import ALGORITHMS, BENCHMARK_FUNCTIONS, DEFAULT_OBJECTIVE, DIRECTIONS, OBJECTIVES
+from tune_contract.enums import (
+    ALGORITHMS,
+    BENCHMARK_FUNCTIONS,
+    DEFAULT_OBJECTIVE,
+    DIRECTIONS,
+    OBJECTIVES,
+    ORACLE_SECRET_FILE_ENV,
+)
 from tune_contract.errors import BadInput
 
 S = TypeVar("S", bound="StepArgs")
@@ -193,6 +200,9 @@ class SearchArgs(StepArgs):
     objective_function: str | None = flag(help=f"benchmark: tune {' or '.join(BENCHMARK_FUNCTIONS)} "
                                                "instead of the Keras model", group=_SEARCH,
                                           choices=BENCHMARK_FUNCTIONS)
+    # not part of what defines the search: a restarted chief may get a new file path
+    secret_file: str | None = flag(help="file holding the search secret shared by the chief and its tuners",
+                                   env=ORACLE_SECRET_FILE_ENV, group="search secret")
 
 
 @dataclass(frozen=True, kw_only=True)

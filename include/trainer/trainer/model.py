@@ -10,18 +10,18 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from tune_contract.search_space import MODEL_LIMITS, model_rule, model_value_ok
+
 from trainer.errors import BadInput
 from trainer.featurespec import FeatureSpec
 
 DEFAULT_HYPERPARAMETERS = {"num_layers": 2, "units": 64, "dropout": 0.1, "learning_rate": 1e-3, "batch_size": 128}
 
-# name -> (type, check, rule shown in the error message)
+# name -> (type, check, rule shown in the error message), from the limits the contract sets
+# (tune_contract.search_space.MODEL_LIMITS), so validate_params refuses a space beyond them too.
 _RULES = {
-    "num_layers": (int, lambda v: v >= 1, "an integer >= 1"),
-    "units": (int, lambda v: v >= 1, "an integer >= 1"),
-    "dropout": (float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
-    "learning_rate": (float, lambda v: v > 0.0, "a number > 0"),
-    "batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
+    name: (int if limits[0] else float, lambda v, n=name: model_value_ok(n, v), model_rule(name))
+    for name, limits in MODEL_LIMITS.items()
 }
 
 

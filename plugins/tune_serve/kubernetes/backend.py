@@ -14,7 +14,12 @@ from airflow.sdk import TriggerRule
 from tune_serve import task_ids
 from tune_serve.kubernetes import oracle
 from tune_serve.kubernetes import settings as cluster_settings
-from tune_serve.kubernetes.operators import GKETrainerPodOperator, TrainerPodOperator
+from tune_serve.kubernetes.operators import (
+    GKETrainerPodOperator,
+    GKETunerPodOperator,
+    TrainerPodOperator,
+    TunerPodOperator,
+)
 from tune_serve.kubernetes.pods import pod_kwargs
 from tune_serve.kubernetes.serving import current_model, deploy
 from tune_serve.podspec import PodTask
@@ -42,7 +47,9 @@ def _connection(s: cluster_settings.ClusterSettings) -> dict[str, Any]:
             "gcp_conn_id": s.gcp_conn_id, "use_internal_ip": s.gke_use_internal_ip}
 
 
-def _pod_operator_class(s: cluster_settings.ClusterSettings):
+def _pod_operator_class(s: cluster_settings.ClusterSettings, spec: PodTask):
+    if spec.step == "tune":  # a tuner: gets the run's search secret and the label the chief admits
+        return GKETunerPodOperator if s.is_gke else TunerPodOperator
     return GKETrainerPodOperator if s.is_gke else TrainerPodOperator
 
 
@@ -52,12 +59,12 @@ def _pod_task_kwargs(spec: PodTask, s: cluster_settings.ClusterSettings) -> dict
 
 def pod_operator(spec: PodTask, **kwargs):
     s = cluster_settings.load()
-    return _pod_operator_class(s)(**{**_pod_task_kwargs(spec, s), "arguments": list(spec.arguments), **kwargs})
+    return _pod_operator_class(s, spec)(**{**_pod_task_kwargs(spec, s), "arguments": list(spec.arguments), **kwargs})
 
 
 def mapped_pod_operator(spec: PodTask, **kwargs):
     s = cluster_settings.load()
-    return _pod_operator_class(s).partial(**{**_pod_task_kwargs(spec, s), **kwargs})
+    return _pod_operator_class(s, spec).partial(**{**_pod_task_kwargs(spec, s), **kwargs})
 
 
 def start_oracle(spec: PodTask, oracle_args, **kwargs):

@@ -17,6 +17,8 @@ from airflow.providers.google.cloud.operators.kubernetes_engine import GKEStartP
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from kubernetes.client.exceptions import ApiException
 
+from tune_serve.kubernetes.oracle import mount_search_secret, oracle_names
+from tune_serve.kubernetes.pods import RUN_LABEL, run_slug
 from tune_serve.links import POD_TASK_LINKS
 from tune_serve.preemption import PodFailed, PodPreempted, classify
 
@@ -73,6 +75,18 @@ class PreemptionAwarePodMixin:
             return remote_pod
 
 
+class SearchSecretPodMixin:
+    """A tuner pod: the run's search secret mounted (the chief refuses calls without it) and
+    the run's label, which the chief's NetworkPolicy admits."""
+
+    def build_pod_request_obj(self, context=None, *, dry_run: bool = False) -> V1Pod:
+        pod = super().build_pod_request_obj(context, dry_run=dry_run)
+        dag_id, run_id = context["dag"].dag_id, context["run_id"]
+        pod.metadata.labels = {**(pod.metadata.labels or {}), RUN_LABEL: run_slug(dag_id, run_id)}
+        mount_search_secret(pod.spec, oracle_names(dag_id, run_id)["secret"])
+        return pod
+
+
 class TrainerPodOperator(PreemptionAwarePodMixin, KubernetesPodOperator):
     """One trainer step in a pod, through an Airflow Kubernetes connection."""
 
@@ -83,6 +97,14 @@ class GKETrainerPodOperator(PreemptionAwarePodMixin, GKEStartPodOperator):
     """One trainer step in a pod on GKE (cluster endpoint and credentials from the Google connection)."""
 
     operator_extra_links = (*GKEStartPodOperator.operator_extra_links, *POD_TASK_LINKS)
+
+
+class TunerPodOperator(SearchSecretPodMixin, TrainerPodOperator):
+    """A Keras Tuner worker's pod, through an Airflow Kubernetes connection."""
+
+
+class GKETunerPodOperator(SearchSecretPodMixin, GKETrainerPodOperator):
+    """A Keras Tuner worker's pod on GKE."""
 
 
 def _name(pod: V1Pod | None) -> str | None:

@@ -7,13 +7,20 @@
   returns the chief's result, which the chief writes to shared storage (a Job pod has no
   XCom sidecar): `{run_root}/tuning/oracle_result.json`, read with ObjectStoragePath.
 - `StopOracleOperator` is the run's teardown: it deletes the Job and its pods; the
-  Service goes with the Job (owner reference).
+  Service, the search Secret and the NetworkPolicy go with the Job (owner references),
+  also when the Job's TTL removes it.
+
+The chief serves only calls carrying the run's search secret: a Secret with a fresh random
+token, created with the Job and mounted into the chief and the run's tuner pods only
+(`mount_search_secret`; Airflow never reads it back). A NetworkPolicy admits only pods
+labelled as this run's tuners to the chief's port.
 
 Names derive from (dag_id, run_id), so a retried task finds what an earlier try made.
 """
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -25,10 +32,11 @@ from airflow.providers.cncf.kubernetes.triggers.job import KubernetesJobTrigger
 from airflow.providers.google.cloud.operators.kubernetes_engine import GKEOperatorMixin, GKEStartJobOperator
 from airflow.providers.google.cloud.triggers.kubernetes_engine import GKEJobTrigger
 from airflow.sdk import BaseOperator, BaseSensorOperator, ObjectStoragePath, PokeReturnValue
+from kubernetes.client import NetworkingV1Api
 from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
-from tune_contract import layout
+from tune_contract import enums, layout
 from tune_serve import plan as planning
 from tune_serve.errors import PodFailed
 from tune_serve.kubernetes import manifests
@@ -36,12 +44,62 @@ from tune_serve.kubernetes.pods import BASE_CONTAINER, COMPONENT_LABEL, RUN_LABE
 
 JOB_TEMPLATE = "oracle/job.yaml"
 SERVICE_TEMPLATE = "oracle/service.yaml"
+SECRET_TEMPLATE = "oracle/secret.yaml"
+POLICY_TEMPLATE = "oracle/networkpolicy.yaml"
 JOB_PREFIX = "job-"  # KubernetesJobOperator prefixes every Job name with it
+
+SECRET_KEY = "token"
+SECRET_VOLUME = "oracle-secret"
+SECRET_MOUNT = "/var/run/secrets/tune-serve/oracle"
+SECRET_FILE_ENV = enums.ORACLE_SECRET_FILE_ENV  # what the trainer's oracle and tune steps read
+TUNER_COMPONENT = "tune"  # the component label of tuner pods (the PodTask's step)
 
 
 def oracle_names(dag_id: str, run_id: str) -> dict[str, str]:
     base = f"oracle-{run_slug(dag_id, run_id)}"
-    return {"name": base, "job": f"{JOB_PREFIX}{base}", "service": base}
+    return {"name": base, "job": f"{JOB_PREFIX}{base}", "service": base, "secret": base, "network_policy": base}
+
+
+def mount_search_secret(pod_spec: k8s.V1PodSpec, secret_name: str) -> None:
+    """The run's search secret as a read-only file in the base container, named by
+    KERASTUNER_ORACLE_SECRET_FILE (for the chief and the run's tuners only)."""
+    if not any(v.name == SECRET_VOLUME for v in pod_spec.volumes or []):
+        # 0440: the file belongs to root and the pod's fsGroup, which the non-root user is in
+        pod_spec.volumes = [*(pod_spec.volumes or []), k8s.V1Volume(
+            name=SECRET_VOLUME, secret=k8s.V1SecretVolumeSource(
+                secret_name=secret_name, default_mode=0o440, items=[k8s.V1KeyToPath(key=SECRET_KEY, path=SECRET_KEY)]))]
+    base = next(c for c in pod_spec.containers if c.name == BASE_CONTAINER)
+    if not any(m.name == SECRET_VOLUME for m in base.volume_mounts or []):
+        base.volume_mounts = [*(base.volume_mounts or []),
+                              k8s.V1VolumeMount(name=SECRET_VOLUME, mount_path=SECRET_MOUNT, read_only=True)]
+    base.env = [e for e in base.env or [] if e.name != SECRET_FILE_ENV] + [
+        k8s.V1EnvVar(name=SECRET_FILE_ENV, value=f"{SECRET_MOUNT}/{SECRET_KEY}")]
+
+
+def _owner_references(owner: k8s.V1Job | None) -> list[dict]:
+    if owner is None or not owner.metadata.uid:
+        return []
+    return [{"apiVersion": "batch/v1", "kind": "Job", "name": owner.metadata.name, "uid": owner.metadata.uid}]
+
+
+def secret_manifest(names: dict, namespace: str, slug: str, token: str, owner: k8s.V1Job | None) -> dict:
+    secret = manifests.named(manifests.load(SECRET_TEMPLATE), names["secret"], namespace, {RUN_LABEL: slug})
+    secret["stringData"] = {SECRET_KEY: token}
+    if _owner_references(owner):
+        secret["metadata"]["ownerReferences"] = _owner_references(owner)
+    return secret
+
+
+def network_policy_manifest(names: dict, namespace: str, slug: str, port: int, owner: k8s.V1Job | None) -> dict:
+    """Ingress to this run's chief pod: from this run's tuner pods, on the chief's port only."""
+    policy = manifests.named(manifests.load(POLICY_TEMPLATE), names["network_policy"], namespace, {RUN_LABEL: slug})
+    policy["spec"]["podSelector"]["matchLabels"] = {COMPONENT_LABEL: "oracle", RUN_LABEL: slug}
+    policy["spec"]["ingress"] = [{
+        "from": [{"podSelector": {"matchLabels": {COMPONENT_LABEL: TUNER_COMPONENT, RUN_LABEL: slug}}}],
+        "ports": [{"protocol": "TCP", "port": port}]}]
+    if _owner_references(owner):
+        policy["metadata"]["ownerReferences"] = _owner_references(owner)
+    return policy
 
 
 def result_uri(oracle_args: dict[str, Any]) -> str:
@@ -64,9 +122,8 @@ def service_manifest(names: dict, namespace: str, slug: str, port: int, owner: k
     service = manifests.named(manifests.load(SERVICE_TEMPLATE), names["service"], namespace, {RUN_LABEL: slug})
     service["spec"]["selector"] = {COMPONENT_LABEL: "oracle", RUN_LABEL: slug}
     service["spec"]["ports"][0]["port"] = port
-    if owner is not None and owner.metadata.uid:
-        service["metadata"]["ownerReferences"] = [
-            {"apiVersion": "batch/v1", "kind": "Job", "name": owner.metadata.name, "uid": owner.metadata.uid}]
+    if _owner_references(owner):
+        service["metadata"]["ownerReferences"] = _owner_references(owner)
     return service
 
 
@@ -94,10 +151,15 @@ class StartOracleOperator(KubernetesJobOperator, _RenderablePod):
         self.oracle_args = oracle_args
         self.oracle_port = oracle_port
 
+    @cached_property
+    def networking(self) -> NetworkingV1Api:
+        return NetworkingV1Api(self.hook.api_client)
+
     def build_job_request_obj(self, context=None) -> k8s.V1Job:
         job = super().build_job_request_obj(context)
         # Replace, not merge with, the template's port: the Service targets it by name.
         job.spec.template.spec.containers[0].ports = [k8s.V1ContainerPort(name="oracle", container_port=self.oracle_port)]
+        mount_search_secret(job.spec.template.spec, oracle_names(context["dag"].dag_id, context["run_id"])["secret"])
         return job
 
     def _prepare(self, context) -> dict[str, Any]:
@@ -113,11 +175,12 @@ class StartOracleOperator(KubernetesJobOperator, _RenderablePod):
         self.env_vars = {**env, "KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "0.0.0.0",
                          "KERASTUNER_ORACLE_PORT": str(self.oracle_port)}
         return {"address": f"{names['service']}.{self.namespace}.svc.cluster.local:{self.oracle_port}",
-                "job": names["job"], "service": names["service"], "namespace": self.namespace,
-                "result_uri": uri}
+                "job": names["job"], "service": names["service"], "secret": names["secret"],
+                "network_policy": names["network_policy"], "namespace": self.namespace, "result_uri": uri}
 
     def render(self, context) -> list[dict]:
-        """The Job and Service this task would create, as API manifests (no cluster needed)."""
+        """The Secret, Job, Service and NetworkPolicy this task would create, as API manifests
+        (no cluster needed; the Secret with a placeholder instead of a token)."""
         from kubernetes.client import ApiClient
 
         handle = self._prepare(context)
@@ -127,26 +190,41 @@ class StartOracleOperator(KubernetesJobOperator, _RenderablePod):
         finally:
             self._render_only = False
         slug = run_slug(context["dag"].dag_id, context["run_id"])
-        names = {"service": handle["service"]}
-        return [ApiClient().sanitize_for_serialization(job),
-                service_manifest(names, self.namespace, slug, self.oracle_port, None)]
+        placeholder = manifests.load(SECRET_TEMPLATE)["stringData"][SECRET_KEY]
+        return [secret_manifest(handle, self.namespace, slug, placeholder, None),
+                ApiClient().sanitize_for_serialization(job),
+                service_manifest(handle, self.namespace, slug, self.oracle_port, None),
+                network_policy_manifest(handle, self.namespace, slug, self.oracle_port, None)]
 
     def execute(self, context) -> dict:
         handle = self._prepare(context)
+        slug = run_slug(context["dag"].dag_id, context["run_id"])
         super().execute(context)
         job = self.hook.get_job(job_name=handle["job"], namespace=self.namespace)
-        slug = run_slug(context["dag"].dag_id, context["run_id"])
-        body = service_manifest(handle, self.namespace, slug, self.oracle_port, job)
         try:
-            self.hook.core_v1_client.create_namespaced_service(namespace=self.namespace, body=body)
-        except ApiException as exc:
-            if exc.status != 409:  # 409: made by an earlier try of this task
-                self.log.error("Could not create the chief's Service; removing its Job")
-                self.hook.batch_v1_client.delete_namespaced_job(
-                    name=handle["job"], namespace=self.namespace, propagation_policy="Background")
-                raise
+            # Owned by the Job: deleting it (teardown, its TTL, or just below) removes them all, so
+            # Airflow needs only `create` on Secrets and never reads one. The chief's pod waits for
+            # its Secret volume if it is scheduled before the Secret exists (the kubelet retries).
+            self._create(self.hook.core_v1_client.create_namespaced_secret,
+                         secret_manifest(handle, self.namespace, slug, secrets.token_urlsafe(32), job))
+            self._create(self.hook.core_v1_client.create_namespaced_service,
+                         service_manifest(handle, self.namespace, slug, self.oracle_port, job))
+            self._create(self.networking.create_namespaced_network_policy,
+                         network_policy_manifest(handle, self.namespace, slug, self.oracle_port, job))
+        except ApiException:
+            self.log.error("Could not create the chief's Secret, Service or NetworkPolicy; removing its Job")
+            self.hook.batch_v1_client.delete_namespaced_job(
+                name=handle["job"], namespace=self.namespace, propagation_policy="Background")
+            raise
         self.log.info("Chief Job %s started; tuners reach it at %s", handle["job"], handle["address"])
         return handle
+
+    def _create(self, create, body: dict) -> None:
+        try:
+            create(namespace=self.namespace, body=body)
+        except ApiException as exc:
+            if exc.status != 409:  # 409: made by an earlier try of this task (a Secret keeps its token)
+                raise
 
     def create_job(self, job_request_obj: k8s.V1Job) -> k8s.V1Job:
         try:
@@ -262,11 +340,13 @@ class StopOracleOperator(BaseOperator):
 
     def execute(self, context) -> None:
         # No handle when start_oracle failed half-way: the names are the run's all the same.
-        handle = self.handle or {**oracle_names(context["dag"].dag_id, context["run_id"]), "namespace": self.namespace}
+        handle = {**oracle_names(context["dag"].dag_id, context["run_id"]), "namespace": self.namespace,
+                  **(self.handle or {})}
         namespace = handle["namespace"]
         self._delete(self.hook.batch_v1_client.delete_namespaced_job, handle["job"], namespace,
                      propagation_policy="Background")
         self._delete(self.hook.core_v1_client.delete_namespaced_service, handle["service"], namespace)
+        # The search Secret and the NetworkPolicy go with the Job (owner references).
 
     def _delete(self, method, name: str, namespace: str, **kwargs) -> None:
         try:

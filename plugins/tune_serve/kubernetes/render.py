@@ -4,7 +4,8 @@ The operators come from the real DAG (built with backend kubernetes/gke); their 
 (the run plan, the chief's address, the leaderboard, the trained models) are filled with
 what `tune_serve.plan` computes from the run's conf and with sample upstream results,
 templates are rendered as for a task instance, then each operator builds its object
-(`build_pod_request_obj(dry_run=True)`, the chief's Job and Service, TF Serving's objects).
+(`build_pod_request_obj(dry_run=True)`, the chief's Secret, Job, Service and NetworkPolicy,
+TF Serving's objects).
 Used by scripts/render_k8s.py and the tests.
 """
 from __future__ import annotations
@@ -84,8 +85,7 @@ def render_run(dag, conf: dict, run_id: str = SAMPLE_RUN_ID, retries_of: tuple[s
             op = _offline(_fresh(task, oracle_args=plan["oracle"]))
             context = _context(dag, op, run_id, conf)
             op.render_template_fields(context)
-            job, service = op.render(context)
-            objects += [Rendered(job, task.task_id), Rendered(service, task.task_id)]
+            objects += [Rendered(manifest, task.task_id) for manifest in op.render(context)]
             names = oracle_names(dag.dag_id, run_id)
             address = f"{names['service']}.{op.namespace}.svc.cluster.local:{op.oracle_port}"
     upstream = sample_upstream(plan, address)

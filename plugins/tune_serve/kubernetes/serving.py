@@ -1,7 +1,12 @@
 """Kubernetes serving backend: one TensorFlow Serving Deployment per model (also for `gke`).
 
 A deployment:
-1. copy the SavedModel to `{serving_root}/{model_name}/{version}/` (the next version);
+0. stage: copy the SavedModel next to the versions, under a name TF Serving ignores
+   (`{base_path}/.staging-<id>/`), then take the model's Lease (coordination.k8s.io, see
+   `tune_serve.kubernetes.lease`): one deployment per model at a time, across runs and workers;
+1. publish it as the next version: claim the number with a create-if-absent marker
+   (`{base_path}/.versions/{version}`; `ifGenerationMatch=0` on GCS, O_EXCL on a volume),
+   then move the staged copy to `{base_path}/{version}/` (one rename on a volume);
 2. canary: a model config loading the stable and the new version, labels `stable` → old,
    `canary` → new, in a new immutable ConfigMap; point the Deployment at it and wait for the
    rolling update (a pod is ready only once its versions have loaded);
@@ -11,14 +16,19 @@ A deployment:
 On any failure the Deployment is pointed back at the ConfigMap it had, so the old version
 keeps serving (the new version stays on storage, labelled nowhere); a first deployment that
 fails is removed. The state (loaded versions and labels) is an annotation on the
-Deployment, read by `current_model` for the evaluation baseline.
+Deployment, read by `current_model` for the evaluation baseline. The Lease is released at
+the end, whatever the outcome; a deployment that dies holding it blocks the model for one
+lease duration at most.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,10 +38,13 @@ from tune_contract.enums import CANARY, STABLE
 from tune_serve import config
 from tune_serve.kubernetes import clients, manifests
 from tune_serve.kubernetes import settings as cluster_settings
+from tune_serve.kubernetes.lease import Lease, LeaseLost, LeaseTimeout
 from tune_serve.serving.errors import ModelRejected, ServingUnavailable
 from tune_serve.serving.rest_client import TFServingREST
 
+log = logging.getLogger(__name__)
 STATE_ANNOTATION = "tune-serve/serving-state"
+MODEL_ANNOTATION = "tune-serve/model-name"  # whose Deployment this is, checked before touching it
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 CONFIG_FILE = "models.config"
 REST_PORT, GRPC_PORT = 8501, 8500
@@ -49,6 +62,13 @@ class ServingSettings:
     timeout_seconds: float = 600      # each rollout, and each wait on the REST API
     storage_claim: str | None = None  # RWX claim holding serving_root (clusters without GCS)
     storage_mount_path: str = "/mnt/tune-serve"
+    lease_seconds: int = 60           # a deployment that dies blocks its model this long at most
+    lease_wait_seconds: float | None = None  # waiting for another deployment (default: 4 timeouts + a minute)
+
+    @property
+    def lease_wait(self) -> float:
+        # a deployment is two rollouts and two REST waits of up to `timeout_seconds` each
+        return self.lease_wait_seconds if self.lease_wait_seconds is not None else 4 * self.timeout_seconds + 60
 
 
 def serving_settings() -> ServingSettings:
@@ -64,6 +84,7 @@ def serving_settings() -> ServingSettings:
         timeout_seconds=float(config.setting("serving_timeout", str(d.timeout_seconds))),
         storage_claim=cluster.storage_claim,
         storage_mount_path=cluster.storage_mount_path,
+        lease_seconds=int(config.setting("serving_lease_seconds", str(d.lease_seconds))),
     )
 
 
@@ -95,8 +116,23 @@ class ServingState:
 
 # ---- the objects ----------------------------------------------------------------------------
 
+OBJECT_PREFIX = "tfserving-"
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_MAX_LABEL = 63  # a Service name and a label value are DNS-1123 labels
+
+
 def object_name(model_name: str) -> str:
-    return "tfserving-" + re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-")[:40]
+    """`tfserving-<model>`: one name per model, a valid DNS-1123 label.
+
+    A model name that is a DNS label without `--` and fits (every name the DAG's Param
+    allows) is used as it is. Any other is cleaned, cut to 40 characters and suffixed with
+    `--` and a hash of the full name: only those names contain `--`, so no two models share
+    a name (the Deployment also records its model, checked before it is touched)."""
+    if _DNS_LABEL.fullmatch(model_name) and "--" not in model_name \
+            and len(OBJECT_PREFIX) + len(model_name) <= _MAX_LABEL:
+        return OBJECT_PREFIX + model_name
+    cleaned = re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-")[:40].rstrip("-") or "model"
+    return f"{OBJECT_PREFIX}{cleaned}--{hashlib.sha256(model_name.encode()).hexdigest()[:10]}"
 
 
 def model_config(model_name: str, state: ServingState) -> str:
@@ -125,7 +161,7 @@ def config_map(model_name: str, state: ServingState, ss: ServingSettings) -> dic
 def deployment(model_name: str, state: ServingState, ss: ServingSettings) -> dict:
     manifest = manifests.named(manifests.load("serving/deployment.yaml"), object_name(model_name), ss.namespace,
                                _labels(model_name))
-    manifest["metadata"]["annotations"] = {STATE_ANNOTATION: state.to_json()}
+    manifest["metadata"]["annotations"] = {STATE_ANNOTATION: state.to_json(), MODEL_ANNOTATION: model_name}
     spec = manifest["spec"]
     spec["replicas"] = ss.replicas
     spec["selector"]["matchLabels"].update(_labels(model_name))
@@ -166,20 +202,31 @@ def rest_url(model_name: str, ss: ServingSettings) -> str:
 # ---- the cluster side -----------------------------------------------------------------------
 
 class TFServingCluster:
-    """Create/patch the objects of one model and follow its rollouts (CoreV1Api + AppsV1Api)."""
+    """Create/patch the objects of one model and follow its rollouts (CoreV1Api + AppsV1Api),
+    serialised per model by a Lease (CoordinationV1Api)."""
 
-    def __init__(self, core, apps, model_name: str, ss: ServingSettings, poll_seconds: float = 5):
-        self.core, self.apps = core, apps
+    def __init__(self, core, apps, model_name: str, ss: ServingSettings, poll_seconds: float = 5, coordination=None):
+        self.core, self.apps, self.coordination = core, apps, coordination
         self.model_name, self.ss, self.poll_seconds = model_name, ss, poll_seconds
         self.name = object_name(model_name)
 
+    def lease(self) -> Lease:
+        """The model's deploy Lease (not yet acquired)."""
+        return Lease(self.coordination, f"{self.name}-deploy", self.ss.namespace, duration_seconds=self.ss.lease_seconds,
+                     poll_seconds=min(2.0, self.ss.lease_seconds / 10), labels=_labels(self.model_name))
+
     def state(self) -> ServingState | None:
+        """What the model's Deployment serves; ModelRejected if that Deployment is another model's."""
         try:
             current = self.apps.read_namespaced_deployment(name=self.name, namespace=self.ss.namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+        owner = recorded_model(current)
+        if owner != self.model_name:
+            raise ModelRejected(f"Deployment {self.ss.namespace}/{self.name} belongs to model {owner!r}, not "
+                                f"{self.model_name!r}; refusing to touch it (rename one of the models)")
         annotation = (current.metadata.annotations or {}).get(STATE_ANNOTATION)
         return ServingState.from_json(annotation) if annotation else None
 
@@ -241,6 +288,19 @@ class TFServingCluster:
                 raise
 
 
+def recorded_model(current) -> str | None:
+    """The model a Deployment serves: its annotation, or (made before it existed) the model
+    its readiness probe asks TF Serving about."""
+    recorded = (current.metadata.annotations or {}).get(MODEL_ANNOTATION)
+    if recorded is not None:
+        return recorded
+    try:
+        probe = current.spec.template.spec.containers[0].readiness_probe.http_get.path
+    except (AttributeError, IndexError, TypeError):
+        return None
+    return probe.removeprefix("/v1/models/") if probe and probe.startswith("/v1/models/") else None
+
+
 def _ignore_missing(method, **kwargs) -> None:
     try:
         method(**kwargs)
@@ -260,52 +320,127 @@ def _path(uri: str):
     return ObjectStoragePath(uri, conn_id=conn_id)
 
 
-def publish(model_path: str, base_path: str, taken: tuple[int, ...] = ()) -> int:
-    """Copy the SavedModel in as the next version; versions only grow and are never overwritten."""
+def stage(model_path: str, base_path: str):
+    """Copy the SavedModel next to the versions, under a name TF Serving never loads."""
     source = _path(model_path)
     if not (source / "saved_model.pb").exists():
         raise ModelRejected(f"{model_path} is not a SavedModel directory (no saved_model.pb)")
+    staged = _path(base_path) / f".staging-{uuid.uuid4().hex}"
+    try:
+        source.copy(staged, recursive=True)
+    except BaseException:
+        _remove(staged)
+        raise
+    return staged
+
+
+def publish(staged, base_path: str, taken: tuple[int, ...] = ()) -> int:
+    """Make a staged copy the next version. Call holding the model's Lease.
+
+    The number is claimed with a create-if-absent marker, so that even two deployments that
+    both believed they held the Lease never share a version directory; the copy then moves in
+    with one rename on a volume (on GCS a copy into the claimed prefix, which TF Serving only
+    loads once the model config names it)."""
     base = _path(base_path)
+    markers = base / ".versions"
     existing = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.exists() else []
-    version = max([*existing, *taken], default=0) + 1
-    # TF Serving loads only the versions its config names, so a half-copied one is never served.
-    source.copy(base / str(version), recursive=True)
+    claimed = [int(p.name) for p in markers.iterdir() if p.name.isdigit()] if markers.exists() else []
+    version = max([*existing, *claimed, *taken], default=0) + 1
+    while not _create_if_absent(markers / str(version)):
+        version += 1
+    target = base / str(version)
+    if target.protocol in ("file", "local", ""):
+        os.rename(staged.path, target.path)  # same directory: atomic, and fails if the target exists
+    else:
+        staged.fs.mv(staged.path, target.path, recursive=True)
     return version
+
+
+def _create_if_absent(path) -> bool:
+    """Write an empty marker only if none exists (O_EXCL locally, ifGenerationMatch=0 on GCS)."""
+    if path.protocol in ("file", "local", ""):
+        os.makedirs(os.path.dirname(path.path), exist_ok=True)
+        try:
+            os.close(os.open(path.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            return False
+        return True
+    try:
+        path.fs.pipe_file(path.path, b"", mode="create")
+    except FileExistsError:
+        return False
+    return True
+
+
+def _remove(path) -> None:
+    try:
+        if path.exists():
+            path.fs.rm(path.path, recursive=True)
+    except OSError:
+        log.warning("could not remove %s", path, exc_info=True)
 
 
 # ---- the backend functions (tune_serve.serving) ---------------------------------------------
 
 def cluster_for(model_name: str, ss: ServingSettings | None = None) -> TFServingCluster:
+    from kubernetes.client import CoordinationV1Api
+
     ss = ss or serving_settings()
     hook = clients.kubernetes_hook(cluster_settings.load())
-    return TFServingCluster(hook.core_v1_client, hook.apps_v1_client, model_name, ss)
+    return TFServingCluster(hook.core_v1_client, hook.apps_v1_client, model_name, ss,
+                            coordination=CoordinationV1Api(hook.api_client))
 
 
 def deploy(model_path: str, model_name: str, instance: dict, cluster: TFServingCluster | None = None,
            rest: TFServingREST | None = None) -> dict[str, Any]:
     cluster = cluster or cluster_for(model_name)
     ss = cluster.ss
-    previous = cluster.state()
+    previous = cluster.state()  # refuses another model's Deployment before anything is copied
     base_path = previous.base_path if previous else f"{config.serving_root().rstrip('/')}/{model_name}"
-    version = publish(model_path, base_path, previous.versions if previous else ())
+    staged = stage(model_path, base_path)  # the slow copy, outside the Lease
+    lease = cluster.lease()
+    try:
+        with lease.held(timeout=ss.lease_wait):
+            return _deploy_holding(lease, cluster, staged, model_name, instance, rest)
+    except LeaseTimeout as exc:
+        raise ServingUnavailable(f"another deployment of {model_name} is running: {exc}") from None
+    finally:
+        _remove(staged)  # still there unless published
+
+
+def _deploy_holding(lease: Lease, cluster: TFServingCluster, staged, model_name: str, instance: dict,
+                    rest: TFServingREST | None) -> dict[str, Any]:
+    ss = cluster.ss
+    previous = cluster.state()  # again: another deployment may have finished while we waited
+    base_path = previous.base_path if previous else f"{config.serving_root().rstrip('/')}/{model_name}"
+    if _path(base_path) != staged.parent:
+        raise ServingUnavailable(f"{cluster.name}: its base path changed to {base_path} while this deployment "
+                                 "waited for the Lease; retry")
+    lease.check()
+    version = publish(staged, base_path, previous.versions if previous else ())
     canary = (previous or ServingState(base_path)).canary(version)
     rest = rest or TFServingREST(rest_url(model_name, ss), model_name)
     try:
-        cluster.apply(canary)
+        lease.check()
+        cluster.apply(canary)  # the one step that makes the new version served (as canary)
         cluster.wait_rollout(ss.timeout_seconds)
         rest.wait_available(version, ss.timeout_seconds)
         prediction = rest.smoke_test(version, instance)
         promoted = canary.promoted(version)
+        lease.check()
         cluster.apply(promoted)
         cluster.wait_rollout(ss.timeout_seconds)
         rest.wait_label(STABLE, version, ss.timeout_seconds)
-    except BaseException:
-        try:
-            cluster.restore(previous)
-        except Exception:  # keep the deployment's own error; the restore's is logged
-            import logging
-
-            logging.getLogger(__name__).exception("restoring %s failed", cluster.name)
+    except BaseException as exc:
+        if isinstance(exc, LeaseLost) or lease.lost:  # another deployment owns the model now
+            log.error("%s: lost the deploy Lease; leaving the Deployment to its new holder", cluster.name)
+        else:
+            try:
+                cluster.restore(previous)
+            except Exception:  # keep the deployment's own error; the restore's is logged
+                log.exception("restoring %s failed", cluster.name)
+        if isinstance(exc, LeaseLost):
+            raise ServingUnavailable(f"{cluster.name}: {exc}") from None
         raise
     finally:
         rest.close()

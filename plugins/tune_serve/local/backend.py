@@ -6,11 +6,17 @@ XCom, a signal-killed process is a preemption (retried) and a non-zero exit a fa
 (not retried). A worker that dies mid-task leaves the process running; the retry
 re-attaches to it instead of starting a duplicate (Airflow's ResumableJobMixin, the
 same idea as KubernetesPodOperator's reattach_on_restart).
+
+A run's chief and tuners share its search secret (every call to the chief must carry it): a
+random token in `{run folder}/oracle.secret`, readable only by this user, made by
+start_oracle and removed by stop_oracle; processes get its path, never the token itself.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import secrets
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +24,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, ResumableJobMixin, TriggerRule
 
+from tune_contract import enums
 from tune_serve import config, task_ids
 from tune_serve import plan as planning
 from tune_serve.errors import PodFailed, PodPreempted
@@ -29,16 +36,47 @@ from tune_serve.local.trigger import LocalProcessTrigger
 from tune_serve.podspec import TRAINER_COMMAND, PodTask
 
 _PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+SEARCH_SECRET_FILE = "oracle.secret"
+SECRET_FILE_ENV = enums.ORACLE_SECRET_FILE_ENV  # what the trainer's oracle and tune steps read
+RUN_ID_FILE = "run_id"  # in the chief's folder: the run it serves, checked before re-attaching
 
 
 def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", part)
 
 
+def run_folder(run_id: str) -> str:
+    """The name of one DAG run's state folder: a hash of the run id (cleaning alone would
+    give `a:b` and `a_b` one folder, and one run could re-attach to the other's chief),
+    after a readable prefix."""
+    return f"{_safe(run_id)[:64]}.{hashlib.sha256(run_id.encode()).hexdigest()[:16]}"
+
+
+def run_dir(dag_id: str, run_id: str) -> Path:
+    return Path(config.local_state_dir()) / _safe(dag_id) / run_folder(run_id)
+
+
+def search_secret_file(dag_id: str, run_id: str) -> Path:
+    """The run's search secret: the chief serves only calls carrying it (see trainer.tuning.oracle_auth)."""
+    return run_dir(dag_id, run_id) / SEARCH_SECRET_FILE
+
+
+def _ensure_search_secret(path: Path) -> Path:
+    """A random token in a file only this user can read, made once per run (kept on re-attach)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(32))
+    return path
+
+
 def _task_dir(context, kind: str) -> Path:
     ti = context["ti"]
     name = ti.task_id + (f".{ti.map_index}" if ti.map_index is not None and ti.map_index >= 0 else "")
-    return Path(config.local_state_dir()) / _safe(ti.dag_id) / _safe(ti.run_id) / name / kind
+    return run_dir(ti.dag_id, ti.run_id) / name / kind
 
 
 def _process_env(env_vars: dict[str, str] | None) -> dict[str, str]:
@@ -69,8 +107,9 @@ class LocalPodOperator(ResumableJobMixin, BaseOperator):
 
     def __init__(self, *, cmds: list[str], arguments: list[Any] | None = None,
                  env_vars: dict[str, str] | None = None, deadline: timedelta = timedelta(hours=6),
-                 poll_seconds: float = 0.5, **kwargs):
+                 poll_seconds: float = 0.5, search_secret: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.search_secret = search_secret  # a tuner: gets the path of the run's search secret
         self.cmds = cmds
         self.arguments = arguments or []
         self.env_vars = env_vars or {}
@@ -84,7 +123,11 @@ class LocalPodOperator(ResumableJobMixin, BaseOperator):
     def submit_job(self, context) -> str:
         directory = _task_dir(context, f"try-{context['ti'].try_number}")
         argv = _argv(self.cmds, self.arguments)
-        self._process = LocalProcess.launch(directory, argv, _process_env(self.env_vars))
+        env = dict(self.env_vars)
+        if self.search_secret:
+            ti = context["ti"]
+            env[SECRET_FILE_ENV] = str(search_secret_file(ti.dag_id, ti.run_id))
+        self._process = LocalProcess.launch(directory, argv, _process_env(env))
         self.log.info("Started %s (pid %s) in %s", " ".join(argv), self._process.record()["pid"], directory)
         return str(directory)
 
@@ -150,14 +193,22 @@ class LocalOracleStart(BaseOperator):
 
     def execute(self, context) -> dict:
         directory = _task_dir(context, "chief")
+        run_id = context["ti"].run_id
         if (directory / "process.json").exists() and LocalProcess(directory).state() in (RUNNING, SUCCEEDED):
+            recorded = (directory / RUN_ID_FILE).read_text() if (directory / RUN_ID_FILE).exists() else None
+            if recorded != run_id:
+                raise PodFailed(f"the chief in {directory} belongs to run {recorded!r}, not {run_id!r}; "
+                                "not re-attaching to it")
             address = (directory / "address").read_text()
             self.log.info("Chief already running at %s; re-attaching", address)
             return {"address": address, "directory": str(directory)}
         port = free_port()
         argv = _argv(self.cmds, planning.oracle_arguments(self.oracle_args, port=port, bind="127.0.0.1"))
-        env = _process_env({**self.env_vars, "KERASTUNER_TUNER_ID": "chief",
+        secret = _ensure_search_secret(search_secret_file(context["ti"].dag_id, run_id))
+        env = _process_env({**self.env_vars, "KERASTUNER_TUNER_ID": "chief", SECRET_FILE_ENV: str(secret),
                             "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)})
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / RUN_ID_FILE).write_text(run_id)
         process = LocalProcess.launch(directory, argv, env)
         address = f"127.0.0.1:{port}"
         (directory / "address").write_text(address)
@@ -219,12 +270,13 @@ class LocalOracleStop(BaseOperator):
         self.handle = handle
 
     def execute(self, context) -> None:
-        if not self.handle:
-            return
-        process = LocalProcess(Path(self.handle["directory"]))
-        if process.running():
-            self.log.info("Stopping the chief (pid %s)", process.record()["pid"])
-            process.kill()
+        if self.handle:
+            process = LocalProcess(Path(self.handle["directory"]))
+            if process.running():
+                self.log.info("Stopping the chief (pid %s)", process.record()["pid"])
+                process.kill()
+        ti = context["ti"]
+        search_secret_file(ti.dag_id, ti.run_id).unlink(missing_ok=True)  # goes with the chief
 
 
 def _common(spec: PodTask) -> dict:
@@ -236,7 +288,8 @@ def _common(spec: PodTask) -> dict:
 
 
 def _pod_kwargs(spec: PodTask) -> dict:
-    return dict(cmds=spec.command, env_vars=dict(spec.env), deadline=spec.deadline, **_common(spec))
+    return dict(cmds=spec.command, env_vars=dict(spec.env), deadline=spec.deadline,
+                search_secret=spec.step == "tune", **_common(spec))
 
 
 def pod_operator(spec: PodTask, **kwargs) -> LocalPodOperator:

@@ -6,6 +6,9 @@ resumes it (Keras Tuner's overwrite=False reload), running trials still assigned
 workers. It stops when the trials are done, or at `--deadline-seconds`; a worker silent for
 `--lease-seconds` loses its trial to another worker (see trainer.tuning.oracles).
 
+Every RPC must carry the run's search secret, read from `--secret-file` (see
+trainer.tuning.oracle_auth); a tuner's reported hyperparameters must be those it was handed.
+
 Binds `--bind:--port` itself (Keras Tuner's chief would bind KERASTUNER_ORACLE_IP, the
 address workers dial, which inside a pod is the Service name and cannot be bound).
 """
@@ -19,7 +22,7 @@ from concurrent import futures
 
 from trainer import storage
 from trainer.errors import BadInput, StepFailed
-from trainer.tuning import settings as st
+from trainer.tuning import oracle_auth, settings as st
 
 log = logging.getLogger("trainer.tuning.oracle_step")
 
@@ -35,11 +38,12 @@ def run(args) -> dict:
     deadline = st.seconds("--deadline-seconds", args.deadline_seconds, allow_none=True)
     max_handoffs = st.integer("--max-handoffs", args.max_handoffs, minimum=0)
     standby = _standby_tuners(args.standby_tuners)
+    secret = oracle_auth.read_secret(args.secret_file)
     st.configure_logging()
     # Keras Tuner, gRPC and TensorFlow only now: bad flags above exit 2 in a second, not after their import.
     from trainer.tuning.oracles import make_oracle
 
-    server = _listen(f"{args.bind}:{port}")  # before touching the state: a second chief must fail first
+    server = _listen(f"{args.bind}:{port}", secret)  # before touching the state: a second chief must fail first
 
     search_file = storage.join(settings.tuning_dir, st.SEARCH_FILE)
     recorded = json.loads(storage.read_text(search_file)) if storage.exists(search_file) else None
@@ -78,11 +82,13 @@ def _standby_tuners(value: str) -> int | None:
         raise BadInput("--standby-tuners", f"must be an integer >= 0 or 'all', got {value!r}") from None
 
 
-def _listen(address: str):
+def _listen(address: str, secret: str):
     import grpc
 
     # No SO_REUSEPORT: a second chief on the same port must fail, not split the workers.
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
+    # Every call must carry the search secret (UNAUTHENTICATED otherwise).
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)],
+                         interceptors=[oracle_auth.SecretCheck(secret)])
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError:

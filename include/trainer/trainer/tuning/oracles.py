@@ -24,13 +24,15 @@ Keras Tuner 1.4.8 alone, observed here:
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import threading
 import time
 
 import keras_tuner as kt
 from keras_tuner.src.engine import trial as trial_module
-from keras_tuner.src.engine.oracle import synchronized
+from keras_tuner.src.engine.oracle import LOCKS, THREADS
 
 from trainer import storage
 from trainer.tuning import search_space as ss
@@ -40,8 +42,34 @@ log = logging.getLogger("trainer.tuning.oracle")
 Status = trial_module.TrialStatus
 
 
+def synchronized(func):
+    """Keras Tuner's `synchronized` (its per-oracle lock, re-entrant per thread), released also
+    when `func` raises. Keras Tuner's own leaves the lock held on an exception, so after one
+    refused report (NotHolder, ForgedTrial) the next call from another gRPC thread waits forever."""
+
+    @functools.wraps(func)
+    def wrapped(oracle, *args, **kwargs):
+        thread = threading.current_thread().name
+        acquire = THREADS[oracle] != thread
+        if acquire:
+            LOCKS[oracle].acquire()
+            THREADS[oracle] = thread
+        try:
+            return func(oracle, *args, **kwargs)
+        finally:
+            if acquire:
+                THREADS[oracle] = None
+                LOCKS[oracle].release()
+
+    return wrapped
+
+
 class NotHolder(Exception):
     """A tuner reported on a trial it does not hold (its lease expired, or the chief restarted)."""
+
+
+class ForgedTrial(Exception):
+    """A tuner ended a trial with hyperparameters other than those the chief handed out."""
 
 
 class LeaseMixin:
@@ -101,6 +129,9 @@ class LeaseMixin:
         if self._ended(trial.trial_id):
             return
         self._check_holder(tuner_id, trial.trial_id)
+        self._check_hyperparameters(trial)
+        # Keras Tuner copies the caller's hyperparameters onto the trial: keep the chief's own.
+        trial.hyperparameters = self.trials[trial.trial_id].hyperparameters
         holder = self.holder(trial.trial_id)
         self.finished_by[trial.trial_id] = holder  # before end_trial, so that its save records it
         self.end_trial(trial)
@@ -109,6 +140,19 @@ class LeaseMixin:
         log.info("trial %s ended by %s: %s score=%s", trial.trial_id, holder, self.trials[trial.trial_id].status,
                  self.trials[trial.trial_id].score)
         self.save()  # Keras Tuner saves before removing the trial from ongoing_trials
+
+    def _check_hyperparameters(self, trial) -> None:
+        """The values a tuner reports must be in the space and be those it was handed."""
+        sent, handed = trial.hyperparameters.values, self.trials[trial.trial_id].hyperparameters.values
+        space = getattr(self, "search_space", None)
+        outside = space.violation(ss.user_values(sent)) if space is not None else None
+        if outside:
+            raise ForgedTrial(f"trial {trial.trial_id}: refused, {outside}")
+        differing = sorted(k for k in {*sent, *handed} if sent.get(k) != handed.get(k))
+        if differing:
+            name = differing[0]
+            raise ForgedTrial(f"trial {trial.trial_id}: refused, {name} was handed out as {handed.get(name)!r}, "
+                              f"reported as {sent.get(name)!r}")
 
     # -- handing out trials -----------------------------------------------------------------------
 
@@ -280,4 +324,5 @@ def make_oracle(settings: Settings, lease_seconds: float | None = None, deadline
         oracle = _LEASED[settings.algorithm](lease_seconds=lease_seconds, deadline_seconds=deadline_seconds,
                                              max_handoffs=max_handoffs, standby_tuners=standby_tuners, **kwargs)
     oracle.max_trials = settings.max_trials  # Hyperband has no such argument; it caps its brackets here
+    oracle.search_space = settings.space  # what reported hyperparameters are checked against
     return oracle

@@ -1,5 +1,7 @@
 """The gRPC between workers and the chief: Keras Tuner's protocol, with the caller named.
 
+Every call carries the run's search secret (`oracle_auth`); the chief refuses any other.
+
 Every call a worker makes carries its tuner id as gRPC metadata, so the chief can renew
 that tuner's lease on any call and refuse reports from a tuner that no longer holds the
 trial (FAILED_PRECONDITION, raised as `LeaseLost` on the worker). A heartbeat is a
@@ -23,7 +25,9 @@ from keras_tuner.src import protos
 from keras_tuner.src.distribute import oracle_chief, oracle_client
 from keras_tuner.src.engine import trial as trial_module
 
-from trainer.tuning.oracles import NotHolder
+from trainer.errors import BadInput
+from trainer.tuning.oracle_auth import secret_channel
+from trainer.tuning.oracles import ForgedTrial, NotHolder
 
 log = logging.getLogger("trainer.tuning.rpc")
 TUNER_KEY = "kt-tuner-id"
@@ -67,7 +71,10 @@ class LeasedServicer(oracle_chief.OracleServicer):
     def EndTrial(self, request, context):
         tuner_id, _ = self._caller(context)
         trial = trial_module.Trial.from_proto(request.trial)
-        self._fenced(context, self.oracle.end_trial_from, tuner_id, trial)
+        try:
+            self._fenced(context, self.oracle.end_trial_from, tuner_id, trial)
+        except ForgedTrial as exc:  # the trial keeps the chief's hyperparameters
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return protos.get_service().EndTrialResponse()
 
     def GetTrial(self, request, context):
@@ -83,8 +90,9 @@ class LeasedServicer(oracle_chief.OracleServicer):
         return super().GetSpace(request, context)
 
     def UpdateSpace(self, request, context):
+        # The space is data, fixed by the chief's flags: a worker cannot add to or change it.
         self.oracle.touch(self._caller(context)[0])
-        return super().UpdateSpace(request, context)
+        return protos.get_service().UpdateSpaceResponse()
 
     def GetBestTrials(self, request, context):
         self.oracle.touch(self._caller(context)[0])
@@ -92,6 +100,7 @@ class LeasedServicer(oracle_chief.OracleServicer):
 
 
 def add_servicer(server, oracle) -> None:
+    """Serve `oracle` on `server` (built with `oracle_auth.SecretCheck` among its interceptors)."""
     protos.get_service_grpc().add_OracleServicer_to_server(LeasedServicer(oracle), server)
 
 
@@ -120,6 +129,9 @@ class _RetryingStub:
                 except grpc.RpcError as exc:
                     if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
                         raise LeaseLost(exc.details()) from None
+                    if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                        raise BadInput("--secret-file", f"the chief refused this worker's search secret: "
+                                                        f"{exc.details()}") from None
                     if exc.code() not in RETRYABLE:
                         raise
                     if self._search_done():
@@ -140,10 +152,10 @@ class LeasedOracleClient(oracle_client.OracleClient):
     waited out here (`poll_seconds` apart) instead of re-asking in a tight loop."""
 
     def __init__(self, oracle, address: str, tuner_id: str, wait_seconds: float, poll_seconds: float,
-                 search_done: Callable[[], bool]):
+                 search_done: Callable[[], bool], secret: str):
         # Not calling OracleClient.__init__: it reads the address from the environment.
         self._oracle = oracle
-        self._channel = grpc.insecure_channel(address)
+        self._channel = secret_channel(address, secret)  # every call carries the search secret
         self._raw = protos.get_service_grpc().OracleStub(self._channel)
         self.stub = _RetryingStub(self._raw, tuner_id, wait_seconds, search_done)
         self.tuner_id = tuner_id

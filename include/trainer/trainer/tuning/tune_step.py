@@ -13,7 +13,7 @@ import re
 
 from trainer import data, storage
 from trainer.errors import BadInput
-from trainer.tuning import benchmarks
+from trainer.tuning import benchmarks, oracle_auth
 from trainer.tuning import settings as st
 
 log = logging.getLogger("trainer.tuning.tune_step")
@@ -62,6 +62,7 @@ def run(args) -> dict:
     if not settings.function:
         data_dir = data.data_dir(settings.run_root)
         spec = data.load_feature_spec(data_dir)
+    secret = oracle_auth.read_secret(args.secret_file)
     search_file = storage.join(settings.tuning_dir, st.SEARCH_FILE)
     if storage.exists(search_file):
         st.check_same_search(settings, json.loads(storage.read_text(search_file)), "worker")
@@ -86,7 +87,7 @@ def run(args) -> dict:
     else:
         tuner = KerasTrialTuner(local, settings, tuner_id, data_dir, spec)
     client = LeasedOracleClient(local, f"{host}:{port}", tuner_id, wait_seconds=wait, poll_seconds=poll,
-                                search_done=lambda: storage.exists(done_file))
+                                search_done=lambda: storage.exists(done_file), secret=secret)
     tuner.connect(client, heartbeat)
     try:
         tuner.search()
