@@ -104,9 +104,9 @@ def parse(uri: str, field: str = "uri") -> Location:
     return Location(scheme, bucket, PurePosixPath(normalised))
 
 
-def resolve(uri: str) -> Path | ObjectStoragePath:
-    """The artifact `uri` names, if it lies under the storage root: 400 for what is no URI,
-    403 for anything outside the root."""
+def resolve(uri: str) -> tuple[Location, Path | ObjectStoragePath]:
+    """`uri` parsed, and the artifact it names if it lies under the storage root: 400 for
+    what is no URI, 403 for anything outside the root."""
     try:
         root = parse(config.storage_root(), "storage root")
     except ValueError as e:
@@ -119,18 +119,18 @@ def resolve(uri: str) -> Path | ObjectStoragePath:
     if not root.contains(location):
         raise outside
     if location.scheme != "file":
-        return ObjectStoragePath(location.uri)
+        return location, ObjectStoragePath(location.uri)
     # Symlinks are followed here, once; the real path is what gets opened.
     real, real_root = Path(os.path.realpath(location.path)), Path(os.path.realpath(root.path))
     if not real.is_relative_to(real_root):
         raise outside
-    return real
+    return location, real
 
 
 @app.get("/artifacts")
 def artifact(uri: str) -> Response:
-    path = resolve(uri)
-    shown = parse(uri).uri
+    location, path = resolve(uri)
+    shown = location.uri
     if not path.exists():
         raise HTTPException(404, f"no artifact at {shown}")
     if path.is_dir():

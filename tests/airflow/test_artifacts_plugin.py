@@ -117,9 +117,9 @@ def test_large_files_are_streamed_not_read_whole(client, tree, monkeypatch):
 
 def test_remote_uris_keep_the_roots_bucket_and_prefix(monkeypatch):
     monkeypatch.setenv("TUNE_SERVE_STORAGE_ROOT", "gs://bucket/tune")
-    ok = artifacts.resolve(f"gs://bucket/tune/runs/{RUN_ID}/eval/0/report.html")
+    _, ok = artifacts.resolve(f"gs://bucket/tune/runs/{RUN_ID}/eval/0/report.html")
     assert str(ok) == f"gs://bucket/tune/runs/{RUN_ID}/eval/0/report.html"
-    assert str(artifacts.resolve("gs://bucket/tune/runs/a/../b")) == "gs://bucket/tune/runs/b"
+    assert str(artifacts.resolve("gs://bucket/tune/runs/a/../b")[1]) == "gs://bucket/tune/runs/b"
     for uri in ("gs://bucket/tune/../other/x", "gs://bucket/tune-evil/x", "gs://other/tune/runs/x",
                 "gs://bucket/tune/runs/a://../../../x", "file:///tune/runs/x", "/tune/runs/x",
                 "gcs://bucket/tune/runs/x"):
