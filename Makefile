@@ -61,8 +61,8 @@ $(VENV)/airflow/.done: requirements.txt requirements-dev.txt constraints/airflow
 	$(SYNC) --python $(VENV)/airflow/bin/python constraints/airflow.txt
 	touch $@
 
-# What runs inside every pod (the trainer image installs requirements.txt with the same
-# constraints), plus the trainer's test and benchmark tools.
+# What runs inside every pod (the trainer image installs constraints/trainer-image.txt, resolved
+# within this lock), plus the trainer's test and benchmark tools.
 $(VENV)/trainer/.done: include/trainer/requirements.txt include/trainer/requirements-dev.txt constraints/trainer.txt | $(UV)
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)/trainer
 	$(SYNC) --python $(VENV)/trainer/bin/python constraints/trainer.txt
