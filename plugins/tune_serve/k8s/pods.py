@@ -5,6 +5,7 @@ spot scheduling, security context, labels, deadline) is tested without a cluster
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from typing import Any
@@ -64,7 +65,7 @@ def bound_xcom_sidecar(pod: k8s.V1Pod) -> k8s.V1Pod:
     the provider takes its resources only from a connection's extras, with no disk at all."""
     for container in pod.spec.containers:
         if container.name == PodDefaults.SIDECAR_CONTAINER_NAME:
-            container.resources = XCOM_SIDECAR_RESOURCES
+            container.resources = copy.deepcopy(XCOM_SIDECAR_RESOURCES)
     for volume in pod.spec.volumes or []:
         if volume.name == PodDefaults.VOLUME.name and volume.empty_dir is not None:
             volume.empty_dir.size_limit = XCOM_VOLUME_SIZE_LIMIT
