@@ -53,38 +53,52 @@ envs: $(VENV)/airflow/.done $(VENV)/trainer/.done $(VENV)/serving/.done
 # environment: a .pth file puts its folder on the path, as the images' PYTHONPATH does.
 CONTRACT_PTH = echo "$(CURDIR)/include/contract" > $$($(1) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tune_contract.pth
 
-$(UV):
+# Each environment is exactly its lock file (compiled from its requirements files by `make
+# lock`): `pip sync` installs that set and nothing else, and --require-hashes refuses any
+# file whose hash is not in the lock. (uv refuses --require-hashes on `-r requirements.txt
+# -c lock` because requirements.txt has unpinned names, though it checks the lock's hashes.)
+SYNC = $(UV) pip sync -q --require-hashes
+
+$(UV): constraints/tools.txt
 	$(PYTHON) -m venv $(VENV)/tools
-	$(VENV)/tools/bin/pip install -q uv==$(UV_VERSION)
+	$(VENV)/tools/bin/pip install -q --require-hashes -r constraints/tools.txt
+	touch $@
 
 # Airflow side: Airflow + providers, and the test tools. Never TensorFlow.
 $(VENV)/airflow/.done: requirements.txt requirements-dev.txt constraints/airflow.txt Makefile | $(UV)
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)/airflow
-	$(UV) pip install -q --python $(VENV)/airflow/bin/python -r requirements.txt -r requirements-dev.txt -c constraints/airflow.txt
+	$(SYNC) --python $(VENV)/airflow/bin/python constraints/airflow.txt
 	$(call CONTRACT_PTH,$(VENV)/airflow/bin/python)
 	touch $@
 
-# What runs inside every pod (the trainer image installs requirements.txt with the same
-# constraints), plus the trainer's test and benchmark tools.
+# What runs inside every pod (the trainer image installs constraints/trainer-image.txt, resolved
+# within this lock), plus the trainer's test and benchmark tools.
 $(VENV)/trainer/.done: include/trainer/requirements.txt include/trainer/requirements-dev.txt constraints/trainer.txt Makefile | $(UV)
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)/trainer
-	$(UV) pip install -q --python $(VENV)/trainer/bin/python -r include/trainer/requirements.txt \
-		-r include/trainer/requirements-dev.txt -c constraints/trainer.txt
+	$(SYNC) --python $(VENV)/trainer/bin/python constraints/trainer.txt
 	$(call CONTRACT_PTH,$(VENV)/trainer/bin/python)
 	touch $@
 
 # The local stand-in for TensorFlow Serving (KServe speaks TF Serving's REST API).
 $(VENV)/serving/.done: include/serving/requirements.txt constraints/serving.txt Makefile | $(UV)
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)/serving
-	$(UV) pip install -q --python $(VENV)/serving/bin/python -r include/serving/requirements.txt -c constraints/serving.txt
+	$(SYNC) --python $(VENV)/serving/bin/python constraints/serving.txt
 	$(call CONTRACT_PTH,$(VENV)/serving/bin/python)
 	touch $@
 
 # Re-resolve the pins (run after editing a requirements file; commit the result once tests pass).
+# Every pin carries its hashes and is resolved for the images' and CI's platform (CPython 3.11,
+# x86_64 Linux) whatever machine runs this. The image locks hold only what each image installs
+# (no test tools; the trainer's adds TensorFlow's CUDA wheels) at the versions the tests ran with.
+LOCK = $(UV) pip compile -q --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 lock: | $(UV)
-	$(UV) pip compile -q --python $(PYTHON) requirements.txt requirements-dev.txt -o constraints/airflow.txt
-	$(UV) pip compile -q --python $(PYTHON) include/trainer/requirements.txt include/trainer/requirements-dev.txt -o constraints/trainer.txt
-	$(UV) pip compile -q --python $(PYTHON) include/serving/requirements.txt -o constraints/serving.txt
+	echo "uv==$(UV_VERSION)" | $(LOCK) - -o constraints/tools.txt
+	$(LOCK) requirements.txt requirements-dev.txt -o constraints/airflow.txt
+	$(LOCK) include/trainer/requirements.txt include/trainer/requirements-dev.txt -o constraints/trainer.txt
+	$(LOCK) include/serving/requirements.txt -o constraints/serving.txt
+	$(LOCK) requirements.txt -c constraints/airflow.txt -o constraints/airflow-image.txt
+	$(LOCK) include/trainer/requirements.txt include/trainer/requirements-gpu.txt -c constraints/trainer.txt \
+		-o constraints/trainer-image.txt
 
 clean:
 	rm -rf $(VENV) .airflow

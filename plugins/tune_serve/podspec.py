@@ -18,6 +18,9 @@ class Resources:
     cpu: str = "1"
     memory: str = "2Gi"
     gpus: int = 0
+    # Local disk (scratch files, logs) reserved and capped per pod: on a shared node a pod
+    # that fills the disk is evicted alone instead of evicting its neighbours.
+    ephemeral_storage: str = "10Gi"
 
 
 @dataclass(frozen=True)

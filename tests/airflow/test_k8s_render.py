@@ -95,6 +95,67 @@ def test_nothing_runs_as_root_or_can_escalate(objects):
             assert not c["securityContext"].get("privileged")
 
 
+def _workloads(objects):
+    return [o for o in objects if o.kind in ("Pod", "Job", "Deployment")]
+
+
+def test_every_container_reserves_and_caps_its_local_disk(objects):
+    workloads = _workloads(objects)
+    assert {o.kind for o in workloads} == {"Pod", "Job", "Deployment"}
+    for o in workloads:
+        spec, containers = _containers(o.manifest)
+        assert len(containers) == (2 if o.kind == "Pod" else 1), o.filename  # pod tasks: + the XCom sidecar
+        for c in [*containers, *spec.get("initContainers", [])]:
+            resources = c.get("resources") or {}
+            assert "ephemeral-storage" in resources.get("requests", {}), (o.filename, c["name"])
+            assert "ephemeral-storage" in resources.get("limits", {}), (o.filename, c["name"])
+        for volume in spec.get("volumes", []):
+            if "emptyDir" in volume:
+                assert volume["emptyDir"].get("sizeLimit"), (o.filename, volume["name"])
+
+
+# The Pod Security Standard "restricted" (kubernetes.io/docs/concepts/security/pod-security-standards).
+_RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                       "projected", "secret"}
+
+
+def _restricted_violations(spec: dict) -> list[str]:
+    found = [f"{key}" for key in ("hostNetwork", "hostPID", "hostIPC") if spec.get(key)]
+    pod_sc = spec.get("securityContext") or {}
+    found += [f"volume {v['name']}" for v in spec.get("volumes", []) if set(v) - {"name"} - _RESTRICTED_VOLUMES]
+    for c in [*spec["containers"], *spec.get("initContainers", [])]:
+        sc, name = c.get("securityContext") or {}, c["name"]
+        if sc.get("privileged"):
+            found.append(f"{name}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{name}: allowPrivilegeEscalation")
+        if "ALL" not in (sc.get("capabilities") or {}).get("drop", []):
+            found.append(f"{name}: capabilities not dropped")
+        if set((sc.get("capabilities") or {}).get("add", [])) - {"NET_BIND_SERVICE"}:
+            found.append(f"{name}: capabilities added")
+        if not sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")):
+            found.append(f"{name}: runAsNonRoot")
+        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+            found.append(f"{name}: runAsUser 0")
+        seccomp = (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            found.append(f"{name}: seccompProfile")
+        if any(p.get("hostPort") for p in c.get("ports", [])):
+            found.append(f"{name}: hostPort")
+        if sc.get("procMount", "Default") != "Default":
+            found.append(f"{name}: procMount")
+    return found
+
+
+def test_the_namespace_enforces_restricted_and_every_pod_meets_it(objects):
+    [namespace] = [o.manifest for o in objects if o.kind == "Namespace"]
+    assert namespace["metadata"]["name"] == "tune-serve"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for o in _workloads(objects):
+        spec, _ = _containers(o.manifest)
+        assert _restricted_violations(spec) == [], o.filename
+
+
 def _tuner_id(pod):
     _, (base, *_) = _containers(pod.manifest)
     flag = TuneArgs.from_argv(base["args"]).tuner_id
@@ -190,7 +251,7 @@ def test_the_network_policy_admits_only_the_runs_tuners_to_the_chiefs_port(dag, 
 
 
 def test_rbac_is_namespaced_and_minimal(objects):
-    rbac = [o.manifest for o in objects if o.task_id is None]
+    rbac = [o.manifest for o in objects if o.task_id is None and o.kind != "Namespace"]
     assert {m["kind"] for m in rbac} == {"ServiceAccount", "Role", "RoleBinding"}
     assert all(m["metadata"]["namespace"] == "tune-serve" for m in rbac)
     role = next(m for m in rbac if m["kind"] == "Role")

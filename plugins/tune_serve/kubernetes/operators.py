@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from kubernetes.client.exceptions import ApiException
 
 from tune_serve.kubernetes.oracle import mount_search_secret, oracle_names
-from tune_serve.kubernetes.pods import RUN_LABEL, run_slug
+from tune_serve.kubernetes.pods import RUN_LABEL, bound_xcom_sidecar, run_slug
 from tune_serve.links import POD_TASK_LINKS
 from tune_serve.preemption import PodFailed, PodPreempted, classify
 
@@ -87,13 +87,20 @@ class SearchSecretPodMixin:
         return pod
 
 
-class TrainerPodOperator(PreemptionAwarePodMixin, KubernetesPodOperator):
+class BoundedXComSidecarMixin:
+    """The pod with the XCom sidecar's resources and volume bounded (`pods.bound_xcom_sidecar`)."""
+
+    def build_pod_request_obj(self, context=None, **kwargs) -> V1Pod:
+        return bound_xcom_sidecar(super().build_pod_request_obj(context, **kwargs))
+
+
+class TrainerPodOperator(PreemptionAwarePodMixin, BoundedXComSidecarMixin, KubernetesPodOperator):
     """One trainer step in a pod, through an Airflow Kubernetes connection."""
 
     operator_extra_links = (*KubernetesPodOperator.operator_extra_links, *POD_TASK_LINKS)
 
 
-class GKETrainerPodOperator(PreemptionAwarePodMixin, GKEStartPodOperator):
+class GKETrainerPodOperator(PreemptionAwarePodMixin, BoundedXComSidecarMixin, GKEStartPodOperator):
     """One trainer step in a pod on GKE (cluster endpoint and credentials from the Google connection)."""
 
     operator_extra_links = (*GKEStartPodOperator.operator_extra_links, *POD_TASK_LINKS)

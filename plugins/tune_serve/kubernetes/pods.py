@@ -5,10 +5,12 @@ spot scheduling, security context, labels, deadline) is tested without a cluster
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from typing import Any
 
+from airflow.providers.cncf.kubernetes.utils.xcom_sidecar import PodDefaults
 from kubernetes.client import models as k8s
 
 from tune_serve.kubernetes.settings import GKE_ACCELERATOR_LABEL, ClusterSettings
@@ -43,11 +45,31 @@ def container_security_context() -> k8s.V1SecurityContext:
 
 
 def resources(spec: PodTask, s: ClusterSettings) -> k8s.V1ResourceRequirements:
-    requests = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
-    limits = {"memory": spec.resources.memory}  # no CPU limit: throttling only slows training down
+    disk = spec.resources.ephemeral_storage
+    requests = {"cpu": spec.resources.cpu, "memory": spec.resources.memory, "ephemeral-storage": disk}
+    limits = {"memory": spec.resources.memory, "ephemeral-storage": disk}  # no CPU limit: throttling only slows training down
     if spec.resources.gpus > 0:
         requests[s.gpu_resource] = limits[s.gpu_resource] = str(spec.resources.gpus)
     return k8s.V1ResourceRequirements(requests=requests, limits=limits)
+
+
+# KubernetesPodOperator's XCom sidecar only sleeps, then `cat`s one small JSON file.
+XCOM_SIDECAR_RESOURCES = k8s.V1ResourceRequirements(
+    requests={"cpu": "1m", "memory": "10Mi", "ephemeral-storage": "1Mi"},
+    limits={"memory": "50Mi", "ephemeral-storage": "50Mi"})
+XCOM_VOLUME_SIZE_LIMIT = "50Mi"
+
+
+def bound_xcom_sidecar(pod: k8s.V1Pod) -> k8s.V1Pod:
+    """Give the XCom sidecar KubernetesPodOperator adds (and its emptyDir) limits of their own:
+    the provider takes its resources only from a connection's extras, with no disk at all."""
+    for container in pod.spec.containers:
+        if container.name == PodDefaults.SIDECAR_CONTAINER_NAME:
+            container.resources = copy.deepcopy(XCOM_SIDECAR_RESOURCES)
+    for volume in pod.spec.volumes or []:
+        if volume.name == PodDefaults.VOLUME.name and volume.empty_dir is not None:
+            volume.empty_dir.size_limit = XCOM_VOLUME_SIZE_LIMIT
+    return pod
 
 
 def node_selector(spec: PodTask, s: ClusterSettings) -> dict[str, str]:

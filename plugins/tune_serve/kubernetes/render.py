@@ -115,8 +115,11 @@ def render_serving(model_name: str, base_path: str) -> list[Rendered]:
 
 
 def render_rbac() -> list[Rendered]:
+    """The cluster setup (README, step 3): the namespace under Pod Security `restricted`, RBAC."""
     namespace = cluster_settings.load().namespace
-    objects = []
+    ns = manifests.load("namespace.yaml")
+    ns["metadata"]["name"] = namespace
+    objects = [Rendered(ns)]
     for manifest in manifests.load_all("rbac.yaml"):
         manifest["metadata"]["namespace"] = namespace
         for subject in manifest.get("subjects", []):

@@ -170,7 +170,9 @@ def deployment(model_name: str, state: ServingState, ss: ServingSettings) -> dic
     pod["spec"]["serviceAccountName"] = ss.service_account
     container = pod["spec"]["containers"][0]
     container["image"] = ss.image
-    container["resources"] = {"requests": {"cpu": ss.cpu, "memory": ss.memory}, "limits": {"memory": ss.memory}}
+    resources = container["resources"]  # ephemeral storage: the file's policy
+    resources["requests"].update(cpu=ss.cpu, memory=ss.memory)
+    resources["limits"]["memory"] = ss.memory
     for probe in ("readinessProbe", "startupProbe", "livenessProbe"):
         container[probe]["httpGet"]["path"] = f"/v1/models/{model_name}"
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
