@@ -1,12 +1,15 @@
 """Step `evaluate`: TFMA on the eval split, thresholds, the blessing, and an HTML report.
 
 The candidate (and the baseline — the model serving now — when given) are scored through
-their `serving_default` signature on `{run_root}/data/eval.tfrecord`: ExampleCount, MAE and
-MSE overall and per value of each slice feature. The blessing is TFMA's validation result:
+their `from_examples` signature on `{run_root}/data/eval.tfrecord`: ExampleCount, MAE and
+MSE overall and per value of each slice feature. The blessing (`verdict`):
+- overall metrics that are not finite (NaN, infinite, missing) never pass;
 - `--mae-upper-bound B`: overall MAE <= B;
-- `--max-mae-increase D` (with a baseline): overall MAE <= baseline MAE + D.
+- `--max-mae-increase D` (with a baseline, the model serving now): overall MAE <= baseline MAE + D;
+- neither gate applies (no bound, and no model serving yet or no increase given): blessed.
 Thresholds gate on the overall slice; per-slice numbers are reported, not gated (a slice of
-a dozen rows is too noisy to block a release).
+a dozen rows is too noisy to block a release). Every verdict carries `reasons`: at least
+one sentence, and always one for a refusal.
 
 Writes `{run_root}/eval/{rank}/` whole (temporary directory, then swapped in): TFMA output,
 `report.html`, `evaluation.json`.
@@ -66,11 +69,16 @@ def run(args: argparse.Namespace) -> dict:
     tmp = storage.temp_name(out)
     try:
         analysis = _run_tfma(config, args.model_path, args.baseline_model_path, eval_data, tmp)
+        gated = args.mae_upper_bound is not None or (
+            bool(args.baseline_model_path) and args.max_mae_increase is not None)
+        blessed, reasons = verdict(analysis["validation_ok"], analysis["failed_thresholds"], analysis["overall"],
+                                   gated=gated, has_baseline=bool(args.baseline_model_path))
         result = {
             "rank": args.rank,
             "model_path": args.model_path,
             "baseline_model_path": args.baseline_model_path,
-            "blessed": analysis["blessed"],
+            "blessed": blessed,
+            "reasons": reasons,
             "failed_thresholds": analysis["failed_thresholds"],
             "thresholds": {"mae_upper_bound": args.mae_upper_bound,
                            "max_mae_increase": args.max_mae_increase if args.baseline_model_path else None},
@@ -174,12 +182,41 @@ def _run_tfma(config, model_path: str, baseline_path: str | None, eval_data: str
 
     validation = tfma.load_validation_result(output_path)
     return {
-        "blessed": bool(validation.validation_ok),
+        "validation_ok": bool(validation.validation_ok),
         "failed_thresholds": _failed_thresholds(validation),
         "overall": candidate[OVERALL],
         "slices": slices,
         "baseline": {"overall": baseline[OVERALL]} if OVERALL in baseline else None,
     }
+
+
+def verdict(validation_ok: bool, failed: list[dict], overall: dict, gated: bool,
+            has_baseline: bool) -> tuple[bool, list[str]]:
+    """(blessed, reasons): TFMA's validation where a gate applies, finite metrics always.
+
+    Without any gate TFMA reports `validation_ok: false` with no failure listed, so its
+    answer is not used then: a first model with finite metrics is blessed.
+    """
+    not_finite = [name for name in ("mae", "mse")
+                  if not (isinstance(overall.get(name), (int, float)) and math.isfinite(overall[name]))]
+    if not_finite:
+        values = ", ".join(f"{name}={overall.get(name)}" for name in not_finite)
+        return False, [f"overall metrics are not finite ({values}): the model cannot be served"]
+    if not gated:
+        why = ("no model serving yet and no MAE bound: a first model with finite metrics is blessed"
+               if not has_baseline else "no MAE bound and no allowed increase over the model serving: nothing to gate on")
+        return True, [why]
+    if validation_ok:
+        return True, ["passes every threshold"]
+    reasons = [_failure_reason(f) for f in failed]
+    return False, reasons or ["TFMA's validation failed without naming a threshold (see validations in the eval dir)"]
+
+
+def _failure_reason(failure: dict) -> str:
+    if failure["metric"].endswith("_diff"):
+        return (f"{failure['value']:+.6g} {failure['metric'].removesuffix('_diff')} on {failure['slice']}: worse than "
+                f"the model serving by more than allowed ({failure['threshold']})")
+    return f"{failure['metric']} on {failure['slice']} = {failure['value']:.6g}, required {failure['threshold']}"
 
 
 def _metrics_by_slice(eval_result) -> dict:
