@@ -23,9 +23,9 @@ OK = {"error_code": "OK", "error_message": ""}
 
 def in_process_scores(saved_model: Path, instances=INSTANCES) -> np.ndarray:
     """What the SavedModel itself answers, called through its signature in this process."""
-    signature = tf.saved_model.load(str(saved_model)).signatures["serving_raw"]
+    signature = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     _, specs = signature.structured_input_signature
-    tensors = {name: tf.constant([[i[name]] for i in instances], spec.dtype) for name, spec in specs.items()}
+    tensors = {name: tf.constant([i[name] for i in instances], spec.dtype) for name, spec in specs.items()}
     (output,) = signature(**tensors).values()
     return output.numpy()
 
@@ -61,37 +61,61 @@ def test_unknown_model_version_or_label_is_404(server):
     assert response.status_code == 404 and "error" in response.json()
 
 
-@pytest.mark.parametrize("as_list", [False, True], ids=["scalars", "one-element-lists"])
 @pytest.mark.parametrize("route", ["", "/versions/1"], ids=["default", "version"])
-def test_row_predictions_equal_the_saved_model_output(server, fixture_models, as_list, route):
-    instances = [{k: [v] if as_list else v for k, v in i.items()} for i in INSTANCES]
-    response = server.predict({"instances": instances}, route)
+def test_row_predictions_equal_the_saved_model_output(server, fixture_models, route):
+    # No signature_name: TF Serving's serving_default, the named raw features.
+    response = server.predict({"instances": INSTANCES}, route)
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
     expected = in_process_scores(fixture_models["v1"])
     assert np.asarray(predictions).shape == (2, 1)  # a list of [value] per instance, as TF Serving
     np.testing.assert_allclose(predictions, expected, rtol=1e-6)
     np.testing.assert_allclose(predictions, [[saved_models.expected_score(i, 1.0)] for i in INSTANCES])
+    named = server.predict({"signature_name": "serving_default", "instances": INSTANCES}, route)
+    assert named.json() == response.json()
 
 
-def test_b64_tf_examples_go_to_serving_default(server, fixture_models):
+def test_b64_tf_examples_go_to_from_examples_by_name_only(server, fixture_models):
     examples = [base64.b64encode(saved_models.serialized_example(i)).decode() for i in INSTANCES]
     expected = in_process_scores(fixture_models["v1"])
-    for body in ({"instances": [{"b64": e} for e in examples]},
-                 {"instances": [{"examples": {"b64": e}} for e in examples]},
-                 {"signature_name": "serving_default", "inputs": {"examples": [{"b64": e} for e in examples]}}):
+    for body in ({"signature_name": "from_examples", "instances": [{"b64": e} for e in examples]},
+                 {"signature_name": "from_examples", "instances": [{"examples": {"b64": e}} for e in examples]},
+                 {"signature_name": "from_examples", "inputs": {"examples": [{"b64": e} for e in examples]}},
+                 {"signature_name": "from_examples", "inputs": [{"b64": e} for e in examples]}):
         response = server.predict(body)
         assert response.status_code == 200, response.text
         (key,) = response.json()
         np.testing.assert_allclose(response.json()[key], expected, rtol=1e-6)
+    # Without signature_name, serving_default (three named inputs) gets them: TF Serving's errors.
+    response = server.predict({"instances": [{"b64": e} for e in examples]})
+    assert response.status_code == 400
+    assert response.json() == {"error": "input size does not match signature: 1!=3 len({colour}) != "
+                                        "len({colour,size,weight}). Sent extra: {}. Missing but required: "
+                                        "{size,weight}."}
+    response = server.predict({"instances": [{"examples": {"b64": e}} for e in examples]})
+    assert response.status_code == 400
+    assert response.json()["error"] == ("Failed to process element: 0 key: examples of 'instances' list. Error: "
+                                        "INVALID_ARGUMENT: JSON object: does not have named input: examples")
 
 
 def test_columnar_inputs_answer_outputs(server, fixture_models):
     inputs = {name: [i[name] for i in INSTANCES] for name in INSTANCES[0]}
-    response = server.predict({"signature_name": "serving_raw", "inputs": inputs})
+    response = server.predict({"inputs": inputs})
     assert response.status_code == 200, response.text
     assert list(response.json()) == ["outputs"]
     np.testing.assert_allclose(response.json()["outputs"], in_process_scores(fixture_models["v1"]), rtol=1e-6)
+    # TF Serving reads only the signature's inputs from a columnar object; the rest is ignored.
+    extra = server.predict({"inputs": {**inputs, "shoe_size": [44, 45]}})
+    assert extra.status_code == 200 and extra.json() == response.json()
+
+
+def test_the_readme_and_kubernetes_smoke_test_body_works(server):
+    # The body README.md shows and serving/kubernetes.py's smoke test sends: no signature_name.
+    body = {"instances": [{"size": 1.0, "weight": 1.0, "colour": "red"}]}
+    for route in ("", "/versions/1"):
+        response = server.predict(body, route)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": [[14.0]]}
 
 
 def test_body_without_json_content_type_is_parsed(server):
@@ -104,17 +128,25 @@ def test_body_without_json_content_type_is_parsed(server):
 
 
 @pytest.mark.parametrize("body, reason", [
-    ({"instances": [{**INSTANCES[0], "shoe_size": 44}]}, "shoe_size"),
-    ({"instances": [{"size": 1.0, "colour": "red"}]}, "weight"),
+    ({"instances": [{**INSTANCES[0], "shoe_size": 44}]},
+     "Failed to process element: 0 key: shoe_size of 'instances' list. Error: INVALID_ARGUMENT: JSON object: "
+     "does not have named input: shoe_size"),
+    ({"instances": [{"size": 1.0, "colour": "red"}]},
+     "Failed to process element: 0 of 'instances' list. JSON object: {\"size\":1.0,\"colour\":\"red\"} "
+     "must only have keys: colour,size,weight"),
+    ({"inputs": {"size": [1.0], "colour": ["red"]}}, "Missing named input: weight in 'inputs' object."),
     ({"instances": [{**INSTANCES[0], "size": "large"}]}, "size"),
     ({"instances": [{**INSTANCES[0], "colour": 3}]}, "colour"),
-    ({"instances": [{"b64": "not base64!"}]}, "examples"),
-    ({"instances": []}, "instances"),
-    ({"instances": INSTANCES, "inputs": {}}, "instances"),
-    ({"rows": INSTANCES}, "instances"),
-    ({"signature_name": "nope", "instances": INSTANCES}, "nope"),
-], ids=["unknown-feature", "missing-feature", "wrong-type", "number-for-string", "bad-b64", "empty",
-        "both-formats", "no-inputs", "unknown-signature"])
+    ({"instances": [{k: [v] for k, v in INSTANCES[0].items()}]}, "shape"),  # [None] inputs take scalars
+    ({"signature_name": "from_examples", "instances": [{"b64": "not base64!"}]}, "examples"),
+    ({"instances": []}, "No values in 'instances' array"),
+    ({"instances": [1.0, 2.0]}, "instances is a plain list, but expecting list of objects"),
+    ({"instances": INSTANCES, "inputs": {}}, "expecting only one of 'inputs' or 'instances' keys to exist"),
+    ({"rows": INSTANCES}, "Missing 'inputs' or 'instances' key"),
+    ({"signature_name": "nope", "instances": INSTANCES}, 'Serving signature name: "nope" not found in signature def'),
+    ({"signature_name": "serving_raw", "instances": INSTANCES}, '"serving_raw" not found'),
+], ids=["unknown-feature", "missing-feature", "missing-column", "wrong-type", "number-for-string", "list-per-scalar",
+        "bad-b64", "empty", "plain-list", "both-formats", "no-inputs", "unknown-signature", "no-guessed-signature"])
 def test_bad_input_is_400_with_error(server, body, reason):
     response = server.predict(body)
     assert response.status_code == 400, response.text
@@ -126,11 +158,11 @@ def test_metadata_lists_the_signatures(server):
     metadata = server.status("/metadata").json()
     assert metadata["model_spec"] == {"name": server.model_name, "signature_name": "", "version": "1"}
     signatures = metadata["metadata"]["signature_def"]["signature_def"]
-    assert set(signatures) == {"serving_default", "serving_raw"}
-    assert signatures["serving_raw"]["inputs"]["size"]["dtype"] == "DT_FLOAT"
-    assert signatures["serving_raw"]["inputs"]["colour"]["tensor_shape"]["dim"] == [
-        {"size": "-1", "name": ""}, {"size": "1", "name": ""}]
+    assert set(signatures) == {"serving_default", "from_examples"}
+    assert signatures["serving_default"]["inputs"]["size"]["dtype"] == "DT_FLOAT"
+    assert signatures["serving_default"]["inputs"]["colour"]["tensor_shape"]["dim"] == [{"size": "-1", "name": ""}]
     assert signatures["serving_default"]["outputs"]["score"]["dtype"] == "DT_FLOAT"
+    assert signatures["from_examples"]["inputs"]["examples"]["dtype"] == "DT_STRING"
 
 
 def test_listens_on_loopback_only(server):

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> dict:
         raise BadInput("--run-root", f"no prepared data: {eval_data} not found (run the prepare step first)")
 
     started = time.monotonic()
-    config = build_eval_config(spec.label, slice_features, has_baseline=bool(args.baseline_model_path),
+    config = build_eval_config(spec.label, spec.signature_key(spec.label), slice_features, has_baseline=bool(args.baseline_model_path),
                                mae_upper_bound=args.mae_upper_bound, max_mae_increase=args.max_mae_increase)
     out = eval_dir(args.run_root, args.rank)
     storage.remove_stale_temps(out)
@@ -123,7 +123,7 @@ def _slice_features(value: str | None, spec) -> list[str]:
     return names
 
 
-def build_eval_config(label: str, slice_features: list[str], has_baseline: bool,
+def build_eval_config(label: str, prediction_key: str, slice_features: list[str], has_baseline: bool,
                       mae_upper_bound: float | None, max_mae_increase: float | None):
     """A TFMA EvalConfig (tfma 0.52 does not export EvalConfig at the top level: use the proto)."""
     from tensorflow_model_analysis.proto import config_pb2
@@ -131,8 +131,9 @@ def build_eval_config(label: str, slice_features: list[str], has_baseline: bool,
     config = config_pb2.EvalConfig()
     models = [CANDIDATE, BASELINE] if has_baseline else [CANDIDATE]
     for name in models:
-        config.model_specs.add(name=name, label_key=label, prediction_key=label,
-                               signature_name="serving_default", is_baseline=name == BASELINE)
+        # TFMA feeds serialized tf.Examples: the export's `from_examples` signature takes them.
+        config.model_specs.add(name=name, label_key=label, prediction_key=prediction_key,
+                               signature_name="from_examples", is_baseline=name == BASELINE)
     config.slicing_specs.add()  # overall
     for feature in slice_features:
         config.slicing_specs.add(feature_keys=[feature])
