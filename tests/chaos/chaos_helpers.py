@@ -297,7 +297,8 @@ def saved_model_complete(path: Path) -> bool:
 # ---- serving -----------------------------------------------------------------------------------
 
 def serving_port(serving_root: Path, model_name: str) -> int | None:
-    record = read_json(serving_root / ".server" / f"{model_name}.port")
+    """The port of the serving root's model server (one server serves every model)."""
+    record = read_json(serving_root / ".server" / "server.json")
     return record["port"] if record else None
 
 

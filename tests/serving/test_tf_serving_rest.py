@@ -48,17 +48,20 @@ def test_model_status_has_tf_serving_shape(server):
     assert server.status("/versions/1").json() == expected
 
 
-def test_unknown_model_version_or_label_is_404(server):
-    for url in (f"{server.url}/v1/models/nope", f"{server.url}/v1/models/{server.model_name}/versions/7",
-                f"{server.url}/v1/models/{server.model_name}/labels/canary"):
+def test_unknown_model_or_version_is_404_and_unknown_label_400(server):
+    # TF Serving: NOT_FOUND for a model or version, INVALID_ARGUMENT for a label it does not know.
+    for url in (f"{server.url}/v1/models/nope", f"{server.url}/v1/models/{server.model_name}/versions/7"):
         response = requests.get(url, timeout=5)
         assert response.status_code == 404, url
         assert set(response.json()) == {"error"}
-    for route in ("/versions/7", "/labels/canary"):
-        response = server.predict({"instances": INSTANCES}, route)
-        assert response.status_code == 404 and "error" in response.json()
-    response = requests.post(f"{server.url}/v1/models/nope:predict", json={"instances": INSTANCES}, timeout=5)
+    response = requests.get(f"{server.url}/v1/models/{server.model_name}/labels/canary", timeout=5)
+    assert response.status_code == 400 and response.json() == {"error": "Unrecognized servable version label: canary"}
+    response = server.predict({"instances": INSTANCES}, "/versions/7")
     assert response.status_code == 404 and "error" in response.json()
+    response = server.predict({"instances": INSTANCES}, "/labels/canary")
+    assert response.status_code == 400 and response.json() == {"error": "Unrecognized servable version label: canary"}
+    response = requests.post(f"{server.url}/v1/models/nope:predict", json={"instances": INSTANCES}, timeout=5)
+    assert response.status_code == 404 and response.json() == {"error": "Servable not found for request: Latest(nope)"}
 
 
 @pytest.mark.parametrize("route", ["", "/versions/1"], ids=["default", "version"])
@@ -250,3 +253,51 @@ def listening_addresses(port: int) -> set[str]:
                 else:
                     addresses.add(address)
     return addresses
+
+
+def test_a_configured_model_without_stable_never_answers_on_the_default_route(start_server, fixture_models):
+    # A deployer's first version, untested or rejected: reachable by version only, never by default.
+    server = start_server()
+    server.set_labels()
+    server.add_version(1, fixture_models["v1"])
+    server.wait_state(1, "AVAILABLE")
+    response = server.predict({"instances": INSTANCES})
+    assert response.status_code == 404
+    assert response.json() == {"error": f"Servable not found for request: Latest({server.model_name})"}
+    assert server.predict({"instances": INSTANCES}, "/versions/1").status_code == 200
+    server.set_labels(stable=1)
+    wait_until(lambda: server.predict({"instances": INSTANCES}).status_code == 200, 30, "stable to serve")
+
+
+def test_one_server_serves_every_model_of_a_serving_root(tmp_path, fixture_models):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from serving_helpers import REPO, free_port
+
+    root = tmp_path / "root"
+    root.mkdir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([sys.executable, "-m", "tf_serving_rest", "--model-config-dir", str(root),
+                                "--port", str(port), "--poll-seconds", "0.2", "--instance-id", "nonce-1"],
+                               env=dict(os.environ, PYTHONPATH=str(REPO / "include" / "serving")),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: requests.get(f"{url}/tf-serving-rest/instance", timeout=1).json(), 120, "the server")
+        assert requests.get(f"{url}/tf-serving-rest/instance", timeout=5).json() == {"instance_id": "nonce-1"}
+        for name, model in (("first", "v1"), ("second", "v2")):  # models added while it runs
+            (root / f"{name}.config.json").write_text('{"version_labels": {"stable": 1}}')
+            (root / name).mkdir()
+            shutil.copytree(fixture_models[model], root / name / ".staging")
+            (root / name / ".staging").rename(root / name / "1")
+        for name, bias in (("first", 1.0), ("second", 2.0)):
+            response = wait_until(lambda: (r := requests.post(f"{url}/v1/models/{name}:predict",
+                                                              json={"instances": INSTANCES[:1]}, timeout=5)).ok and r,
+                                  60, f"model {name}")
+            assert response.json() == {"predictions": [[saved_models.expected_score(INSTANCES[0], bias)]]}
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -40,7 +40,9 @@ class TFServingREST:
         """`{"version", "state", "status"}` of one version (or of what a label points at); None if unknown."""
         route = f"/versions/{version}" if version is not None else f"/labels/{label}"
         response = self.http.get(self.model_path + route)
-        if response.status_code == 404:
+        # TF Serving: 404 for an unknown version, 400 "Unrecognized servable version label" for a label
+        if response.status_code == 404 or (response.status_code == 400 and label is not None
+                                           and "Unrecognized servable version label" in response.text):
             return None
         response.raise_for_status()
         return response.json()["model_version_status"][0]
