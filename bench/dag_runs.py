@@ -250,6 +250,8 @@ def overhead(stack: Stack, quick: bool) -> dict:
                   "sensor_done_after_chief_exit": r(ts(sensor["end_date"]) - chief[1], 1),
                   "wait_oracle_try": sensor["try_number"]}
     rest["airflow_only_tasks"] = sum(airflow_tasks.values())
+    deploy = next((t for t in tis if t["task_id"] == "serving.deploy_serving" and t["end_date"]), None)
+    deploy_seconds = r(ts(deploy["end_date"]) - ts(deploy["start_date"]), 2) if deploy else None
 
     tf_import = _timed("import tensorflow")
     python_start = _timed("pass")
@@ -267,6 +269,8 @@ def overhead(stack: Stack, quick: bool) -> dict:
         "startup_in_compute_seconds": r(startup, 1),  # processes x import tensorflow
         "data_loading_seconds": loading,
         "search_end_seconds": search_end,
+        # a new version loaded into the running model server, smoke-tested and promoted
+        "deploy_serving_seconds": deploy_seconds,
         "measured_startup_seconds": {s["task"]: s["process_startup"] for s in steps if "process_startup" in s},
     }
     print(f"\nOrchestration overhead of the demo run{' (quick conf)' if quick else ''}, {run['state']}:")
@@ -278,6 +282,8 @@ def overhead(stack: Stack, quick: bool) -> dict:
           f"wait_oracle (deferred to the triggerer) done {search_end['sensor_done_after_chief_exit']}s after the chief's exit "
           f"(its try {search_end['wait_oracle_try']})")
     print("  Airflow-only tasks: " + ", ".join(f"{k} {v}s" for k, v in figures["airflow_only_tasks_seconds"].items()))
+    print(f"  deploy_serving (new version into the running model server, smoke test, promotion): "
+          f"{deploy_seconds}s (target <= 3 s)")
     print(f"  inside the compute: {processes} x import tensorflow {figures['tensorflow_import_seconds']}s "
           f"(python alone {figures['python_start_seconds']}s) = {figures['startup_in_compute_seconds']}s; "
           f"data loading: diamonds read {loading['read_diamonds']}s, one pass over the TFRecords "

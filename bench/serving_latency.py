@@ -1,6 +1,6 @@
 """Benchmark 4: serving. Single-instance predict latency (p50, p99) and throughput of the local
 TF Serving stand-in (`python -m tf_serving_rest`), one request at a time and at concurrency 8
-for 10 s, beside the floor: the same SavedModel signature (`serving_raw`) called in-process.
+for 10 s, beside the floor: the same SavedModel signature (`serving_default`) called in-process.
 
 The SavedModel comes from `python -m trainer prepare` + `train` on a small diamonds sample
 (trainer venv). This script runs in the serving venv: the load generator (httpx, one
@@ -70,7 +70,7 @@ def measure_server(model_path: Path, instance: dict, workdir: Path, seconds: flo
                               env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "TF_CPP_MIN_LOG_LEVEL": "3",
                                    "PYTHONPATH": str(REPO / "include" / "serving")})
     url = f"http://127.0.0.1:{port}/v1/models/{MODEL}"
-    body = {"signature_name": "serving_raw", "instances": [instance]}
+    body = {"instances": [instance]}  # serving_default, as every client sends it
     try:
         def available():
             if server.poll() is not None:
@@ -109,9 +109,9 @@ def measure_server(model_path: Path, instance: dict, workdir: Path, seconds: flo
 def measure_floor(model_path: Path, instance: dict, seconds: float, seq_seconds: float) -> dict:
     import tensorflow as tf
 
-    signature = tf.saved_model.load(str(model_path)).signatures["serving_raw"]
-    specs = signature.structured_input_signature[1]
-    tensors = {k: tf.constant([[instance[k]]], dtype=s.dtype) for k, s in specs.items()}
+    signature = tf.saved_model.load(str(model_path)).signatures["serving_default"]
+    keys = signature._arg_keywords  # the SignatureDef's input keys, in the order of its inputs
+    tensors = {k: tf.constant([instance[k]], dtype=t.dtype) for k, t in zip(keys, signature.inputs)}
 
     def session():
         return lambda: [v.numpy() for v in signature(**tensors).values()]

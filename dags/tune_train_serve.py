@@ -124,6 +124,9 @@ def tune_train_serve():
     def serving_group():
         @task
         def select_model(evaluations) -> dict:
+            for evaluation in evaluations:
+                if evaluation:
+                    print(leaderboard.verdict_line(evaluation))
             try:
                 return leaderboard.select_blessed(list(evaluations))
             except leaderboard.NoCandidate as exc:
@@ -153,6 +156,7 @@ def tune_train_serve():
         path = ObjectStoragePath(plan["run_root"] if "://" in plan["run_root"] else f"file://{plan['run_root']}")
         path.mkdir(parents=True, exist_ok=True)
         (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        print(summary["outcome"])  # the run's last word: what serving changed, or why nothing did
         if summary["failed_steps"]:
             raise AirflowFailException(f"failed steps: {', '.join(summary['failed_steps'])} (summary in {path})")
         return summary

@@ -64,13 +64,14 @@ def main() -> int:
         if not e:
             print(f"  rank {rank}: no evaluation")
             continue
-        failed = "; ".join(f"{f['metric']} {f.get('value')} vs {f.get('threshold')}" for f in e["failed_thresholds"])
+        reasons = "; ".join(e.get("reasons") or [])
         print(f"  rank {rank}: MAE {e['overall']['mae']:.2f}  MSE {e['overall']['mse']:.0f}  "
-              f"{'BLESSED' if e['blessed'] else 'NOT blessed: ' + failed}  report: {e['report']}")
+              f"{'BLESSED' if e['blessed'] else 'NOT blessed'} ({reasons})  report: {e['report']}")
 
     deployed = client.xcom(run_id, "serving.deploy_serving")
     if not deployed:
-        print("\nNothing deployed (no blessed candidate, or the deployment failed).")
+        summary = client.xcom(run_id, "summarize") or {}
+        print(f"\n{summary.get('outcome') or 'Nothing deployed (no blessed candidate, or the deployment failed).'}")
         return 0 if state == "success" else 1
     print(f"\nServing {deployed['model_name']} version {deployed['version']}: the rank {deployed['candidate_rank']} "
           f"candidate, eval MAE {deployed['eval_mae']:.2f} (previous version: {deployed['previous_version']})\n"

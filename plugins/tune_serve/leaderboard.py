@@ -52,14 +52,34 @@ def top_n(trials: list[dict], n: int, direction: str) -> list[dict]:
             for rank, t in enumerate(ranked[:n])]
 
 
+def reasons(evaluation: dict) -> list[str]:
+    """Why a candidate was (not) blessed: the evaluate step's reasons, or its failed thresholds."""
+    given = [str(r) for r in evaluation.get("reasons") or [] if str(r).strip()]
+    if given:
+        return given
+    failed = [f"{f.get('metric')} {f.get('value')} vs {f.get('threshold')}" for f in evaluation.get("failed_thresholds") or []]
+    if failed or evaluation.get("blessed"):
+        return failed
+    return ["not blessed, and its evaluation gave no reason"]
+
+
+def verdict_line(evaluation: dict) -> str:
+    """`rank 0: blessed (reason)` / `rank 1: not blessed: reason; reason`, on one line."""
+    word = "blessed" if evaluation.get("blessed") else "not blessed"
+    return f"rank {evaluation.get('rank')}: {word}: {'; '.join(reasons(evaluation)) or '-'}"
+
+
+def nothing_deployed(evaluations: Iterable[Any]) -> str:
+    """One line: nothing is deployed, with each candidate's reason."""
+    evaluations = [e for e in evaluations if e]
+    why = " | ".join(f"rank {e.get('rank')}: {'; '.join(reasons(e))}" for e in evaluations)
+    return f"nothing deployed: no candidate was blessed ({why or 'no evaluation'})"
+
+
 def select_blessed(evaluations: Iterable[Any]) -> dict:
     """The blessed candidate with the lowest eval MAE (ties: better rank)."""
     evaluations = [e for e in evaluations if e]
     blessed = [e for e in evaluations if e.get("blessed")]
     if not blessed:
-        verdicts = "; ".join(
-            f"rank {e['rank']}: " + ", ".join(
-                f"{f.get('metric')} {f.get('value')} vs {f.get('threshold')}" for f in e.get("failed_thresholds", []))
-            for e in evaluations)
-        raise NoCandidate(f"no candidate was blessed, nothing is deployed ({verdicts or 'no evaluation'})")
+        raise NoCandidate(nothing_deployed(evaluations))
     return min(blessed, key=lambda e: (e["overall"]["mae"], e["rank"]))

@@ -90,11 +90,14 @@ def dag_params() -> dict[str, Param]:
                                         "Epochs without improvement of the objective before stopping.", train),
         "mae_upper_bound": Param(None, type=["null", "number"], exclusiveMinimum=0, title="MAE upper bound",
                                  section=evaluation,
-                                 description="A candidate with a larger eval MAE is not blessed. Empty: no bound."),
+                                 description="A candidate with a larger eval MAE is not blessed. Empty: no bound. "
+                                             "With no bound and no model serving yet, the first model is blessed "
+                                             "unless its metrics are not finite (NaN or infinite)."),
         "max_mae_increase": Param(0.0, type=["null", "number"], minimum=0, title="Max MAE increase over serving",
                                   section=evaluation,
                                   description="A candidate may be at most this much worse (absolute MAE) than the "
-                                              "model serving now. Empty: no comparison."),
+                                              "model serving now (0: no worse). Empty: no comparison. Every "
+                                              "candidate not blessed gets its reasons in the run's summary."),
         "model_name": Param("diamonds", type="string", pattern="^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$",
                             title="Model name", section=serving,
                             description="Name served by TF Serving (lowercase letters, digits and dashes)."),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tune_serve import task_ids
+from tune_serve import leaderboard, task_ids
 
 FAILED = {"failed", "upstream_failed"}
 # A tuner lost for good is survivable: its trials were handed to the others by the chief.
@@ -18,14 +18,26 @@ def failed_steps(states: dict[str, str | None]) -> list[str]:
 
 def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[str, str | None]) -> dict:
     lost_tuners = sorted(t for t, s in states.items() if task_ids.unmapped(t) == task_ids.TUNE and s in FAILED)
+    evaluations = [{**{k: e.get(k) for k in ("rank", "blessed", "failed_thresholds", "overall", "model_path",
+                                             "report")}, "reasons": leaderboard.reasons(e)}
+                   for e in (evaluations or []) if e]
     return {
         "run_id": plan["run_id"],
         "model_name": plan["model_name"],
         "leaderboard": top,
-        "evaluations": [{k: e.get(k) for k in ("rank", "blessed", "failed_thresholds", "overall",
-                                                "model_path", "report")}
-                        for e in (evaluations or []) if e],
+        "evaluations": evaluations,
         "deployed": deployed,
+        "outcome": outcome(deployed, evaluations),
         "lost_tuner_tasks": lost_tuners,
         "failed_steps": failed_steps(states),
     }
+
+
+def outcome(deployed: Any, evaluations: list[dict]) -> str:
+    """What the run changed in serving, in one line (the last line of `summarize`'s log)."""
+    if deployed:
+        return (f"deployed version {deployed.get('version')} of {deployed.get('model_name')} "
+                f"(candidate rank {deployed.get('candidate_rank')})")
+    if any(e.get("blessed") for e in evaluations):
+        return "nothing deployed: a candidate was blessed but its deployment did not complete (see serving.deploy_serving)"
+    return leaderboard.nothing_deployed(evaluations)

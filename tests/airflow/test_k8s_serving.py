@@ -126,7 +126,8 @@ def tf_serving(cluster: FakeCluster, prediction=1234.5) -> TFServingREST:
             return httpx.Response(200, json=status(state.labels[label])) if label in state.labels \
                 else httpx.Response(404, json={"error": f"Unrecognized servable version label: {label}"})
         if request.method == "POST" and path.endswith(":predict"):
-            assert json.loads(request.content)["signature_name"] == "serving_raw"
+            # TF Serving's serving_default, as the README's example: no signature_name, scalars
+            assert json.loads(request.content) == {"instances": [INSTANCE]}
             # TF Serving writes a diverged model's output as a bare NaN/Infinity
             return httpx.Response(200, content=json.dumps({"predictions": [[prediction]]}),
                                   headers={"content-type": "application/json"})
@@ -421,3 +422,21 @@ def test_publishing_on_object_storage_claims_the_version_before_copying_it_in(tm
     assert ObjectStoragePath(f"{base}/2/assets/source").read_text() == "remote"
     assert not ObjectStoragePath(f"{base}/1").exists() and not staged.exists()
     assert ks._create_if_absent(ObjectStoragePath(f"{base}/.versions/2")) is False
+
+
+def test_the_readme_example_and_the_smoke_tests_send_the_same_body():
+    """One body for every client: the README's curl example has the shape the smoke test sends
+    (row format, one scalar per feature, no signature_name: TF Serving's serving_default)."""
+    import re
+    from pathlib import Path
+
+    from tune_serve.serving.rest_client import predict_body
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [example] = re.findall(r"curl -d '(\{.*?\})'", readme)
+    body = json.loads(example)
+    [instance] = body["instances"]
+    assert body == predict_body([instance])
+    assert "signature_name" not in body
+    assert set(instance) == {"carat", "cut", "color", "clarity", "depth", "table", "x", "y", "z"}
+    assert all(not isinstance(v, (list, dict)) for v in instance.values())

@@ -41,3 +41,13 @@ def test_top_n_trains_each_hyperparameter_set_once():
               {"trial_id": "b", "objective": 1.0, "hyperparameters": dict(same)},  # Hyperband's next round
               {"trial_id": "c", "objective": 3.0, "hyperparameters": {"units": 16}}]
     assert [t["trial_id"] for t in top_n(trials, 2, "min")] == ["b", "c"]
+
+
+def test_select_blessed_names_each_candidates_reasons():
+    evals = [{"rank": 0, "blessed": False, "reasons": ["worse than the model serving"], "overall": {"mae": 1.0}},
+             {"rank": 1, "blessed": False, "failed_thresholds": [], "overall": {"mae": 2.0}}]
+    with pytest.raises(NoCandidate) as refused:
+        select_blessed(evals)
+    message = str(refused.value)
+    assert "rank 0: worse than the model serving" in message and "rank 1: " in message
+    assert "rank 1: ;" not in message and not message.endswith(": ")

@@ -297,7 +297,8 @@ def saved_model_complete(path: Path) -> bool:
 # ---- serving -----------------------------------------------------------------------------------
 
 def serving_port(serving_root: Path, model_name: str) -> int | None:
-    record = read_json(serving_root / ".server" / f"{model_name}.port")
+    """The port of the serving root's model server (one server serves every model)."""
+    record = read_json(serving_root / ".server" / "server.json")
     return record["port"] if record else None
 
 
@@ -311,10 +312,10 @@ class PredictionStream(threading.Thread):
 
     def __init__(self, base_url: str, model_name: str, instance: dict):
         super().__init__(daemon=True, name=f"stream:{model_name}")
-        from tune_serve.serving.rest_client import TFServingREST, row_instance
+        from tune_serve.serving.rest_client import TFServingREST
 
         self.server = TFServingREST(base_url, model_name, timeout=30)
-        self.rows = [row_instance(instance)]
+        self.rows = [instance]
         self.responses: list[tuple[float, bool, Any]] = []  # (sent at, ok, prediction or error)
         self._stop_event = threading.Event()
 
@@ -342,10 +343,10 @@ class PredictionStream(threading.Thread):
 
 
 def version_prediction(base_url: str, model_name: str, version: int, instance: dict):
-    from tune_serve.serving.rest_client import TFServingREST, row_instance
+    from tune_serve.serving.rest_client import TFServingREST
 
     with TFServingREST(base_url, model_name) as server:
-        response = server.predict([row_instance(instance)], version=version)
+        response = server.predict([instance], version=version)
         response.raise_for_status()
         return response.json()["predictions"][0]
 

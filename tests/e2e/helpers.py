@@ -23,9 +23,9 @@ def savedmodel_predict(model_dir: str, instance: dict) -> list[float]:
     """The SavedModel's own output for one raw instance, computed in the trainer environment."""
     code = (
         "import json, sys, tensorflow as tf\n"
-        "m = tf.saved_model.load(sys.argv[1]); f = m.signatures['serving_raw']\n"
-        "inst = json.loads(sys.argv[2]); spec = f.structured_input_signature[1]\n"
-        "feeds = {k: tf.constant([[inst[k]]], dtype=s.dtype) for k, s in spec.items()}\n"
+        "m = tf.saved_model.load(sys.argv[1]); f = m.signatures['serving_default']\n"
+        "inst = json.loads(sys.argv[2]); keys = f._arg_keywords\n"  # the SignatureDef's input keys
+        "feeds = {k: tf.constant([inst[k]], dtype=t.dtype) for k, t in zip(keys, f.inputs)}\n"
         "out = f(**feeds); print(json.dumps([float(v) for v in list(out.values())[0].numpy().ravel()]))\n"
     )
     out = subprocess.run([str(REPO / ".venv" / "trainer" / "bin" / "python"), "-c", code, model_dir,

@@ -73,6 +73,22 @@ def test_served_version_answers_like_the_savedmodel(happy_run):
     assert served[0] == pytest.approx(own, rel=1e-5)
 
 
+def test_the_readme_prediction_example_works_on_the_served_model(happy_run):
+    import json
+    import re
+    from pathlib import Path
+
+    client, _, run_id, _ = happy_run
+    deployed = client.xcom(run_id, "serving.deploy_serving")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [example] = re.findall(r"curl -d '(\{.*?\})'", readme)
+    response = httpx.post(deployed["url"], content=example, timeout=30)  # as curl -d sends it
+    assert response.status_code == 200, response.text
+    [[prediction]] = response.json()["predictions"]
+    assert prediction > 0
+    assert "signature_name" not in json.loads(example)
+
+
 def test_bad_conf_fails_first_task_and_changes_nothing(stack, happy_run):
     client, env, _, _ = happy_run
     before = tree(env["TUNE_SERVE_SERVING_ROOT"])

@@ -5,8 +5,9 @@ weights are fixed, so a prediction identifies the fixture: `score = size + 2*wei
 colour_bonus + bias`, with `bias` chosen per fixture (tests tell versions apart by it).
 `poison=True` makes every prediction NaN: a model that loads but must fail a smoke test.
 
-Exported like the trainer does (keras.export.ExportArchive): `serving_default` takes
-serialized tf.Example `examples`, `serving_raw` takes one [None, 1] tensor per feature.
+Exported like the trainer does (keras.export.ExportArchive): `serving_default` takes one
+[None] tensor per feature (what a REST client sends as `{"instances": [{"size": 1.5, ...}]}`),
+`from_examples` takes serialized tf.Example `examples`.
 
 Importable (serving venv) or run as a script, which the Airflow-side tests do:
     python tests/serving/saved_models.py OUT_DIR NAME:BIAS[:poison] ...
@@ -50,18 +51,18 @@ def build_model(bias: float, poison: bool = False) -> keras.Model:
 def export(model: keras.Model, path: str) -> str:
     archive = keras.export.ExportArchive()
     archive.track(model)
-    raw_spec = {name: tf.TensorSpec([None, 1], tf.float32, name=name) for name in NUMERIC}
-    raw_spec.update({name: tf.TensorSpec([None, 1], tf.string, name=name) for name in CATEGORICAL})
+    raw_spec = {name: tf.TensorSpec([None], tf.float32, name=name) for name in NUMERIC}
+    raw_spec.update({name: tf.TensorSpec([None], tf.string, name=name) for name in CATEGORICAL})
 
     def serve_examples(examples):
         return {LABEL: model(tf.io.parse_example(examples, FEATURE_SPEC), training=False)}
 
     def serve_raw(features):
-        return {LABEL: model(features, training=False)}
+        return {LABEL: model({name: tf.reshape(t, [-1, 1]) for name, t in features.items()}, training=False)}
 
-    archive.add_endpoint("serving_default", serve_examples,
+    archive.add_endpoint("serving_default", serve_raw, input_signature=[raw_spec])
+    archive.add_endpoint("from_examples", serve_examples,
                          input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    archive.add_endpoint("serving_raw", serve_raw, input_signature=[raw_spec])
     archive.write_out(path, verbose=False)
     return path
 

@@ -151,3 +151,54 @@ def test_a_vanished_version_is_unloaded(store):
     versions.poll_once()
     assert default_of(registry) == 1
     assert 2 not in states(versions)
+
+
+def test_a_model_in_the_config_is_served_only_through_its_stable_label(store):
+    # A deployer manages the model (its config file exists): an unlabelled or canary version
+    # is loaded so it can be tested by version, but the default route never serves it.
+    root, versions, registry = store
+    label(root)  # {"version_labels": {}}: the model is configured, nothing is stable yet
+    add(root, 1)
+    versions.poll_once()
+    assert states(versions) == {1: "AVAILABLE"}
+    assert default_of(registry) is None
+    with pytest.raises(ServableNotFound, match=r"Servable not found for request: Latest\(scorer\)"):
+        versions.registry_key()
+    label(root, canary=1)
+    versions.poll_once()
+    assert default_of(registry) is None
+    label(root, stable=1)
+    versions.poll_once()
+    assert default_of(registry) == 1 and versions.registry_key() == NAME
+
+
+def test_a_version_moved_aside_is_unloaded_and_the_model_is_absent(store):
+    root, versions, registry = store
+    label(root)
+    path = add(root, 1)
+    versions.poll_once()
+    os.rename(path, root / NAME / ".rejected-1")  # what a deployer does with a rejected version
+    versions.poll_once()
+    with pytest.raises(ServableNotFound, match="Could not find any versions of model scorer"):
+        versions.status()
+    assert registry.get_model(version_key(NAME, 1)) is None
+
+
+def test_a_serving_root_serves_every_configured_model(tmp_path):
+    from tf_serving_rest.versions import ModelSet
+
+    FakeVersion.loads = []
+    registry = ModelRepository()
+    models = ModelSet(tmp_path, registry, FakeVersion)
+    models.poll_once()
+    with pytest.raises(ServableNotFound, match="Could not find any versions of model scorer"):
+        models.get(NAME)
+    label(tmp_path, stable=1)
+    add(tmp_path, 1)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other.config.json").write_text(json.dumps({"version_labels": {}}))
+    models.poll_once()
+    assert default_of(registry) == 1
+    assert models.get("other").model_name == "other"
+    with pytest.raises(ServableNotFound):
+        models.get("../etc")

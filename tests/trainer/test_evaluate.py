@@ -111,3 +111,46 @@ def test_bad_evaluation_input_exits_2(flags, culprit, prepared, trained, capsys)
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and result is None and message.startswith(f"error: {culprit}:"), message
     assert not (Path(prepared["run_root"]) / "eval" / "8").exists()
+
+
+def test_a_first_model_without_thresholds_is_blessed_with_its_reason(prepared, trained):
+    # The trigger form's defaults: no MAE bound, max_mae_increase 0, nothing serving yet.
+    result = evaluate(prepared, trained["model_path"], 5, "--max-mae-increase", "0")
+    assert result["blessed"] is True and result["failed_thresholds"] == []
+    assert result["reasons"] and "no model serving" in result["reasons"][0]
+    report = Path(result["report"]).read_text()
+    assert "BLESSED" in report and "NOT BLESSED" not in report and "no model serving" in report
+
+
+def test_every_refusal_carries_a_reason_in_the_result_json_and_report(prepared, trained, weak_model):
+    worse = evaluate(prepared, weak_model, 6, "--baseline-model-path", trained["model_path"],
+                     "--max-mae-increase", "0")
+    assert worse["blessed"] is False and worse["reasons"]
+    assert "worse than the model serving" in worse["reasons"][0]
+    stored = json.loads((Path(prepared["run_root"]) / "eval" / "6" / "evaluation.json").read_text())
+    assert stored["reasons"] == worse["reasons"]
+    from html import escape
+
+    assert escape(worse["reasons"][0]) in Path(worse["report"]).read_text()
+
+
+@pytest.mark.parametrize("overall, blessed, reason", [
+    ({"mae": 1.0, "mse": 2.0}, True, "no model serving"),
+    ({"mae": float("nan"), "mse": 2.0}, False, "not finite"),
+    ({"mae": None, "mse": 2.0}, False, "not finite"),
+    ({"mae": 1.0, "mse": float("inf")}, False, "not finite"),
+])
+def test_verdict_without_a_gate_depends_only_on_finite_metrics(overall, blessed, reason):
+    from trainer.evaluation import verdict
+
+    decided, reasons = verdict(validation_ok=False, failed=[], overall=overall, gated=False, has_baseline=False)
+    assert decided is blessed and reason in reasons[0]
+
+
+def test_verdict_never_refuses_without_a_reason():
+    from trainer.evaluation import verdict
+
+    # TFMA said no but listed nothing: the refusal still says so.
+    decided, reasons = verdict(validation_ok=False, failed=[], overall={"mae": 1.0, "mse": 1.0}, gated=True,
+                               has_baseline=True)
+    assert decided is False and reasons

@@ -158,7 +158,7 @@ MORE_BAD_INPUTS = {
     "too few rows for the split": (["--source", "{tmp}/ok.csv", "--label", "rent", "--sample-rows", "2",
                                     "--eval-fraction", "0.1"], "--eval-fraction"),
     "unknown format": (["--source", "{tmp}/ok.json", "--label", "rent"], "ok.json"),
-    "feature name unusable as a signature key": (["--source", "{tmp}/spaces.csv", "--label", "rent"], "'floor area'"),
+    "column name with surrounding spaces": (["--source", "{tmp}/spaces.csv", "--label", "rent"], "' floor'"),
 }
 
 
@@ -167,7 +167,7 @@ def write_inputs(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "header.csv").write_text("rooms,rent\n")
     (tmp_path / "ok.json").write_text("{}")
-    (tmp_path / "spaces.csv").write_text("floor area,rent\n10,1\n20,2\n30,3\n")
+    (tmp_path / "spaces.csv").write_text('" floor",rent\n10,1\n20,2\n30,3\n')
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
@@ -204,3 +204,37 @@ def test_bundled_dataset_is_read_without_unpacking_into_home(tmp_path, monkeypat
     frame = _read_bundled("diamonds")
     assert frame.shape == (53940, 10) and "price" in frame.columns and frame.index[0] == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_column_names_as_csv_files_have_them_are_kept_and_mapped(tmp_path):
+    from trainer.featurespec import FeatureSpec
+
+    source = tmp_path / "names.csv"
+    pd.DataFrame({"Solar.R": [1.0, 2.0, 3.0, 4.0], "wind-speed": [3.0, 1.0, 2.0, 5.0],
+                  "floor area": [10.0, 20.0, 30.0, 40.0], "class": ["a", "b", "a", "b"],
+                  "Ozone": [1.0, 2.0, 3.0, 4.0]}).to_csv(source, index=False)
+    code, result = run_step("prepare", tmp_path / "run", "--source", str(source), "--label", "Ozone",
+                            "--eval-fraction", "0.25")
+    assert code == 0
+    spec = FeatureSpec.load(result["feature_spec"])
+    assert spec.feature_names == ["Solar.R", "wind-speed", "floor area", "class"]  # the original names
+    # Names TF allows as signature keys stay; Keras inputs need identifiers; a space fits neither.
+    assert result["name_mapping"] == {
+        "Solar.R": {"keras_input": "Solar_R", "signature_key": "Solar.R"},
+        "wind-speed": {"keras_input": "wind_speed", "signature_key": "wind-speed"},
+        "floor area": {"keras_input": "floor_area", "signature_key": "floor_area"},
+        "class": {"keras_input": "class_", "signature_key": "class"},
+    }
+    assert set(result["sample_instance"]) == {"Solar.R", "wind-speed", "floor_area", "class"}
+    assert set(read_records(Path(result["data_dir"]) / "train.tfrecord", spec)) == {*spec.feature_names, "Ozone"}
+
+
+def test_derived_keys_are_deterministic_and_never_collide():
+    from trainer.featurespec import FeatureSpec
+
+    stats = {"mean": 0.0, "variance": 1.0, "min": 0.0, "max": 1.0}
+    spec = FeatureSpec(label="y", numeric={"a.b": stats, "a_b": stats, "a-b": stats})
+    keys = [spec.keras_key(n) for n in spec.feature_names]
+    assert keys[1] == "a_b" and len(set(keys)) == 3  # the name that is already an identifier keeps it
+    again = FeatureSpec(label="y", numeric={"a.b": stats, "a_b": stats, "a-b": stats})
+    assert [again.keras_key(n) for n in again.feature_names] == keys

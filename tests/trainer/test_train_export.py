@@ -46,6 +46,13 @@ def test_train_result_and_artefacts(trained, prepared):
     assert not [p for p in out.iterdir() if ".tmp-" in p.name]
 
 
+def signature_def_inputs(model_path: str, signature: str = "serving_default") -> dict:
+    """The SignatureDef's inputs, as TF Serving reads them (what `saved_model_cli show` lists)."""
+    from tensorflow.python.saved_model import loader_impl
+
+    return dict(loader_impl.parse_saved_model(model_path).meta_graphs[0].signature_def[signature].inputs)
+
+
 def test_both_signatures_give_the_same_predictions(trained, prepared):
     import tensorflow as tf
 
@@ -53,22 +60,27 @@ def test_both_signatures_give_the_same_predictions(trained, prepared):
 
     spec = FeatureSpec.load(prepared["result"]["feature_spec"])
     loaded = tf.saved_model.load(trained["model_path"])
-    assert set(loaded.signatures) == {"serving_default", "serving_raw"}
+    # serving_default takes what a REST client sends without a signature name (named raw
+    # features, one scalar each); from_examples takes serialized tf.Examples (TFMA, batch).
+    assert set(loaded.signatures) == {"serving_default", "from_examples"}
+    inputs = signature_def_inputs(trained["model_path"])
+    assert set(inputs) == set(spec.feature_names)
+    assert all([d.size for d in i.tensor_shape.dim] == [-1] for i in inputs.values())
 
     records = eval_records(prepared, 16)
-    by_example = loaded.signatures["serving_default"](examples=tf.constant(records))["price"]
-    raw = tf.io.parse_example(records, spec.parse_spec())
-    by_raw = loaded.signatures["serving_raw"](**raw)["price"]
+    by_example = loaded.signatures["from_examples"](examples=tf.constant(records))["price"]
+    raw = {name: tf.reshape(t, [-1]) for name, t in tf.io.parse_example(records, spec.parse_spec()).items()}
+    by_raw = loaded.signatures["serving_default"](**raw)["price"]
     assert by_example.shape == (16, 1) and by_example.dtype == tf.float32
     np.testing.assert_allclose(by_example.numpy(), by_raw.numpy(), rtol=1e-6)
     assert len(np.unique(by_example.numpy())) > 1  # the rows really differ
 
     # The sample instances written by prepare are the first eval rows, as a client sends them.
     instances = json.loads((Path(prepared["result"]["data_dir"]) / "sample_instances.json").read_text())["instances"]
-    columns = {name: tf.constant([[row[name]] for row in instances],
+    columns = {name: tf.constant([row[name] for row in instances],
                                  dtype=tf.string if spec.is_categorical(name) else tf.float32)
                for name in spec.feature_names}
-    from_instances = loaded.signatures["serving_raw"](**columns)["price"]
+    from_instances = loaded.signatures["serving_default"](**columns)["price"]
     np.testing.assert_allclose(from_instances.numpy(), by_example.numpy()[: len(instances)], rtol=1e-5)
 
 
@@ -164,3 +176,84 @@ def test_sigkilled_train_resumes_from_its_last_epoch(prepared, tmp_path):
     assert (out / "saved_model" / "saved_model.pb").is_file()
     assert (out / "saved_model" / "variables" / "variables.index").is_file()
     assert not [p for p in out.iterdir() if ".tmp-" in p.name]
+
+
+AIRQUALITY_CSV = """Ozone,Solar.R,Wind,Temp,Month,Day
+41,190,7.4,67,5,1
+36,118,8,72,5,2
+12,149,12.6,74,5,3
+18,313,11.5,62,5,4
+,,14.3,56,5,5
+28,,14.9,66,5,6
+23,299,8.6,65,5,7
+19,99,13.8,59,5,8
+8,19,20.1,61,5,9
+,194,8.6,69,5,10
+7,,6.9,74,5,11
+16,256,9.7,69,5,12
+11,290,9.2,66,5,13
+14,274,10.9,68,5,14
+18,65,13.2,58,5,15
+14,334,11.5,64,5,16
+34,307,12,66,5,17
+6,78,18.4,57,5,18
+30,322,11.5,68,5,19
+11,44,9.7,62,5,20
+"""
+
+
+def test_airquality_names_from_prepare_to_a_rest_prediction(tmp_path):
+    """R's airquality shape (`Solar.R`): prepare, train, export, then a REST predict on the local
+    TF Serving stand-in with the original column names and no signature name."""
+    from conftest import REPO
+
+    source = tmp_path / "airquality.csv"
+    source.write_text(AIRQUALITY_CSV)
+    run_root = tmp_path / "runs" / "aq"
+    code, prepared = run_step("prepare", run_root, "--source", str(source), "--label", "Ozone",
+                              "--eval-fraction", "0.25")
+    assert code == 0
+    assert prepared["name_mapping"] == {"Solar.R": {"keras_input": "Solar_R", "signature_key": "Solar.R"}}
+    code, trained = run_step("train", run_root, "--rank", "0", "--epochs", "1", "--seed", "1",
+                             "--hyperparameters", json.dumps(TINY_HYPERPARAMETERS))
+    assert code == 0
+
+    # TF Serving matches request keys against the SignatureDef: the original names.
+    assert set(signature_def_inputs(trained["model_path"])) == {"Solar.R", "Wind", "Temp", "Month", "Day"}
+
+    serving_python = REPO / ".venv" / "serving" / "bin" / "python"
+    if not serving_python.exists():
+        pytest.skip("no serving environment (make envs)")
+    import shutil
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    base = tmp_path / "serving" / "aq"
+    base.mkdir(parents=True)
+    shutil.copytree(trained["model_path"], base / "1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(serving_python), "-m", "tf_serving_rest", "--model-name", "aq",
+                               "--model-base-path", str(base), "--port", str(port), "--poll-seconds", "0.2"],
+                              env={**os.environ, "PYTHONPATH": str(REPO / "include" / "serving")},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        body = json.dumps({"instances": [prepared["sample_instance"]]}).encode()
+        assert "Solar.R" in prepared["sample_instance"]
+        deadline, answer = time.monotonic() + 180, None
+        while time.monotonic() < deadline and answer is None:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models/aq:predict", data=body)
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    answer = json.loads(response.read())
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.5)
+        assert answer is not None, "the stand-in never answered"
+        [[prediction]] = answer["predictions"]
+        assert np.isfinite(prediction)
+    finally:
+        server.terminate()
+        server.wait(30)

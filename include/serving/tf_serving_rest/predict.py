@@ -10,30 +10,43 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from kserve.errors import InvalidInput
 
-DEFAULT_SIGNATURE = "serving_default"
-# The trainer's raw-feature signature (docs/contracts.md). TF Serving itself would send a
-# request without `signature_name` to serving_default, which takes serialized tf.Examples;
-# we send named raw features there instead, so {"instances": [{feature: value}]} just works.
-RAW_FEATURES_SIGNATURE = "serving_raw"
+DEFAULT_SIGNATURE = "serving_default"  # where TF Serving sends a request without "signature_name"
 
 
 class BadRequest(InvalidInput):
-    """The request does not fit the signature: HTTP 400 {"error": ...}, as TF Serving answers."""
+    """The request does not fit the signature: HTTP 400 {"error": ...}, as TF Serving answers.
+
+    Messages are TF Serving's own (tensorflow_serving/util/json_tensor.cc and
+    servables/tensorflow/predict_util.cc), so a client sees the same error locally.
+    """
 
 
 class ServingSignature:
-    """One signature of a loaded SavedModel, with its named inputs and outputs."""
+    """One signature of a loaded SavedModel, with its named inputs and outputs.
+
+    Input names are the SignatureDef's keys, which TF Serving matches requests against. A
+    restored signature function takes exactly those as keywords (`_arg_keywords`, in the order
+    of its flat inputs); `structured_input_signature` would show tf.function's Python
+    parameter names instead (`Solar_R` for the key `Solar.R`).
+    """
 
     def __init__(self, name: str, function):
         self.name = name
         self.function = function
-        _, self.inputs = function.structured_input_signature  # {input name: tf.TensorSpec}
+        keywords = getattr(function, "_arg_keywords", None)
+        if keywords:
+            self.inputs = {key: tf.TensorSpec(t.shape, t.dtype, name=key)
+                           for key, t in zip(keywords, function.inputs[:len(keywords)])}
+        else:  # a function that is not a restored signature: its parameters are its keys
+            _, specs = function.structured_input_signature
+            self.inputs = dict(specs)
         self.outputs = function.structured_outputs  # {output name: tf.TensorSpec}
 
     def __call__(self, tensors: dict[str, tf.Tensor]) -> dict[str, np.ndarray]:
@@ -46,92 +59,89 @@ class ServingSignature:
 
 def predict(signatures: dict[str, ServingSignature], body: Any) -> dict:
     if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    if ("instances" in body) == ("inputs" in body):
-        raise BadRequest("request must have exactly one of 'instances' (row format) or 'inputs' (columnar format)")
-    row_format = "instances" in body
-    values = _row_values if row_format else _columnar_values
-    payload = body["instances"] if row_format else body["inputs"]
-    signature = _select_signature(signatures, body.get("signature_name"), _named_inputs(payload, row_format))
-    tensors = {name: _to_tensor(name, spec, raw) for name, (spec, raw) in values(signature, payload).items()}
+        raise BadRequest("JSON Value: is not an object: Is not object")
+    requested = body.get("signature_name", DEFAULT_SIGNATURE)
+    if not isinstance(requested, str):
+        raise BadRequest("'signature_name' key must be a string")
+    if requested not in signatures:  # never a guess: TF Serving has no fallback either
+        raise BadRequest(f'Serving signature name: "{requested}" not found in signature def')
+    signature = signatures[requested]
+    if "instances" in body and "inputs" in body:
+        raise BadRequest("Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist")
+    if "instances" in body:
+        values, row_format = _row_values(signature, body["instances"]), True
+    elif "inputs" in body:
+        values, row_format = _columnar_values(signature, body["inputs"]), False
+    else:
+        raise BadRequest("Missing 'inputs' or 'instances' key")
+    _check_input_count(signature, set(values))
+    tensors = {name: _to_tensor(name, signature.inputs[name], raw) for name, raw in values.items()}
     outputs = signature(tensors)
     return {"predictions": _rows(outputs)} if row_format else {"outputs": _columns(outputs)}
 
 
-def _named_inputs(payload: Any, row_format: bool) -> set[str] | None:
-    """Input names the request uses, or None when it gives one unnamed input."""
-    if row_format:
-        if isinstance(payload, list) and payload and all(isinstance(i, dict) and not _is_b64(i) for i in payload):
-            return set().union(*payload)
-        return None
-    return set(payload) if isinstance(payload, dict) and not _is_b64(payload) else None
+def _is_object(value: Any) -> bool:
+    """A JSON object naming inputs (a {"b64": ...} object is a value, not a name map)."""
+    return isinstance(value, dict) and not _is_b64(value)
 
 
-def _select_signature(signatures, requested: str | None, names: set[str] | None) -> ServingSignature:
-    if requested is None:
-        requested = DEFAULT_SIGNATURE
-        default = signatures.get(DEFAULT_SIGNATURE)
-        if names is not None and RAW_FEATURES_SIGNATURE in signatures and (
-                default is None or not names <= set(default.inputs)):
-            requested = RAW_FEATURES_SIGNATURE
-    if requested not in signatures:
-        raise BadRequest(f"Serving signature name: \"{requested}\" not found in signature def "
-                           f"(has: {', '.join(sorted(signatures))})")
-    return signatures[requested]
-
-
-def _check_names(signature: ServingSignature, names: set[str]) -> None:
-    expected = set(signature.inputs)
-    if unknown := names - expected:
-        raise BadRequest(f"signature '{signature.name}' has no input(s) {_quoted(unknown)}; "
-                           f"its inputs are {_quoted(expected)}")
-    if missing := expected - names:
-        raise BadRequest(f"signature '{signature.name}' is missing input(s) {_quoted(missing)}")
-
-
-def _row_values(signature: ServingSignature, instances: Any) -> dict[str, tuple[tf.TensorSpec, list]]:
-    if not isinstance(instances, list) or not instances:
-        raise BadRequest("'instances' must be a non-empty list")
-    names = _named_inputs(instances, row_format=True)
-    if names is None:  # one unnamed input: each instance is its value
-        (name, spec), = _single_input(signature)
-        return {name: (spec, instances)}
+def _row_values(signature: ServingSignature, instances: Any) -> dict[str, list]:
+    if not isinstance(instances, list):
+        raise BadRequest("Excepting 'instances' to be an list/array")
+    if not instances:
+        raise BadRequest("No values in 'instances' array")
+    names = sorted(signature.inputs)
+    if not isinstance(instances[0], dict) and len(names) > 1:
+        raise BadRequest("instances is a plain list, but expecting list of objects as multiple input tensors "
+                         "required as per tensorinfo_map")
+    if not _is_object(instances[0]):  # each instance is the value of the (first) input
+        for index, instance in enumerate(instances):
+            if _is_object(instance):
+                raise BadRequest(f"Expecting value/list but got object at item {index} of input list")
+        return {names[0]: instances}
+    columns: dict[str, list] = {}
     for index, instance in enumerate(instances):
-        try:
-            _check_names(signature, set(instance))
-        except BadRequest as exc:
-            raise BadRequest(f"instance {index}: {exc}") from None
-    return {name: (spec, [instance[name] for instance in instances]) for name, spec in signature.inputs.items()}
+        if not _is_object(instance):
+            raise BadRequest(f"Expecting object but got list at item {index} of input list")
+        for name, value in instance.items():
+            if name not in signature.inputs:
+                raise BadRequest(f"Failed to process element: {index} key: {name} of 'instances' list. "
+                                 f"Error: INVALID_ARGUMENT: JSON object: does not have named input: {name}")
+            columns.setdefault(name, []).append(value)
+        if set(instance) != set(names):
+            raise BadRequest(f"Failed to process element: {index} of 'instances' list. JSON object: "
+                             f"{json.dumps(instance, separators=(',', ':'))} must only have keys: {','.join(names)}")
+    return columns
 
 
-def _columnar_values(signature: ServingSignature, inputs: Any) -> dict[str, tuple[tf.TensorSpec, Any]]:
-    if _named_inputs(inputs, row_format=False) is None:
-        (name, spec), = _single_input(signature)
-        return {name: (spec, inputs)}
-    _check_names(signature, set(inputs))
-    return {name: (spec, inputs[name]) for name, spec in signature.inputs.items()}
+def _columnar_values(signature: ServingSignature, inputs: Any) -> dict[str, Any]:
+    names = sorted(signature.inputs)
+    if not _is_object(inputs):
+        if len(names) > 1:
+            raise BadRequest("inputs is a plain value/list, but expecting an object as multiple input tensors "
+                             "required as per tensorinfo_map")
+        return {names[0]: inputs}
+    for name in names:  # keys the signature does not have are ignored, as TF Serving does
+        if name not in inputs:
+            raise BadRequest(f"Missing named input: {name} in 'inputs' object.")
+    return {name: inputs[name] for name in names}
 
 
-def _single_input(signature: ServingSignature):
-    if len(signature.inputs) != 1:
-        raise BadRequest(f"signature '{signature.name}' has {len(signature.inputs)} inputs "
-                           f"({_quoted(signature.inputs)}): give them by name")
-    return list(signature.inputs.items())
+def _check_input_count(signature: ServingSignature, sent: set[str]) -> None:
+    expected = set(signature.inputs)
+    if sent != expected:
+        raise BadRequest(
+            f"input size does not match signature: {len(sent)}!={len(expected)} len({{{','.join(sorted(sent))}}}) "
+            f"!= len({{{','.join(sorted(expected))}}}). Sent extra: {{{','.join(sorted(sent - expected))}}}. "
+            f"Missing but required: {{{','.join(sorted(expected - sent))}}}.")
 
 
 def _to_tensor(name: str, spec: tf.TensorSpec, value: Any) -> tf.Tensor:
-    """The JSON value as a tensor of the signature's dtype, batch first.
-
-    A trailing dimension of size 1 may be left out ({"size": 1.5} for a [None, 1] input),
-    as TF Serving clients commonly do for one-value-per-feature models.
-    """
+    """The JSON value as a tensor of the signature's dtype, batch first, of the signature's shape."""
     try:
         tensor = tf.constant(_decode_b64(value), dtype=spec.dtype)
     except (TypeError, ValueError, binascii.Error) as exc:
         raise BadRequest(f"input '{name}': not a {spec.dtype.name} tensor: {_first_line(exc)}") from None
-    if not spec.shape.is_compatible_with(tensor.shape) and spec.shape.rank == tensor.shape.rank + 1 \
-            and spec.shape[-1] == 1:
-        tensor = tf.expand_dims(tensor, -1)
     if not spec.shape.is_compatible_with(tensor.shape):
         raise BadRequest(f"input '{name}': shape {tensor.shape.as_list()} does not match the signature's "
                            f"{spec.shape.as_list()}")

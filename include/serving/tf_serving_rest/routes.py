@@ -7,8 +7,13 @@ the model's version status. So this router adds, with TF Serving's shapes:
 
     GET  /v1/models/{name}[/versions/{v}|/labels/{label}]            model status
     GET  /v1/models/{name}[/versions/{v}|/labels/{label}]/metadata   signature defs
+    POST /v1/models/{name}:predict                                    the default route
     POST /v1/models/{name}/versions/{v}:predict
     POST /v1/models/{name}/labels/{label}:predict
+    GET  /tf-serving-rest/instance                                    {"instance_id"}: who answers
+
+The default route is here too, so that a model without a servable default version answers
+TF Serving's 404 (`Servable not found for request: Latest(NAME)`) rather than KServe's.
 
 Predictions on a version or label go through KServe's own V1 predict handler (decoding,
 model readiness, pre/post-processing, metrics, error handlers) with that version's
@@ -26,12 +31,12 @@ from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.rest.v1_endpoints import V1Endpoints
 
 from .predict import BadRequest
-from .versions import ModelVersions, ServableNotFound
+from .versions import ModelSet, ServableNotFound, UnknownLabel
 
 log = logging.getLogger("kserve.tf_serving_rest")
 
 
-def install(app: FastAPI, versions: ModelVersions, dataplane: DataPlane) -> None:
+def install(app: FastAPI, models: ModelSet, dataplane: DataPlane, instance_id: str = "") -> None:
     """Add the TF Serving routes, and quiet handlers for the client errors they raise.
 
     KServe's handlers log every 404/400 at ERROR with a traceback; deployers poll version
@@ -39,8 +44,14 @@ def install(app: FastAPI, versions: ModelVersions, dataplane: DataPlane) -> None
     handler of the most specific exception class, so these win over KServe's for our
     subclasses of its ModelNotFound / InvalidInput, with the same {"error": ...} body.
     """
-    app.include_router(tf_serving_router(versions, dataplane))
+    app.include_router(tf_serving_router(models, dataplane))
+
+    @app.get("/tf-serving-rest/instance")
+    async def instance():
+        return {"instance_id": instance_id}
+
     app.add_exception_handler(ServableNotFound, _client_error(HTTPStatus.NOT_FOUND))
+    app.add_exception_handler(UnknownLabel, _client_error(HTTPStatus.BAD_REQUEST))
     app.add_exception_handler(BadRequest, _client_error(HTTPStatus.BAD_REQUEST))
 
 
@@ -52,60 +63,57 @@ def _client_error(status: HTTPStatus):
     return handler
 
 
-def tf_serving_router(versions: ModelVersions, dataplane: DataPlane) -> APIRouter:
+def tf_serving_router(models: ModelSet, dataplane: DataPlane) -> APIRouter:
     kserve_v1 = V1Endpoints(dataplane)
     router = APIRouter(prefix="/v1/models", tags=["TF Serving"])
 
-    def check_model(model_name: str) -> None:
-        if model_name != versions.model_name:
-            raise ServableNotFound(f"Could not find any versions of model {model_name}")
-
-    def parse_version(version: str) -> int:
+    def parse_version(model_name: str, version: str) -> int:
         if not version.isdigit():
-            raise ServableNotFound(f"Could not find version {version} of model {versions.model_name}")
+            raise ServableNotFound(f"Could not find version {version} of model {model_name}")
         return int(version)
 
-    def status_json(**selector) -> dict:
-        return {"model_version_status": [s.as_json() for s in versions.status(**selector)]}
+    def status_json(model_name: str, **selector) -> dict:
+        return {"model_version_status": [s.as_json() for s in models.get(model_name).status(**selector)]}
 
     @router.get("/{model_name}")
     async def model_status(model_name: str):
-        check_model(model_name)
-        return status_json()
+        return status_json(model_name)
 
     @router.get("/{model_name}/versions/{version}")
     async def version_status(model_name: str, version: str):
-        check_model(model_name)
-        return status_json(version=parse_version(version))
+        return status_json(model_name, version=parse_version(model_name, version))
 
     @router.get("/{model_name}/labels/{label}")
     async def label_status(model_name: str, label: str):
-        check_model(model_name)
-        return status_json(label=label)
+        return status_json(model_name, label=label)
 
     @router.get("/{model_name}/metadata")
     async def model_metadata(model_name: str):
-        check_model(model_name)
-        return versions.loaded().metadata()
+        return models.get(model_name).loaded().metadata()
 
     @router.get("/{model_name}/versions/{version}/metadata")
     async def version_metadata(model_name: str, version: str):
-        check_model(model_name)
-        return versions.loaded(version=parse_version(version)).metadata()
+        return models.get(model_name).loaded(version=parse_version(model_name, version)).metadata()
 
     @router.get("/{model_name}/labels/{label}/metadata")
     async def label_metadata(model_name: str, label: str):
-        check_model(model_name)
-        return versions.loaded(label=label).metadata()
+        return models.get(model_name).loaded(label=label).metadata()
+
+    @router.post("/{model_name}:predict", response_model=None)
+    async def default_predict(model_name: str, request: Request):
+        try:
+            versions = models.get(model_name)
+        except ServableNotFound:
+            raise ServableNotFound(f"Servable not found for request: Latest({model_name})") from None
+        return await kserve_v1.predict(versions.registry_key(), request)
 
     @router.post("/{model_name}/versions/{version}:predict", response_model=None)
     async def version_predict(model_name: str, version: str, request: Request):
-        check_model(model_name)
-        return await kserve_v1.predict(versions.registry_key(version=parse_version(version)), request)
+        versions = models.get(model_name)
+        return await kserve_v1.predict(versions.registry_key(version=parse_version(model_name, version)), request)
 
     @router.post("/{model_name}/labels/{label}:predict", response_model=None)
     async def label_predict(model_name: str, label: str, request: Request):
-        check_model(model_name)
-        return await kserve_v1.predict(versions.registry_key(label=label), request)
+        return await kserve_v1.predict(models.get(model_name).registry_key(label=label), request)
 
     return router

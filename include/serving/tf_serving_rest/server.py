@@ -11,7 +11,7 @@ from kserve.model_repository import ModelRepository
 from kserve.model_server import app
 
 from . import routes
-from .versions import ModelVersions, log
+from .versions import ModelSet, ModelVersions, log
 
 
 class BoundModelServer(ModelServer):
@@ -31,22 +31,27 @@ class BoundModelServer(ModelServer):
         super().setup_event_loop()
 
 
-def serve(model_name: str, base_path: Path, config_path: Path, host: str, port: int,
-          poll_seconds: float) -> None:
+def serve(model_name: str | None, base_path: Path | None, config_path: Path | None, host: str, port: int,
+          poll_seconds: float, config_dir: Path | None = None, instance_id: str = "") -> None:
     registry = ModelRepository()
     server = BoundModelServer(host, http_port=port, registered_models=registry, enable_grpc=False,
                               workers=1, enable_latency_logging=False)
-    versions = ModelVersions(model_name, base_path, config_path, registry)
-    routes.install(app, versions, server.dataplane)
+    if config_dir is not None:
+        models = ModelSet(config_dir, registry)
+        what = f"every model configured in {config_dir}"
+    else:
+        models = ModelSet.single(ModelVersions(model_name, base_path, config_path, registry))
+        what = f"{model_name} from {base_path} (labels: {config_path})"
+    routes.install(app, models, server.dataplane, instance_id)
     # KServe logs two timing lines per request at INFO; the access log already has one.
     logging.getLogger("kserve.trace").setLevel(logging.WARNING)
     # KServe 0.21 answers with FastAPI's ORJSONResponse, which FastAPI deprecates: not ours to fix.
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
-    log.info("serving %s from %s (labels: %s) on http://%s:%d", model_name, base_path, config_path, host, port)
+    log.info("serving %s on http://%s:%d", what, host, port)
     # Versions load in the background, like TF Serving's file system poller: the server is
     # live at once and reports each version's state on GET /v1/models/{name}.
     stop = threading.Event()
-    threading.Thread(target=versions.run_forever, args=(poll_seconds, stop), name="version-poller",
+    threading.Thread(target=models.run_forever, args=(poll_seconds, stop), name="version-poller",
                      daemon=True).start()
     try:
         server.start([])  # no model yet; the poller registers versions as they load

@@ -5,8 +5,11 @@ Mirrors TF Serving's model manager for a single model base path:
   so writers stage a copy under a dotted name and rename it into place);
 - the poller loads the versions that labels point at, the newest one (so a deployer can test
   it before labelling it) and the one serving by default; others are unloaded (memory);
-- the default route serves the `stable` label's version once it is AVAILABLE; without a
-  `stable` label, the highest AVAILABLE version (TF Serving's latest policy);
+- the default route serves the `stable` label's version once it is AVAILABLE. A model whose
+  config file exists is managed by a deployer: without a `stable` label it has no default
+  route (404), so an untested or rejected version never answers a client. Only versions put
+  there by hand, with no config file at all, get TF Serving's latest policy (the highest
+  AVAILABLE version);
 - a version that fails to load is reported END with its error and never served; it is
   retried only if its directory changes.
 
@@ -40,6 +43,10 @@ class ServableNotFound(ModelNotFound):
 
     def __init__(self, reason: str):
         self.reason = reason
+
+
+class UnknownLabel(ServableNotFound):
+    """TF Serving answers an unknown version label with INVALID_ARGUMENT: HTTP 400, not 404."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ class ModelVersions:
         self._labels: dict[str, int] = {}
         self._default: int | None = None
         self._config_error: str | None = None
+        self._managed = False  # a config file exists: the default route is the stable label only
 
     # ---- queries (request threads) -------------------------------------------------------
 
@@ -103,8 +111,13 @@ class ModelVersions:
             return [self._status[version]]
 
     def registry_key(self, version: int | None = None, label: str | None = None) -> str:
-        """Key of an AVAILABLE version in KServe's registry, for a predict request."""
+        """Key of an AVAILABLE version in KServe's registry, for a predict request; without a
+        version or label, the default route's key."""
         with self._lock:
+            if version is None and label is None:
+                if self._default is None:
+                    raise ServableNotFound(f"Servable not found for request: Latest({self.model_name})")
+                return self.model_name
             version = self._version_for(version, label)
             if version not in self._loaded:
                 raise ServableNotFound(f"Servable not found for request: Specific({self.model_name}, {version})")
@@ -125,7 +138,7 @@ class ModelVersions:
         if label is None:
             return version
         if label not in self._labels:
-            raise ServableNotFound(f"Unrecognized servable version label: {label} (model {self.model_name})")
+            raise UnknownLabel(f"Unrecognized servable version label: {label}")
         return self._labels[label]
 
     # ---- polling (one background thread) ---------------------------------------------------
@@ -150,6 +163,7 @@ class ModelVersions:
         self._unload_all_but(set(self._wanted(on_disk, labels)))  # the default may have moved
 
     def _read_labels(self) -> dict[str, int]:
+        self._managed = self.config_path.exists()
         try:
             labels = read_version_labels(self.config_path)
         except (ValueError, OSError) as exc:  # a half-edited file: keep the labels we had
@@ -192,7 +206,7 @@ class ModelVersions:
             default = stable
         elif stable is not None and self._default in self._loaded:
             default = self._default  # stable not servable (yet): keep serving what we serve
-        elif stable is None and self._loaded:
+        elif stable is None and self._loaded and not self._managed:
             default = max(self._loaded)
         else:
             default = None
@@ -233,3 +247,73 @@ class ModelVersions:
     def _set_status(self, status: VersionStatus) -> None:
         with self._lock:
             self._status[status.version] = status
+
+
+class ModelSet:
+    """Every model of a serving root, as TF Serving's model config lists them.
+
+    A model `NAME` is served once its config file `{root}/NAME.config.json` exists (a deployer
+    writes it before the first version, as it would add the model to TF Serving's
+    `model_config_list`), from the base path `{root}/NAME`. Re-read on every poll, like TF
+    Serving's `--model_config_file_poll_wait_seconds`.
+    """
+
+    SUFFIX = ".config.json"
+
+    def __init__(self, root: Path, registry: ModelRepository,
+                 load_version: Callable[[str, int, Path], SavedModelVersion] = SavedModelVersion):
+        self.root = Path(root)
+        self._registry = registry
+        self._load_version = load_version
+        self._models: dict[str, ModelVersions] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def single(cls, versions: ModelVersions) -> "ModelSet":
+        """One model from an explicit base path and config file (`--model-base-path`)."""
+        models = cls(versions.base_path.parent, versions._registry)
+        models._models[versions.model_name] = versions
+        models._fixed = True
+        return models
+
+    _fixed = False
+
+    def get(self, model_name: str) -> ModelVersions:
+        with self._lock:
+            versions = self._models.get(model_name)
+        if versions is None:
+            raise ServableNotFound(f"Could not find any versions of model {model_name}")
+        return versions
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._models)
+
+    def poll_once(self) -> None:
+        if not self._fixed:
+            self._discover()
+        with self._lock:
+            models = list(self._models.values())
+        for versions in models:
+            try:
+                versions.poll_once()
+            except Exception:  # one model's trouble never stops the others from being served
+                log.exception("polling model %s failed", versions.model_name)
+
+    def run_forever(self, poll_seconds: float, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.poll_once()
+            stop.wait(poll_seconds)
+
+    def _discover(self) -> None:
+        try:
+            configs = [p for p in self.root.iterdir() if p.name.endswith(self.SUFFIX) and not p.name.startswith(".")]
+        except FileNotFoundError:
+            return
+        for config in configs:
+            name = config.name[:-len(self.SUFFIX)]
+            if name and name not in self._models:
+                log.info("model %s added from %s", name, config)
+                with self._lock:
+                    self._models[name] = ModelVersions(name, self.root / name, config, self._registry,
+                                                       self._load_version)

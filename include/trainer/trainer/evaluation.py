@@ -1,12 +1,15 @@
 """Step `evaluate`: TFMA on the eval split, thresholds, the blessing, and an HTML report.
 
 The candidate (and the baseline — the model serving now — when given) are scored through
-their `serving_default` signature on `{run_root}/data/eval.tfrecord`: ExampleCount, MAE and
-MSE overall and per value of each slice feature. The blessing is TFMA's validation result:
+their `from_examples` signature on `{run_root}/data/eval.tfrecord`: ExampleCount, MAE and
+MSE overall and per value of each slice feature. The blessing (`verdict`):
+- overall metrics that are not finite (NaN, infinite, missing) never pass;
 - `--mae-upper-bound B`: overall MAE <= B;
-- `--max-mae-increase D` (with a baseline): overall MAE <= baseline MAE + D.
+- `--max-mae-increase D` (with a baseline, the model serving now): overall MAE <= baseline MAE + D;
+- neither gate applies (no bound, and no model serving yet or no increase given): blessed.
 Thresholds gate on the overall slice; per-slice numbers are reported, not gated (a slice of
-a dozen rows is too noisy to block a release).
+a dozen rows is too noisy to block a release). Every verdict carries `reasons`: at least
+one sentence, and always one for a refusal.
 
 Writes `{run_root}/eval/{rank}/` whole (temporary directory, then swapped in): TFMA output,
 `report.html`, `evaluation.json`.
@@ -48,18 +51,23 @@ def run(args: EvaluateArgs) -> dict:
         raise BadInput("--run-root", f"no prepared data: {eval_data} not found (run the prepare step first)")
 
     started = time.monotonic()
-    config = build_eval_config(spec.label, slice_features, has_baseline=bool(args.baseline_model_path),
+    config = build_eval_config(spec.label, spec.signature_key(spec.label), slice_features, has_baseline=bool(args.baseline_model_path),
                                mae_upper_bound=args.mae_upper_bound, max_mae_increase=args.max_mae_increase)
     out = eval_dir(args.run_root, args.rank)
     storage.remove_stale_temps(out)
     tmp = storage.temp_name(out)
     try:
         analysis = _run_tfma(config, args.model_path, args.baseline_model_path, eval_data, tmp)
+        gated = args.mae_upper_bound is not None or (
+            bool(args.baseline_model_path) and args.max_mae_increase is not None)
+        blessed, reasons = verdict(analysis["validation_ok"], analysis["failed_thresholds"], analysis["overall"],
+                                   gated=gated, has_baseline=bool(args.baseline_model_path))
         result = {
             "rank": args.rank,
             "model_path": args.model_path,
             "baseline_model_path": args.baseline_model_path,
-            "blessed": analysis["blessed"],
+            "blessed": blessed,
+            "reasons": reasons,
             "failed_thresholds": analysis["failed_thresholds"],
             "thresholds": {"mae_upper_bound": args.mae_upper_bound,
                            "max_mae_increase": args.max_mae_increase if args.baseline_model_path else None},
@@ -103,7 +111,7 @@ def _slice_features(value: str | None, spec) -> list[str]:
     return names
 
 
-def build_eval_config(label: str, slice_features: list[str], has_baseline: bool,
+def build_eval_config(label: str, prediction_key: str, slice_features: list[str], has_baseline: bool,
                       mae_upper_bound: float | None, max_mae_increase: float | None):
     """A TFMA EvalConfig (tfma 0.52 does not export EvalConfig at the top level: use the proto)."""
     from tensorflow_model_analysis.proto import config_pb2
@@ -111,8 +119,9 @@ def build_eval_config(label: str, slice_features: list[str], has_baseline: bool,
     config = config_pb2.EvalConfig()
     models = [CANDIDATE, BASELINE] if has_baseline else [CANDIDATE]
     for name in models:
-        config.model_specs.add(name=name, label_key=label, prediction_key=label,
-                               signature_name="serving_default", is_baseline=name == BASELINE)
+        # TFMA feeds serialized tf.Examples: the export's `from_examples` signature takes them.
+        config.model_specs.add(name=name, label_key=label, prediction_key=prediction_key,
+                               signature_name="from_examples", is_baseline=name == BASELINE)
     config.slicing_specs.add()  # overall
     for feature in slice_features:
         config.slicing_specs.add(feature_keys=[feature])
@@ -162,12 +171,41 @@ def _run_tfma(config, model_path: str, baseline_path: str | None, eval_data: str
 
     validation = tfma.load_validation_result(output_path)
     return {
-        "blessed": bool(validation.validation_ok),
+        "validation_ok": bool(validation.validation_ok),
         "failed_thresholds": _failed_thresholds(validation),
         "overall": candidate[OVERALL],
         "slices": slices,
         "baseline": {"overall": baseline[OVERALL]} if OVERALL in baseline else None,
     }
+
+
+def verdict(validation_ok: bool, failed: list[dict], overall: dict, gated: bool,
+            has_baseline: bool) -> tuple[bool, list[str]]:
+    """(blessed, reasons): TFMA's validation where a gate applies, finite metrics always.
+
+    Without any gate TFMA reports `validation_ok: false` with no failure listed, so its
+    answer is not used then: a first model with finite metrics is blessed.
+    """
+    not_finite = [name for name in ("mae", "mse")
+                  if not (isinstance(overall.get(name), (int, float)) and math.isfinite(overall[name]))]
+    if not_finite:
+        values = ", ".join(f"{name}={overall.get(name)}" for name in not_finite)
+        return False, [f"overall metrics are not finite ({values}): the model cannot be served"]
+    if not gated:
+        why = ("no model serving yet and no MAE bound: a first model with finite metrics is blessed"
+               if not has_baseline else "no MAE bound and no allowed increase over the model serving: nothing to gate on")
+        return True, [why]
+    if validation_ok:
+        return True, ["passes every threshold"]
+    reasons = [_failure_reason(f) for f in failed]
+    return False, reasons or ["TFMA's validation failed without naming a threshold (see validations in the eval dir)"]
+
+
+def _failure_reason(failure: dict) -> str:
+    if failure["metric"].endswith("_diff"):
+        return (f"{failure['value']:+.6g} {failure['metric'].removesuffix('_diff')} on {failure['slice']}: worse than "
+                f"the model serving by more than allowed ({failure['threshold']})")
+    return f"{failure['metric']} on {failure['slice']} = {failure['value']:.6g}, required {failure['threshold']}"
 
 
 def _metrics_by_slice(eval_result) -> dict:

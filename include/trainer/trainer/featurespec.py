@@ -25,16 +25,55 @@ from trainer.errors import BadInput
 STAT_KEYS = ("mean", "variance", "min", "max")
 TOP_LEVEL_KEYS = ("label", "numeric", "categorical", "label_stats")
 
-# Feature names become Keras input names and SavedModel signature keys; TF silently
-# rewrites any other name (`a-b` → `a_b`), which would break clients sending `a-b`.
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-NAME_RULE = "must start with a letter, contain only letters, digits and '_', and not be a Python keyword"
+# Column names are kept as CSV files have them (`Solar.R`, `a-b`): they are the keys of the
+# tf.Examples, the feature spec, the report and the serving signature's inputs. Two derived
+# keys exist because not every string can be everything:
+# - a Keras input key (`keras_key`): a Python identifier, as tf.function parameter names must
+#   be (TF would otherwise rename `a-b` to `a_b` itself, silently);
+# - a signature key (`signature_key`): the name itself when it is a valid TF op name (letters,
+#   digits, '.', '_', '-'; the TensorSpec name becomes the SignatureDef key), else the Keras key.
+# Both are deterministic given the spec's names; `name_mapping()` lists the ones that differ.
+_OP_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-]*$")
+_MAX_NAME = 200
+NAME_RULE = f"must be a non-empty column name of at most {_MAX_NAME} characters without control characters"
 
 
 def check_name(field_name: str, name: Any) -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
-        raise BadInput(field_name, f"{name!r} is not a usable feature name: {NAME_RULE}")
+    if not isinstance(name, str) or not name or len(name) > _MAX_NAME or name != name.strip() \
+            or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise BadInput(field_name, f"{name!r} is not a usable feature name: {NAME_RULE} "
+                                   "(and no leading or trailing spaces)")
     return name
+
+
+def _identifier(name: str) -> str:
+    key = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not key[0].isalpha():
+        key = f"f_{key}"
+    return f"{key}_" if keyword.iskeyword(key) else key
+
+
+def _short_hash(name: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:6]
+
+
+def derived_keys(names: list[str], valid, derive) -> dict[str, str]:
+    """{name: key}: the name itself when `valid(name)`, else `derive(name)`; a key taken by an
+    earlier name gets a short hash of its own name appended (the same names always map alike)."""
+    keys: dict[str, str] = {}
+    taken = {n for n in names if valid(n)}
+    for name in names:
+        if valid(name):
+            keys[name] = name
+            continue
+        key = derive(name)
+        if key in taken or key in keys.values():
+            key = f"{key}_{_short_hash(name)}"
+        keys[name] = key
+        taken.add(key)
+    return keys
 
 
 @dataclass
@@ -68,14 +107,38 @@ class FeatureSpec:
             spec[self.label] = tf.io.FixedLenFeature([1], tf.float32)
         return spec
 
-    def raw_signature(self) -> dict:
-        """TensorSpecs of the `serving_raw` signature: one [None, 1] tensor per feature."""
+    def _all_names(self) -> list[str]:
+        return [*self.feature_names, self.label]
+
+    def keras_key(self, name: str) -> str:
+        """The Keras input (and layer) name of a feature or the label: a Python identifier."""
+        return derived_keys(self._all_names(), lambda n: n.isidentifier() and not keyword.iskeyword(n) and n.isascii(),
+                            _identifier)[name]
+
+    def signature_key(self, name: str) -> str:
+        """The serving signature's key of a feature (input) or the label (output)."""
+        return derived_keys(self._all_names(), lambda n: bool(_OP_NAME.match(n)), _identifier)[name]
+
+    def name_mapping(self) -> dict[str, dict]:
+        """{original name: {"keras_input", "signature_key"}} for every name a key differs from."""
+        return {name: {"keras_input": self.keras_key(name), "signature_key": self.signature_key(name)}
+                for name in self._all_names()
+                if (self.keras_key(name), self.signature_key(name)) != (name, name)}
+
+    def to_keras_inputs(self, features: dict) -> dict:
+        """Tensors keyed by original feature name -> keyed by Keras input name."""
+        return {self.keras_key(name): features[name] for name in self.feature_names}
+
+    def serving_signature(self) -> dict:
+        """TensorSpecs of `serving_default`: one [None] tensor per feature (one scalar per
+        instance, as REST clients send), keyed and named by signature key."""
         import tensorflow as tf
 
-        return {
-            name: tf.TensorSpec([None, 1], tf.string if self.is_categorical(name) else tf.float32, name=name)
-            for name in self.feature_names
-        }
+        specs = {}
+        for name in self.feature_names:
+            key = self.signature_key(name)
+            specs[key] = tf.TensorSpec([None], tf.string if self.is_categorical(name) else tf.float32, name=key)
+        return specs
 
     # -- (de)serialisation ---------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The tabular regression model shared by tuning and training.
 
-One `keras.Input` per feature (shape (1,), named as the feature): numeric features are
+One `keras.Input` per feature (shape (1,), named by the spec's Keras key of the feature): numeric features are
 normalised with the train-split statistics of the feature spec, categorical features are
 one-hot encoded with its vocabulary (index 0 = out of vocabulary). A Dense/Dropout stack
 follows, and a single output named as the label.
@@ -56,13 +56,15 @@ def build_model(values: Mapping[str, Any], spec: FeatureSpec):
     hp = resolve_hyperparameters(values)
     inputs, encoded = {}, []
     for name, stats in spec.numeric.items():
-        inputs[name] = keras.Input(shape=(1,), name=name, dtype="float32")
-        norm = keras.layers.Normalization(mean=stats["mean"], variance=stats["variance"], name=f"normalize_{name}")
-        encoded.append(norm(inputs[name]))
+        key = spec.keras_key(name)
+        inputs[key] = keras.Input(shape=(1,), name=key, dtype="float32")
+        norm = keras.layers.Normalization(mean=stats["mean"], variance=stats["variance"], name=f"normalize_{key}")
+        encoded.append(norm(inputs[key]))
     for name, vocab in spec.categorical.items():
-        inputs[name] = keras.Input(shape=(1,), name=name, dtype="string")
-        lookup = keras.layers.StringLookup(vocabulary=vocab, output_mode="one_hot", name=f"one_hot_{name}")
-        encoded.append(lookup(inputs[name]))
+        key = spec.keras_key(name)
+        inputs[key] = keras.Input(shape=(1,), name=key, dtype="string")
+        lookup = keras.layers.StringLookup(vocabulary=vocab, output_mode="one_hot", name=f"one_hot_{key}")
+        encoded.append(lookup(inputs[key]))
 
     x = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
     for i in range(hp["num_layers"]):
@@ -83,8 +85,9 @@ def _label_head(x, spec: FeatureSpec):
     import keras
 
     stats = spec.label_stats
+    name = spec.keras_key(spec.label)
     if not stats:
-        return keras.layers.Dense(1, name=spec.label)(x)
+        return keras.layers.Dense(1, name=name)(x)
     std = math.sqrt(stats["variance"]) or 1.0
-    standardized = keras.layers.Dense(1, name=f"{spec.label}_standardized")(x)
-    return keras.layers.Rescaling(scale=std, offset=stats["mean"], name=spec.label)(standardized)
+    standardized = keras.layers.Dense(1, name=f"{name}_standardized")(x)
+    return keras.layers.Rescaling(scale=std, offset=stats["mean"], name=name)(standardized)

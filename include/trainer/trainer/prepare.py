@@ -47,6 +47,9 @@ def run(args: PrepareArgs) -> dict:
         "columns": {"numeric": list(spec.numeric), "categorical": list(spec.categorical)},
         "sample_instance": samples["instances"][0],
         "sample_label": samples["labels"][0],
+        # Column names that are not usable as-is as a Keras input or a signature key, and
+        # what they become there (every other name is used unchanged everywhere).
+        "name_mapping": spec.name_mapping(),
     }
 
 
@@ -260,10 +263,11 @@ def _impute(frame, spec: FeatureSpec):
 
 
 def sample_instances(eval_frame, spec: FeatureSpec) -> dict:
-    """A few eval rows as raw-feature dicts ({feature: scalar}) plus their labels."""
+    """A few eval rows as serving_default instances ({signature key: scalar}) plus their labels."""
     rows = eval_frame.head(SAMPLE_INSTANCES)
     instances = [
-        {name: (str(row[name]) if spec.is_categorical(name) else float(row[name])) for name in spec.feature_names}
+        {spec.signature_key(name): (str(row[name]) if spec.is_categorical(name) else float(row[name]))
+         for name in spec.feature_names}
         for _, row in rows.iterrows()
     ]
     return {"label": spec.label, "instances": instances, "labels": [float(v) for v in rows[spec.label]]}

@@ -64,15 +64,11 @@ def _verdict(result: dict) -> str:
     configured = [f"overall MAE ≤ {_fmt(thresholds['mae_upper_bound'])}"] if thresholds.get("mae_upper_bound") is not None else []
     if thresholds.get("max_mae_increase") is not None:
         configured.append(f"overall MAE ≤ baseline MAE + {_fmt(thresholds['max_mae_increase'])}")
-    checked = "Thresholds: " + ("; ".join(configured) if configured else "none configured (blessed by default)")
+    checked = "Thresholds: " + ("; ".join(configured) if configured else "none apply")
+    reasons = "".join(f"<li>{escape(reason)}</li>" for reason in result.get("reasons") or [])
     if result["blessed"]:
-        return f"<div class='verdict blessed'>BLESSED — passes every threshold.<ul><li>{escape(checked)}</li></ul></div>"
-    items = "".join(
-        f"<li><b>{escape(f['metric'])}</b> on <b>{escape(f['slice'])}</b> = {_fmt(f['value'])}, "
-        f"required {escape(f['threshold'])}</li>"
-        for f in result["failed_thresholds"])
-    return (f"<div class='verdict refused'>NOT BLESSED — failed {len(result['failed_thresholds'])} threshold(s)."
-            f"<ul>{items}<li>{escape(checked)}</li></ul></div>")
+        return f"<div class='verdict blessed'>BLESSED<ul>{reasons}<li>{escape(checked)}</li></ul></div>"
+    return f"<div class='verdict refused'>NOT BLESSED<ul>{reasons}<li>{escape(checked)}</li></ul></div>"
 
 
 def _overall_table(overall: dict, baseline: dict | None) -> str:

@@ -1,16 +1,19 @@
 """Export a trained model as the SavedModel TF Serving loads (contract in docs/contracts.md).
 
-Signatures, both returning {label: [None, 1] float32}:
-- `serving_default(examples)`: serialized tf.Example, tf.string [None] — what TFMA and
-  gRPC/REST clients holding tf.Examples send;
-- `serving_raw(**features)`: one [None, 1] tensor per feature (float32 numeric, string
-  categorical) — what a REST client sends as JSON.
+Signatures, both returning {label's signature key: [None, 1] float32}:
+- `serving_default(**features)`: one [None] tensor per feature (float32 numeric, string
+  categorical), keyed by the feature's own name where TF allows it (`Solar.R`; see
+  FeatureSpec.signature_key) — what a REST client sends without a signature name:
+  `{"instances": [{"carat": 0.3, "cut": "Ideal", ...}]}`;
+- `from_examples(examples)`: serialized tf.Example, tf.string [None] — what TFMA and batch
+  clients holding tf.Examples send (`"signature_name": "from_examples"`).
 """
 from __future__ import annotations
 
 from trainer import storage
 from trainer.featurespec import FeatureSpec
 
+SERVING_DEFAULT, FROM_EXAMPLES = "serving_default", "from_examples"
 FEATURE_SPEC_ASSET = "assets.extra/feature_spec.json"  # TF Serving ignores assets.extra files it does not know
 
 
@@ -20,19 +23,21 @@ def export_saved_model(model, spec: FeatureSpec, path: str) -> str:
     import tensorflow as tf
 
     parse_spec = spec.parse_spec()
-    label = spec.label
+    output = spec.signature_key(spec.label)
+    by_signature_key = {spec.signature_key(name): spec.keras_key(name) for name in spec.feature_names}
 
     def serve_examples(examples):
-        return {label: model(tf.io.parse_example(examples, parse_spec), training=False)}
+        return {output: model(spec.to_keras_inputs(tf.io.parse_example(examples, parse_spec)), training=False)}
 
     def serve_raw(features):
-        return {label: model(features, training=False)}
+        inputs = {by_signature_key[key]: tf.reshape(tensor, [-1, 1]) for key, tensor in features.items()}
+        return {output: model(inputs, training=False)}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", serve_examples,
+    archive.add_endpoint(SERVING_DEFAULT, serve_raw, input_signature=[spec.serving_signature()])
+    archive.add_endpoint(FROM_EXAMPLES, serve_examples,
                          input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    archive.add_endpoint("serving_raw", serve_raw, input_signature=[spec.raw_signature()])
 
     storage.remove_stale_temps(path)
     tmp = storage.temp_name(path)

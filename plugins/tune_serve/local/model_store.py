@@ -3,12 +3,15 @@
 Layout (what the local TF Serving stand-in reads, see include/serving/README.md):
 
     {serving_root}/{model_name}/{version}/      one SavedModel per version; versions only grow
-    {serving_root}/{model_name}.config.json     {"version_labels": {"stable": 3, "canary": 4}}
+    {serving_root}/{model_name}/.rejected-{v}/  a version that failed to load or its smoke test
+    {serving_root}/{model_name}.config.json     {"version_labels": {"stable": 3, "canary": 4}};
+                                                its existence lists the model in the server's config
     {serving_root}/.server/{model_name}.lock    serializes deployments of one model
 
 A version appears whole: it is copied under a dotted name (which the server ignores) and
-renamed into place. Numbering happens under the model's lock, so concurrent deployments get
-distinct, ordered versions and never overwrite one another.
+renamed into place. Numbering happens under the model's lock, so concurrent deployments (also
+from separate processes: flock) get distinct, ordered versions and never write into one
+another's directory; a rejected version's number is never reused.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from tune_contract.enums import STABLE
 
+REJECTED = ".rejected-"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -64,9 +68,21 @@ class ModelStore:
 
     def publish(self, staged: Path) -> int:
         """Rename a staged copy into place as the next version. Call with the lock held."""
-        version = max(self.versions(), default=0) + 1
+        version = max([*self.versions(), *self.rejected_versions()], default=0) + 1
         os.rename(staged, self.version_path(version))  # same directory: atomic, and fails if it exists
         return version
+
+    def rejected_versions(self) -> list[int]:
+        if not self.base_path.is_dir():
+            return []
+        return sorted(int(p.name.removeprefix(REJECTED)) for p in self.base_path.iterdir()
+                      if p.name.startswith(REJECTED) and p.name.removeprefix(REJECTED).isdigit())
+
+    def reject(self, version: int) -> Path:
+        """Move a version aside, where the server never looks: it is unloaded and never served."""
+        aside = self.base_path / f"{REJECTED}{version}"
+        os.rename(self.version_path(version), aside)
+        return aside
 
     # ---- labels -------------------------------------------------------------------------
 
@@ -81,6 +97,14 @@ class ModelStore:
         tmp = self.config_path.with_name(f".{self.config_path.name}.{uuid.uuid4().hex}")
         tmp.write_text(json.dumps({"version_labels": labels}, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, self.config_path)
+
+    def configured(self) -> bool:
+        return self.config_path.exists()
+
+    def configure(self) -> None:
+        """List the model in the server's config (its config file), keeping any labels."""
+        if not self.configured():
+            self.set_labels({})
 
     def stable_path(self) -> Path | None:
         stable = self.labels().get(STABLE)

@@ -16,8 +16,11 @@ def free_port() -> int:
 
 
 def is_free(port: int) -> bool:
-    """Whether `port` can be bound on the loopback interface now."""
+    """Whether a server could listen on `port` on the loopback interface now. SO_REUSEADDR as
+    servers (uvicorn, gRPC) bind: a port whose last server just died (connections in
+    TIME_WAIT) is free for it, one that something listens on is not."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:

@@ -1,20 +1,29 @@
-"""The local TF Serving stand-in as a detached process, one per model.
+"""The local TF Serving stand-in as one detached process per serving root.
 
-Each model gets its own server, as it gets its own Deployment on Kubernetes: the first
-model of a serving root listens on `serving_port`, each further model on the next free
-port; the port is remembered in `{serving_root}/.server/{name}.port`.
+Like one TF Serving process started with a model config file, it serves every model of the
+serving root (`{serving_root}/{name}.config.json` lists a model, `{serving_root}/{name}/` holds
+its versions) on `serving_port`, and picks up new models and versions by polling. A deploy
+therefore never starts a process: it puts the version in place and the running server loads
+it. `scripts/airflow-stack.sh start` starts it with Airflow (`python -m
+tune_serve.local.server start`); a deploy starts it only if it is not running.
 
 `python -m tf_serving_rest` runs in the serving environment (TensorFlow lives there, never
-here) with PYTHONPATH=include/serving. It outlives the task that started it: later
-deployments reuse it, found through its pid file `{serving_root}/.server/{name}.pid`; its log
-is `{serving_root}/.server/{name}.log`.
+here) with PYTHONPATH=include/serving. Its record is `{serving_root}/.server/server.json`
+(`{"pid", "port", "instance_id"}`, plus `server.pid`), its log `{serving_root}/.server/server.log`.
+Each start gets a fresh instance id that the server echoes on `GET /tf-serving-rest/instance`:
+a server is ours only if it answers with that id, so another process holding the port (an
+older server, another user's) is never mistaken for it.
 """
 from __future__ import annotations
 
+import argparse
 import fcntl
 import json
 import os
+import secrets
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -29,6 +38,10 @@ from tune_serve.serving.errors import ServingUnavailable
 HOST = "127.0.0.1"
 SERVER_MODULE = "tf_serving_rest"
 REUSE_GRACE_SECONDS = 10
+# How often the server re-reads the serving root: a new version is picked up within this.
+POLL_SECONDS = "0.25"
+START_TIMEOUT_SECONDS = 180  # imports TensorFlow and KServe
+PORT_RELEASE_SECONDS = 10
 
 
 def port() -> int:
@@ -39,125 +52,130 @@ def base_url(port_: int | None = None) -> str:
     return f"http://{HOST}:{port_ or port()}"
 
 
-def model_port(store: ModelStore) -> int:
-    """This model's port: remembered, or allocated under a lock shared by every model."""
-    store.state_dir.mkdir(parents=True, exist_ok=True)
-    record = store.state_dir / f"{store.model_name}.port"
-    configured = port()
-    with open(store.state_dir / "ports.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            known = json.loads(record.read_text())
-            if known["configured"] == configured:
-                return known["port"]
-        except (OSError, ValueError, KeyError):
-            pass
-        taken = set()
-        for other in store.state_dir.glob("*.port"):
-            if other != record:
-                try:
-                    taken.add(json.loads(other.read_text())["port"])
-                except (OSError, ValueError, KeyError):
-                    pass
-        candidate = configured
-        while candidate in taken or not is_free(candidate):
-            candidate += 1
-        record.write_text(json.dumps({"configured": configured, "port": candidate}))
-        return candidate
+def state_dir(serving_root: str | Path) -> Path:
+    return Path(serving_root).absolute() / ".server"
+
+
+def log_path(serving_root: str | Path) -> Path:
+    return state_dir(serving_root) / "server.log"
 
 
 def ensure_running(store: ModelStore, timeout: float) -> str:
-    """Base URL of a live server for this model on its port, started if need be.
-
-    Call with the model's lock held, so two deployments never start two servers.
-    """
-    process = _running_server(store)
-    wanted_port = model_port(store)
-    if process is not None and _port_of(process) == wanted_port:
-        deadline = time.monotonic() + REUSE_GRACE_SECONDS  # busy is not dead: give it a moment
-        while time.monotonic() < deadline:
-            if _serving(process.pid, wanted_port):
-                return base_url(wanted_port)
-            time.sleep(0.5)
-    if process is not None:  # stale: the port setting changed, or it stopped answering
-        _terminate(process)
-    return _start(store, wanted_port, timeout)
+    """Base URL of this serving root's live server, started if need be."""
+    return ensure_root_server(store.root, timeout)
 
 
-def stop(store: ModelStore, timeout: float = 30) -> bool:
-    """Stop this model's server if it runs. True if there was one."""
-    process = _running_server(store)
-    _pid_file(store).unlink(missing_ok=True)
+def ensure_root_server(serving_root: str | Path, timeout: float = START_TIMEOUT_SECONDS) -> str:
+    root = Path(serving_root).absolute()
+    wanted_port = port()
+    with _start_lock(root):  # two deploys (or a deploy and `start`) never start two servers
+        record = _record(root)
+        process = _running_server(root, record)
+        if process is not None and record.get("port") == wanted_port:
+            deadline = time.monotonic() + REUSE_GRACE_SECONDS  # busy is not dead: give it a moment
+            while time.monotonic() < deadline:
+                if _ours_answering(process.pid, wanted_port, record.get("instance_id")):
+                    return base_url(wanted_port)
+                time.sleep(0.5)
+        if process is not None:  # stale: the port setting changed, or it stopped answering
+            _terminate(process)
+        return _start(root, wanted_port, timeout)
+
+
+def stop(serving_root: str | Path, timeout: float = 30) -> bool:
+    """Stop this serving root's server if it runs. True if there was one."""
+    root = Path(serving_root).absolute()
+    process = _running_server(root, _record(root))
+    for name in ("server.json", "server.pid"):
+        (state_dir(root) / name).unlink(missing_ok=True)
     if process is None:
         return False
     _terminate(process, timeout)
     return True
 
 
-def models_with_pid_files(serving_root: str | Path) -> list[str]:
-    return sorted(p.stem for p in (Path(serving_root) / ".server").glob("*.pid"))
+@contextmanager
+def _start_lock(root: Path):
+    state_dir(root).mkdir(parents=True, exist_ok=True)
+    with open(state_dir(root) / "server.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released by the OS if the holder dies
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def log_path(store: ModelStore) -> Path:
-    return store.state_dir / f"{store.model_name}.log"
+def _record(root: Path) -> dict:
+    try:
+        record = json.loads((state_dir(root) / "server.json").read_text())
+        return record if isinstance(record, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
-def _pid_file(store: ModelStore) -> Path:
-    return store.state_dir / f"{store.model_name}.pid"
+def _write_record(root: Path, record: dict) -> None:
+    tmp = state_dir(root) / f".server.json.{os.getpid()}"
+    tmp.write_text(json.dumps(record) + "\n")
+    os.replace(tmp, state_dir(root) / "server.json")
+    (state_dir(root) / "server.pid").write_text(f"{record['pid']}\n")
 
 
-def _start(store: ModelStore, port_: int, timeout: float) -> str:
+def _start(root: Path, port_: int, timeout: float) -> str:
     python = config.serving_python()
     if not Path(python).exists():
         raise ServingUnavailable(f"no serving environment at {python}: run `make envs` "
                                  "(or set TUNE_SERVE_SERVING_PYTHON)")
-    store.state_dir.mkdir(parents=True, exist_ok=True)
-    store.base_path.mkdir(parents=True, exist_ok=True)
-    command = [python, "-m", SERVER_MODULE, "--model-name", store.model_name,
-               "--model-base-path", str(store.base_path), "--model-config-file", str(store.config_path),
-               "--port", str(port_), "--host", HOST]
+    deadline = time.monotonic() + PORT_RELEASE_SECONDS  # a server that just died may still hold it
+    while not is_free(port_) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    if not is_free(port_):
+        raise ServingUnavailable(
+            f"port {port_} on {HOST} is taken by another process, so the model server cannot listen there; "
+            f"choose another with TUNE_SERVE_SERVING_PORT=… (e.g. TUNE_SERVE_SERVING_PORT={port_ + 1})")
+    state_dir(root).mkdir(parents=True, exist_ok=True)
+    instance_id = secrets.token_hex(8)
+    command = [python, "-m", SERVER_MODULE, "--model-config-dir", str(root), "--port", str(port_), "--host", HOST,
+               "--poll-seconds", POLL_SECONDS, "--instance-id", instance_id]
     env = dict(os.environ, PYTHONPATH=str(config.REPO_ROOT / "include" / "serving"), TF_CPP_MIN_LOG_LEVEL="2")
-    process = spawn_detached(command, env, log_path(store), store.root)  # outlives the task
-    _pid_file(store).write_text(f"{process.pid}\n")
+    process = spawn_detached(command, env, log_path(root), root)  # outlives the task
+    _write_record(root, {"pid": process.pid, "port": port_, "instance_id": instance_id})
     url = base_url(port_)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            _pid_file(store).unlink(missing_ok=True)
-            raise ServingUnavailable(f"the {store.model_name} server exited with {process.returncode} on start; "
-                                     f"log {log_path(store)}:\n{_tail(log_path(store))}")
-        if _serving(process.pid, port_):
+            stop(root)
+            raise ServingUnavailable(f"the model server exited with {process.returncode} on start; "
+                                     f"log {log_path(root)}:\n{_tail(log_path(root))}")
+        if _ours_answering(process.pid, port_, instance_id):
             return url
         time.sleep(0.25)
-    _terminate(psutil.Process(process.pid))
-    _pid_file(store).unlink(missing_ok=True)
-    raise ServingUnavailable(f"the {store.model_name} server did not answer on {url} within {timeout:.0f}s; "
-                             f"log {log_path(store)}:\n{_tail(log_path(store))}")
+    stop(root)
+    raise ServingUnavailable(f"the model server did not answer on {url} within {timeout:.0f}s; "
+                             f"log {log_path(root)}:\n{_tail(log_path(root))}")
 
 
-def _running_server(store: ModelStore) -> psutil.Process | None:
-    """The process in the pid file, if it is still our server for this model (pids get reused)."""
+def _running_server(root: Path, record: dict) -> psutil.Process | None:
+    """The process of the record, if it is still our server for this root (pids get reused)."""
     try:
-        process = psutil.Process(int(_pid_file(store).read_text()))
+        process = psutil.Process(int(record["pid"]))
         command = process.cmdline()
         if process.status() == psutil.STATUS_ZOMBIE:
             return None
-    except (FileNotFoundError, ValueError, psutil.Error):
+    except (KeyError, TypeError, ValueError, psutil.Error):
         return None
-    ours = SERVER_MODULE in command and _flag(command, "--model-base-path") == str(store.base_path)
+    ours = SERVER_MODULE in command and _flag(command, "--model-config-dir") == str(root)
     return process if ours else None
 
 
-def _port_of(process: psutil.Process) -> int | None:
+def _ours_answering(pid: int, port_: int, instance_id: str | None) -> bool:
+    """`pid` listens on the port, and what answers there is that very server (its instance id)."""
+    if not instance_id or not _listens(pid, port_):
+        return False
     try:
-        return int(_flag(process.cmdline(), "--port") or "")
-    except (TypeError, ValueError, psutil.Error):
-        return None
-
-
-def _serving(pid: int, port_: int) -> bool:
-    """`pid` listens on the port and answers there (another process may hold the port)."""
-    return _listens(pid, port_) and _is_live(base_url(port_))
+        response = httpx.get(f"{base_url(port_)}/tf-serving-rest/instance", timeout=2)
+        return response.status_code == 200 and response.json().get("instance_id") == instance_id
+    except (httpx.TransportError, ValueError):
+        return False
 
 
 def _listens(pid: int, port_: int) -> bool:
@@ -170,13 +188,6 @@ def _listens(pid: int, port_: int) -> bool:
 
 def _flag(command: list[str], name: str) -> str | None:
     return command[command.index(name) + 1] if name in command[:-1] else None
-
-
-def _is_live(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/", timeout=2).status_code == 200  # KServe's liveness route
-    except httpx.TransportError:
-        return False
 
 
 def _terminate(process: psutil.Process, timeout: float = 30) -> None:
@@ -195,3 +206,36 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return "(no log)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`start` (wait until our server answers), `stop`, or `check` (is the port ours or free?)
+    the serving root's model server."""
+    parser = argparse.ArgumentParser(prog="python -m tune_serve.local.server")
+    parser.add_argument("action", choices=["start", "stop", "check"])
+    args = parser.parse_args(argv)
+    root = config.serving_root()
+    if args.action == "stop":
+        stop(root)
+        return 0
+    if args.action == "check":  # exit 1 if the port is held by anything but this root's server
+        record = _record(Path(root).absolute())
+        process = _running_server(Path(root).absolute(), record)
+        if process is not None and record.get("port") == port() and \
+                _ours_answering(process.pid, port(), record.get("instance_id")):
+            return 0
+        if is_free(port()):
+            return 0
+        print(f"something else listens on {HOST}:{port()}", file=sys.stderr)
+        return 1
+    try:
+        url = ensure_root_server(root)
+    except ServingUnavailable as exc:
+        print(f"error: model server: {exc}", file=sys.stderr)
+        return 1
+    print(f"Model server is up: {url} (serving root {Path(root).absolute()}, log {log_path(root)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,10 +1,13 @@
 """Local serving backend: versions under `{serving_root}`, served by the local TF Serving stand-in.
 
-A deployment: copy the SavedModel in as the next version → the server loads it in the
-background → wait until that version is AVAILABLE → label it `canary` and smoke-test a
-prediction on that very version → label it `stable`, which moves the default route to it.
-If it fails to load or the smoke test fails, the previous stable version keeps serving and
-the new version stays on disk, labelled nowhere.
+A deployment: copy the SavedModel next to the versions (outside the lock) → under the
+model's lock, make sure the model is in the server's config, rename the copy into place as
+the next version (one atomic step) → the running server loads it (it polls the serving root,
+as TF Serving polls its file system) → wait until that version is AVAILABLE → label it
+`canary` and smoke-test a prediction on that very version → label it `stable`, which moves
+the default route to it. If it fails to load or the smoke test fails, the previous stable
+version keeps serving and the new version is moved aside to `.rejected-{version}` (kept for
+inspection, never served); a model whose first version is rejected stays absent (404).
 """
 from __future__ import annotations
 
@@ -32,8 +35,9 @@ def deploy(model_path: str, model_name: str, instance: dict) -> dict:
             with TFServingREST(url, model_name) as server:
                 labels = store.labels()
                 previous = labels.get(STABLE)
-                if previous is None:  # versions put there by hand: the server serves the highest
+                if previous is None and not store.configured():  # versions put there by hand
                     previous = max(server.available_versions(), default=None)
+                store.configure()  # listed in the server's config: served by its stable label only
                 version = store.publish(staged)
                 prediction = _roll_out(store, server, version, instance, timeout)
                 return {"model_name": model_name, "version": version, "url": server.predict_url(),
@@ -49,11 +53,13 @@ def _roll_out(store: ModelStore, server: TFServingREST, version: int, instance: 
         store.set_labels({**settled, CANARY: version})
         prediction = server.smoke_test(version, instance)
     except BaseException as exc:
-        store.set_labels(settled)  # the version stays on disk, labelled nowhere
+        store.set_labels(settled)
         if isinstance(exc, ModelRejected):
+            aside = store.reject(version)  # the server unloads it: it never answers again
             serving = settled.get(STABLE)
             still = f"version {serving} keeps serving" if serving is not None else "no stable version to keep serving"
-            raise ModelRejected(f"{exc}; {still} (server log: {local_server.log_path(store)})") from None
+            raise ModelRejected(f"{exc}; {still}; the rejected version is kept at {aside} "
+                                f"(server log: {local_server.log_path(store.root)})") from None
         raise
     store.set_labels({**settled, STABLE: version})
     server.wait_label(STABLE, version, timeout)
@@ -65,12 +71,6 @@ def current_model(model_name: str) -> str | None:
     return str(path) if path else None
 
 
-def stop_local_server(model_name: str) -> bool:
-    """Stop the model's local server (tests, teardown). True if one was running."""
-    return local_server.stop(ModelStore(config.serving_root(), model_name))
-
-
-def stop_all_local_servers() -> list[str]:
-    """Stop every local server of this serving root (end-to-end teardown). The models stopped."""
-    root = config.serving_root()
-    return [name for name in local_server.models_with_pid_files(root) if stop_local_server(name)]
+def stop_all_local_servers() -> bool:
+    """Stop the model server of this serving root (`make stop`, test teardown). True if one ran."""
+    return local_server.stop(config.serving_root())

@@ -14,9 +14,6 @@ import httpx
 from .errors import ModelRejected, ServingUnavailable
 
 AVAILABLE, END = "AVAILABLE", "END"
-# The trainer's SavedModels take raw features on this signature (docs/contracts.md); TF Serving
-# would send a request without a signature name to serving_default (serialized tf.Examples).
-RAW_FEATURES_SIGNATURE = "serving_raw"
 
 
 class TFServingREST:
@@ -43,7 +40,9 @@ class TFServingREST:
         """`{"version", "state", "status"}` of one version (or of what a label points at); None if unknown."""
         route = f"/versions/{version}" if version is not None else f"/labels/{label}"
         response = self.http.get(self.model_path + route)
-        if response.status_code == 404:
+        # TF Serving: 404 for an unknown version, 400 "Unrecognized servable version label" for a label
+        if response.status_code == 404 or (response.status_code == 400 and label is not None
+                                           and "Unrecognized servable version label" in response.text):
             return None
         response.raise_for_status()
         return response.json()["model_version_status"][0]
@@ -81,14 +80,14 @@ class TFServingREST:
         raise ServingUnavailable(f"label {label!r} of {self.model_name} did not move to version {version} "
                                  f"within {timeout:.0f}s")
 
-    def predict(self, instances: list[dict], version: int | None = None, label: str | None = None,
-                signature_name: str = RAW_FEATURES_SIGNATURE) -> httpx.Response:
+    def predict(self, instances: list[dict], version: int | None = None, label: str | None = None) -> httpx.Response:
+        """TF Serving's row format without a signature name: the model's serving_default."""
         route = f"/versions/{version}" if version is not None else f"/labels/{label}" if label else ""
-        return self.http.post(f"{self.model_path}{route}:predict", json={"signature_name": signature_name, "instances": instances})
+        return self.http.post(f"{self.model_path}{route}:predict", json=predict_body([instance for instance in instances]))
 
     def smoke_test(self, version: int, instance: dict) -> Any:
         """One prediction from this very version; its value, or ModelRejected if it is not a finite number."""
-        response = self.predict([row_instance(instance)], version=version)
+        response = self.predict([instance], version=version)
         if response.status_code != 200:
             raise ModelRejected(f"smoke test of version {version} of {self.model_name}: HTTP {response.status_code}: "
                                 f"{response.text[:500]}")
@@ -105,9 +104,10 @@ class TFServingREST:
             return None
 
 
-def row_instance(instance: dict) -> dict:
-    """`{feature: [value]}`: one [1]-shaped value per [None, 1] input, as TF Serving's row format wants."""
-    return {name: value if isinstance(value, list) else [value] for name, value in instance.items()}
+def predict_body(instances: list[dict]) -> dict:
+    """The body every client of the trainer's models sends (README, smoke tests): row format,
+    one scalar per feature, no `signature_name`, so TF Serving uses serving_default."""
+    return {"instances": instances}
 
 
 def _all_finite(value: Any) -> bool:
