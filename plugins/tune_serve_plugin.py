@@ -1,11 +1,25 @@
-"""The Airflow plugin of tune_train_serve: task links to run artifacts, and their viewer."""
+"""The Airflow plugin of tune_train_serve: task links to run artifacts, their viewer, the run view
+and the run note."""
 from airflow.plugins_manager import AirflowPlugin
 
+from tune_serve import note_listener
 from tune_serve.artifacts import app
 from tune_serve.links import EvaluationReportLink, TensorBoardLogsLink
+from tune_serve.ui.app import app as view_app
+
+# The UI frames these pages on the run's and the DAG's page ({RUN_ID} is filled in by the UI;
+# relative, so they follow Airflow's base URL).
+VIEWS = [
+    {"name": "Tuning results", "href": "tune-serve-view/runs/{RUN_ID}", "destination": "dag_run",
+     "url_route": "tune-serve-run"},
+    {"name": "Tuning runs", "href": "tune-serve-view/runs", "destination": "dag", "url_route": "tune-serve-runs"},
+]
 
 
 class TuneServePlugin(AirflowPlugin):
     name = "tune_serve"
-    fastapi_apps = [{"app": app, "url_prefix": "/tune-serve", "name": "tune_serve artifacts"}]
+    fastapi_apps = [{"app": app, "url_prefix": "/tune-serve", "name": "tune_serve artifacts"},
+                    {"app": view_app, "url_prefix": "/tune-serve-view", "name": "tune_serve run view"}]
+    external_views = VIEWS
     operator_extra_links = [EvaluationReportLink(), TensorBoardLogsLink()]
+    listeners = [note_listener]  # each run's note: what it deployed, or why nothing
