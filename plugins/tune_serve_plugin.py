@@ -1,10 +1,11 @@
-"""The Airflow plugin of tune_train_serve: task links to run artifacts, their viewer, the run view
-and the run note."""
+"""The Airflow plugin of tune_train_serve: task links to run artifacts, their viewer, the run view,
+the run note and the trigger-time check of the run parameters."""
 from airflow.plugins_manager import AirflowPlugin
 
 from tune_serve import note_listener
 from tune_serve.artifacts import app
 from tune_serve.links import EvaluationReportLink, TensorBoardLogsLink
+from tune_serve.trigger_guard import TriggerGuard
 from tune_serve.ui.app import app as view_app
 
 # The UI frames these pages on the run's and the DAG's page ({RUN_ID} is filled in by the UI;
@@ -21,5 +22,7 @@ class TuneServePlugin(AirflowPlugin):
     fastapi_apps = [{"app": app, "url_prefix": "/tune-serve", "name": "tune_serve artifacts"},
                     {"app": view_app, "url_prefix": "/tune-serve-view", "name": "tune_serve run view"}]
     external_views = VIEWS
+    # rules across fields refused when a run is triggered (form or API), before it exists
+    fastapi_root_middlewares = [{"middleware": TriggerGuard, "name": "tune_serve trigger guard"}]
     operator_extra_links = [EvaluationReportLink(), TensorBoardLogsLink()]
     listeners = [note_listener]  # each run's note: what it deployed, or why nothing

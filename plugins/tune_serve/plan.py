@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from tune_serve import config
+from tune_serve.params import patience
 
 
 def run_root(run_id: str) -> str:
@@ -68,7 +69,7 @@ def build_plan(conf: dict[str, Any], run_id: str) -> dict[str, Any]:
                    if function == "sleep" else [])],
         "train": [
             "--run-root", root, "--epochs", str(conf["training_epochs"]),
-            "--patience", str(conf["early_stopping_patience"]),
+            "--patience", str(patience(conf)),
             "--objective", conf["objective"], "--direction", conf["direction"],
             "--seed", str(conf["seed"]),
         ],
