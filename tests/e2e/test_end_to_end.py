@@ -4,23 +4,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from conftest import TINY
 from helpers import intervals_overlap, savedmodel_predict, tree
 
 pytestmark = pytest.mark.e2e
-
-TINY = {
-    "source": "diamonds", "sample_rows": 1500, "algorithm": "random", "max_trials": 4, "num_tuners": 2,
-    "tuning_epochs": 2, "top_n": 2, "training_epochs": 3, "early_stopping_patience": 2,
-    "mae_upper_bound": 100000.0, "model_name": "diamonds-e2e",
-}
-
-
-@pytest.fixture(scope="module")
-def happy_run(stack):
-    client, env = stack
-    run_id = client.trigger(TINY, run_id="e2e-happy")
-    state = client.wait(run_id, timeout=1500)
-    return client, env, run_id, state
 
 
 def test_run_succeeds(happy_run):

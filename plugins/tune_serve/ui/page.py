@@ -13,10 +13,10 @@ from urllib.parse import quote, urlencode
 
 from tune_serve import run_note
 from tune_serve.ui import charts
-from tune_serve.ui.run_state import RunState
+from tune_serve.ui.run_state import RunState, trial_order
 
 COLUMNS = {  # key: (title, how to sort)
-    "trial_id": ("Trial", lambda t: t["trial_id"]),
+    "trial_id": ("Trial", trial_order),
     "tuner_id": ("Tuner", lambda t: t.get("tuner_id") or ""),
     "status": ("Status", lambda t: t["status"]),
     "objective": ("Objective", None),
@@ -27,8 +27,8 @@ COLUMNS = {  # key: (title, how to sort)
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:16px;color:#1a202c;font-size:14px}
 h1{font-size:20px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #e2e8f0}
-table{border-collapse:collapse}td,th{padding:4px 8px;border-bottom:1px solid #edf2f7;text-align:left}
-th a{color:inherit}tr.top{background:#f0fff4}.badge{background:#38a169;color:#fff;border-radius:8px;padding:0 6px}
+table{border-collapse:collapse}td,th{padding:4px 8px;border-bottom:1px solid #edf2f7;text-align:left}td{white-space:nowrap}
+th a{color:inherit}tr.top{background:#f0fff4}.badge{background:#38a169;color:#fff;border-radius:8px;padding:0 6px;white-space:nowrap}
 .banner{padding:10px 14px;border-radius:6px;font-size:16px;background:#ebf8ff}.banner.none{background:#fffaf0}
 .plot{margin:8px 0 18px}.muted{color:#718096}code{background:#f7fafc;padding:1px 4px}
 .candidate{display:inline-block;vertical-align:top;margin:0 18px 18px 0;padding:8px;border:1px solid #e2e8f0}

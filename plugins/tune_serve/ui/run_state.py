@@ -46,6 +46,12 @@ def read_text(uri: str) -> str | None:
     return path.read_text() if path.exists() else None
 
 
+def trial_order(trial: dict) -> tuple:
+    """Creation order: Keras Tuner numbers its trials ("0", "1", ..., "10"); others by name."""
+    trial_id = trial["trial_id"]
+    return (0, int(trial_id), "") if trial_id.isdigit() else (1, 0, trial_id)
+
+
 def trial_status(trial: dict, completed: bool, handoffs: int) -> str:
     if not completed:
         return LOST
@@ -102,7 +108,7 @@ def load(run_id: str) -> RunState:
         state.trials.append({**trial, "trial_id": trial_id, "handoffs": int(handoffs.get(trial_id, 0)),
                              "status": trial_status(trial, completed, int(handoffs.get(trial_id, 0))),
                              "top_rank": top.get(trial_id)})
-    state.trials.sort(key=lambda t: t["trial_id"])
+    state.trials.sort(key=trial_order)
     for number, trial in enumerate(state.trials):
         trial["number"] = number
     state.candidates = _candidates(root, state.summary)
