@@ -4,7 +4,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from tune_serve import note_listener
 from tune_serve.artifacts import app
-from tune_serve.links import EvaluationReportLink, TensorBoardLogsLink
+from tune_serve.links import POD_TASK_LINKS
 from tune_serve.trigger_guard import TriggerGuard
 from tune_serve.ui.app import app as view_app
 
@@ -24,5 +24,5 @@ class TuneServePlugin(AirflowPlugin):
     external_views = VIEWS
     # rules across fields refused when a run is triggered (form or API), before it exists
     fastapi_root_middlewares = [{"middleware": TriggerGuard, "name": "tune_serve trigger guard"}]
-    operator_extra_links = [EvaluationReportLink(), TensorBoardLogsLink()]
+    operator_extra_links = list(POD_TASK_LINKS)
     listeners = [note_listener]  # each run's note: what it deployed, or why nothing

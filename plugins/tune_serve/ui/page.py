@@ -102,7 +102,8 @@ def _candidate(c: dict, objective: str) -> str:
     curves = charts.learning_curves(c, objective)
     logs = training.get("logs")
     tensorboard = f"<p>TensorBoard: <code>tensorboard --logdir {_e(logs)}</code></p>" if logs else ""
-    return (f'<div class="candidate" data-candidate-rank="{_e(c["rank"])}"><h3>Candidate {_e(c["rank"])} '
+    return (f'<div class="candidate" id="candidate-{_e(c["rank"])}" data-candidate-rank="{_e(c["rank"])}">'
+            f'<h3>Candidate {_e(c["rank"])} '
             f'(trial {_e(c.get("trial_id"))})</h3>{deployed}<p>Verdict: <b>{verdict}</b></p>'
             f'<ul>{"".join(f"<li>{_e(r)}</li>" for r in c.get("reasons") or [])}</ul>'
             f'<p class="muted">{_e(json.dumps(c.get("hyperparameters"), sort_keys=True))}; '
@@ -159,6 +160,8 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
         "finished it; orange: resumed from a backup after a preemption, red: taken over from a lost tuner.</p>",
         _plot("plot-timeline", over_time, "No trial recorded its start and end time.", bars),
         "<h2>Candidates</h2>",
+        f"<p>All candidates in TensorBoard: <code>tensorboard --logdir {_e(state.root)}/models</code></p>"
+        if state.candidates else "",
         "".join(_candidate(c, objective) for c in state.candidates) or '<p class="muted">No candidate trained.</p>',
     ]
     if model_name:
