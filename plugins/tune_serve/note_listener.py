@@ -21,11 +21,11 @@ from tune_serve.client import DAG_ID
 log = logging.getLogger(__name__)
 
 
-def read_summary(run_id: str) -> dict | None:
+def _read(run_id: str, *parts: str) -> dict | None:
     from airflow.sdk import ObjectStoragePath
 
     root = plan.run_root(run_id)
-    path = ObjectStoragePath(root if "://" in root else f"file://{root}") / "summary.json"
+    path = ObjectStoragePath(root if "://" in root else f"file://{root}").joinpath(*parts)
     try:
         return json.loads(path.read_text()) if path.exists() else None
     except (OSError, ValueError) as exc:
@@ -35,8 +35,14 @@ def read_summary(run_id: str) -> dict | None:
 
 def note_for(run_id: str, existing: str | None) -> str | None:
     """The run's note with the outcome line added; None when there is nothing to add."""
-    summary = read_summary(run_id)
-    line = run_note.text(summary) if summary else "nothing deployed: the run ended before summarize recorded it"
+    summary = _read(run_id, "summary.json")
+    if summary:
+        # the full evaluations carry the serving baseline's metrics ("was ..."); the summary does not
+        evaluations = [_read(run_id, "eval", str(e["rank"]), "evaluation.json") or e
+                       for e in summary.get("evaluations") or [] if e]
+        line = run_note.text(summary, evaluations)
+    else:
+        line = "nothing deployed: the run ended before summarize recorded it"
     existing = (existing or "").strip()
     if line in existing:
         return None

@@ -31,7 +31,12 @@ def text(summary: dict, evaluations: list[dict] | None = None) -> str:
         rank = deployed.get("candidate_rank")
         evaluation = next((e for e in evaluations if e.get("rank") == rank), {})
         baseline = ((evaluation.get("baseline") or {}).get("overall") or {}).get("mae")
-        was = f", was {_number(baseline)}" if baseline is not None else ", first version"
+        if baseline is not None:
+            was = f", was {_number(baseline)}"
+        elif "baseline_model_path" in evaluation and not evaluation["baseline_model_path"]:
+            was = ", first version"  # nothing was serving when it was evaluated
+        else:
+            was = ""  # the full evaluation is not at hand
         return (f"deployed {deployed.get('model_name')} v{deployed.get('version')} "
                 f"(candidate {rank}, MAE {_number(deployed.get('eval_mae'))}{was})")
     if summary.get("failed_steps"):

@@ -125,6 +125,13 @@ def test_the_run_list_names_stored_runs(client):
     assert RUN_ID in client.get("/runs").text
 
 
+def test_run_note_says_first_version_only_when_nothing_was_serving():
+    summary = {"deployed": {"model_name": "m", "version": 1, "candidate_rank": 0, "eval_mae": 5.0}}
+    assert run_note.text(summary, [{"rank": 0, "baseline_model_path": None, "baseline": None}]) == \
+        "deployed m v1 (candidate 0, MAE 5.0, first version)"
+    assert run_note.text(summary, [{"rank": 0}]) == "deployed m v1 (candidate 0, MAE 5.0)"  # not known
+
+
 def test_run_note_names_the_reason_when_nothing_shipped(tmp_path):
     summary = json.loads((write_run(tmp_path, deployed=False) / "summary.json").read_text())
     assert run_note.text(summary) == ("nothing deployed: a candidate was blessed but its deployment did not complete")
@@ -132,3 +139,13 @@ def test_run_note_names_the_reason_when_nothing_shipped(tmp_path):
     summary["evaluations"][0]["reasons"] = ["MAE 1,300 > bound 1,000"]
     assert run_note.text(summary) == ("nothing deployed: rank 0 not blessed: MAE 1,300 > bound 1,000 | "
                                       "rank 1 not blessed: MAE 1,238 > bound 1,000")
+
+
+def test_the_run_note_is_added_below_a_users_note_once(root):
+    from tune_serve import note_listener
+
+    line = "deployed diamonds v3 (candidate 0, MAE 411.9, was 420.2)"  # the baseline from evaluation.json
+    assert note_listener.note_for(RUN_ID, None) == line
+    assert note_listener.note_for(RUN_ID, "retune after the data fix") == f"retune after the data fix\n\n{line}"
+    assert note_listener.note_for(RUN_ID, line) is None  # already there: nothing to write
+    assert note_listener.note_for("never-ran", None).startswith("nothing deployed: the run ended before summarize")
