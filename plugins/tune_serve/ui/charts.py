@@ -55,8 +55,9 @@ def objective_over_trials(state: RunState) -> dict:
 
 def _scaled(values: list[Any]) -> tuple[list[float], list[str]]:
     """Each value on [0, 1]: numbers by range, anything else by its sorted position."""
-    numbers = [_number(v) for v in values]
-    if all(n is not None for n in numbers):
+    maybe = [_number(v) for v in values]
+    numbers = [n for n in maybe if n is not None]
+    if len(numbers) == len(values):
         low, high = min(numbers), max(numbers)
         return [0.5 if high == low else (n - low) / (high - low) for n in numbers], [f"{low:g}", f"{high:g}"]
     levels = sorted({str(v) for v in values})

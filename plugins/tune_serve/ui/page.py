@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from tune_serve import run_note
 from tune_serve.ui import charts
 from tune_serve.ui.run_state import RunState, trial_order
 
-COLUMNS = {  # key: (title, how to sort)
+# key: (title, sort key; the objective sorts best first, see _sort)
+COLUMNS: dict[str, tuple[str, Callable[[dict], Any]]] = {
     "trial_id": ("Trial", trial_order),
     "tuner_id": ("Tuner", lambda t: t.get("tuner_id") or ""),
     "status": ("Status", lambda t: t["status"]),
-    "objective": ("Objective", None),
+    "objective": ("Objective", lambda t: t.get("objective")),
     "epochs": ("Epochs", lambda t: t.get("epochs") or 0),
     "seconds": ("Seconds", lambda t: t.get("seconds") or 0),
     "resumed_from_epoch": ("Resumed from epoch", lambda t: t.get("resumed_from_epoch") or 0),
@@ -166,7 +169,7 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
     ]
     if model_name:
         body += [f"<h2>Model {_e(model_name)}: versions deployed</h2>", _versions(versions)]
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>run {_e(state.run_id)}</title>'
             f"<style>{STYLE}</style>"
             f'<script src="{static}/vega.min.js"></script><script src="{static}/vega-lite.min.js"></script>'

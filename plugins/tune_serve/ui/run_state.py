@@ -164,7 +164,7 @@ def model_versions(model_name: str) -> list[dict]:
     """Every version of `model_name` some run deployed, newest first, from the runs' summaries
     (the storage root is all this view reads; the serving root stays the serving's own)."""
     runs = resolve(f"{config.storage_root().rstrip('/')}/runs")
-    versions = []
+    versions: list[dict] = []
     if not runs.exists():
         return versions
     for run in runs.iterdir():
