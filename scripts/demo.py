@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from urllib.parse import quote
 
 import httpx
 
@@ -50,7 +51,10 @@ def main() -> int:
     print(f"Triggered tune_train_serve run {run_id} with {json.dumps(conf)}")
     started = time.monotonic()
     state = client.wait(run_id, timeout=3 * 3600, on_poll=_progress())
-    print(f"\nRun {state} in {time.monotonic() - started:.0f} s\n")
+    print(f"\nRun {state} in {time.monotonic() - started:.0f} s")
+    # every trial, the plots, the candidates and what shipped, in the Airflow UI
+    print(f"Tuning results: http://127.0.0.1:{os.environ.get('AIRFLOW_PORT', '8080')}/dags/tune_train_serve/runs/"
+          f"{quote(run_id, safe='')}/plugin/tune-serve-run\n")
 
     top = client.xcom(run_id, "aggregate_top_n") or []
     print("Leaderboard (top-N trials of the search):")

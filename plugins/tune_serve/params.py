@@ -2,8 +2,9 @@
 
 Each Param carries a JSON schema, so Airflow rejects a wrong type or an out-of-range
 number at trigger time (form and CLI alike) and the form explains every field. Rules
-that involve several fields cannot be said in one Param's schema; `validate_conf`
-checks them in the run's first task, before anything is written.
+that involve several fields cannot be said in one Param's schema; `validate_conf` states
+them, `tune_serve.trigger_guard` applies them when a run is triggered through the API (what
+the form posts), and the run's first task again, before anything is written.
 """
 from __future__ import annotations
 
@@ -26,9 +27,24 @@ MAX_TUNING_DEADLINE_MINUTES = 10_080  # a week
 SEARCH_PARAMETER_SCHEMA = search_space.PARAMETER_JSON_SCHEMA
 
 
-def _int(default: int, minimum: int, maximum: int, title: str, description: str, section: str) -> Param:
-    return Param(default, type="integer", minimum=minimum, maximum=maximum, title=title,
-                 description=description, section=section)
+def _int(default: int | None, minimum: int, maximum: int, title: str, description: str, section: str,
+         nullable: bool = False) -> Param:
+    """An integer in [minimum, maximum], said with exclusive bounds: Airflow's trigger form hands
+    `minimum`/`maximum` to its number input, which clamps a value outside them when it loses focus
+    (0 typed in Max trials silently became 1). Exclusive bounds are the same rule for integers and
+    leave the typed value as it is, for the trigger to refuse naming the field."""
+    return Param(default, type=["null", "integer"] if nullable else "integer", exclusiveMinimum=minimum - 1,
+                 exclusiveMaximum=maximum + 1, title=title, description=f"{description} ({minimum:,} to {maximum:,})",
+                 section=section)
+
+
+DEFAULT_PATIENCE = 5
+
+
+def patience(conf: dict[str, Any]) -> int:
+    """Early stopping patience: the run's, else the default capped at the training epochs."""
+    value = conf.get("early_stopping_patience")
+    return value if value is not None else min(DEFAULT_PATIENCE, conf["training_epochs"])
 
 
 def dag_params() -> dict[str, Param]:
@@ -36,9 +52,9 @@ def dag_params() -> dict[str, Param]:
     return {
         "source": Param("diamonds", type="string", minLength=1, title="Data source", section=data,
                         description="A CSV or Parquet URI (local path or gs://), or the bundled dataset "
-                                    "`diamonds` (53,940 diamonds, price regression)."),
+                                    "diamonds (53,940 diamonds, price regression)."),
         "label": Param(None, type=["null", "string"], title="Label column", section=data,
-                       description="Numeric column to predict. Empty means `price` for diamonds."),
+                       description="Numeric column to predict. Empty means price for diamonds."),
         "features": Param(None, type=["null", "array"], items={"type": "string"}, title="Feature columns",
                           section=data, description="Columns to use as features. Empty means every other column."),
         "feature_spec": Param(None, type=["null", "object"], title="Feature spec", section=data,
@@ -47,8 +63,9 @@ def dag_params() -> dict[str, Param]:
         "eval_fraction": Param(0.2, type="number", exclusiveMinimum=0, exclusiveMaximum=1,
                                title="Evaluation fraction", section=data,
                                description="Share of rows held out for validation and evaluation (seeded split)."),
-        "sample_rows": Param(None, type=["null", "integer"], minimum=100, title="Sample rows", section=data,
-                             description="Use a seeded sample of this many rows (quick runs). Empty means all."),
+        "sample_rows": Param(None, type=["null", "integer"], exclusiveMinimum=99, title="Sample rows", section=data,
+                             description="Use a seeded sample of this many rows, at least 100 (quick runs). "
+                                         "Empty means all."),
         "algorithm": Param("bayesian", type="string", enum=ALGORITHMS, title="Search algorithm", section=search,
                            description="Keras Tuner oracle: random, bayesian (Gaussian process), hyperband, grid."),
         "search_space": Param(None, type=["null", "array"], items=SEARCH_PARAMETER_SCHEMA, minItems=1,
@@ -77,17 +94,21 @@ def dag_params() -> dict[str, Param]:
         "tuning_deadline_minutes": _int(360, 1, MAX_TUNING_DEADLINE_MINUTES, "Search deadline (min)",
                                         "After this the search stops and reports what completed.", search),
         "objective_function": Param(None, type=["null", "string"], enum=[None, *BENCHMARK_FUNCTIONS],
+                                    # the form labels an option by this map, else shows "null"
+                                    values_display={"null": "none: tune the Keras model",
+                                                    **{f: f for f in BENCHMARK_FUNCTIONS}},
                                     title="Benchmark objective", section=search,
                                     description="For benchmarks: tune a plain function instead of the Keras model "
-                                                "(`sleep`: fixed-length trials; `branin`: the Branin function). "
+                                                "(sleep: fixed-length trials; branin: the Branin function). "
                                                 "The run stops after the search."),
         "trial_sleep_seconds": Param(1.0, type="number", minimum=0, maximum=3600, title="Sleep per epoch (s)",
-                                     section=search, description="Length of an epoch of the `sleep` objective."),
+                                     section=search, description="Length of an epoch of the sleep objective."),
         "seed": _int(42, 0, 2**31 - 1, "Seed", "Seeds the split, the search and training.", search),
         "top_n": _int(2, 1, 50, "Top N", "Best hyperparameter sets to train in full.", train),
         "training_epochs": _int(20, 1, 100_000, "Training epochs", "Epochs of each full training.", train),
-        "early_stopping_patience": _int(5, 1, 10_000, "Early stopping patience",
-                                        "Epochs without improvement of the objective before stopping.", train),
+        "early_stopping_patience": _int(None, 1, 10_000, "Early stopping patience",
+                                        f"Epochs without improvement of the objective before stopping. Empty: "
+                                        f"{DEFAULT_PATIENCE}, or the training epochs if fewer", train, nullable=True),
         "mae_upper_bound": Param(None, type=["null", "number"], exclusiveMinimum=0, title="MAE upper bound",
                                  section=evaluation,
                                  description="A candidate with a larger eval MAE is not blessed. Empty: no bound. "
@@ -129,7 +150,7 @@ def validate_conf(conf: dict[str, Any]) -> None:
                         "a tuner without a trial would idle")
     if conf["objective"].endswith(("mae", "loss")) and conf["direction"] != "min":
         problems.append(f"direction must be 'min' for objective {conf['objective']!r} (an error is minimised)")
-    if conf.get("early_stopping_patience", 1) > conf["training_epochs"]:
+    if (conf.get("early_stopping_patience") or 1) > conf["training_epochs"]:
         problems.append(f"early_stopping_patience ({conf['early_stopping_patience']}) must be at most "
                         f"training_epochs ({conf['training_epochs']})")
     space_problem = _search_space_problem(conf)

@@ -13,6 +13,7 @@ from tune_contract.enums import FUNCTION_OBJECTIVE
 from tune_contract.results import Objective, RankedTrial, TrainResult
 from tune_contract.steps import EvaluateArgs, OracleArgs, PrepareArgs, TrainArgs, TuneArgs
 from tune_serve import config
+from tune_serve.params import patience
 
 
 class Plan(TypedDict):
@@ -59,7 +60,7 @@ def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
     # a healthy tuner renews its lease four times per lease, so one slow RPC never costs it
     tune = TuneArgs(**search, heartbeat_seconds=_heartbeat_seconds(conf["tuner_lease_seconds"]),
                     sleep_seconds=conf.get("trial_sleep_seconds", 1.0) if function == "sleep" else None)
-    train = TrainArgs(run_root=root, epochs=conf["training_epochs"], patience=conf["early_stopping_patience"],
+    train = TrainArgs(run_root=root, epochs=conf["training_epochs"], patience=patience(conf),
                       objective=conf["objective"], direction=conf["direction"], seed=conf["seed"])
     evaluate = EvaluateArgs(run_root=root, mae_upper_bound=conf.get("mae_upper_bound"),
                             max_mae_increase=conf.get("max_mae_increase"))

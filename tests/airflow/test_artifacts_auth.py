@@ -108,3 +108,30 @@ def test_a_logged_in_ui_user_follows_a_task_link_with_the_uis_cookie(server):
     url, report = server
     assert view(url, report, cookies={"_token": token(url, "viewer")}).status_code == 200
     assert view(url, report, cookies={"_token": token(url, "nobody")}).status_code == 403
+
+
+def test_the_run_view_asks_the_same_auth_manager_on_every_route(server):
+    """The run view (tune_serve.ui, /tune-serve-view) takes the viewer's dependency: pages and
+    the vendored scripts alike."""
+    url, _ = server
+    for path in ("/tune-serve-view/runs/r", "/tune-serve-view/runs", "/tune-serve-view/static/vega.min.js"):
+        assert httpx.get(url + path, timeout=30).status_code == 401, path
+        assert httpx.get(url + path, cookies={"_token": token(url, "nobody")}, timeout=30).status_code == 403, path
+    assert httpx.get(f"{url}/tune-serve-view/static/vega.min.js", cookies={"_token": token(url, "viewer")},
+                     timeout=30).status_code == 200
+    # a run with no tuning results yet: 404 with the reason, not an error
+    response = httpx.get(f"{url}/tune-serve-view/runs/r", cookies={"_token": token(url, "viewer")}, timeout=30)
+    assert response.status_code == 404 and "no tuning results" in response.text
+
+
+def test_the_trigger_check_tells_nothing_to_a_caller_who_may_not_trigger(server):
+    """The trigger-time rule check (tune_serve.trigger_guard) answers only callers the auth
+    manager lets trigger the DAG; anyone else gets Airflow's own 401/403, not the rules."""
+    url, _ = server
+    bad = {"conf": {"top_n": 5, "max_trials": 3}}
+    endpoint = f"{url}/api/v2/dags/tune_train_serve/dagRuns"
+    anonymous = httpx.post(endpoint, json=bad, timeout=30)
+    assert anonymous.status_code == 401 and "top_n" not in anonymous.text
+    for user in ("nobody", "viewer"):  # logged in, but may not trigger
+        refused = httpx.post(endpoint, json=bad, cookies={"_token": token(url, user)}, timeout=30)
+        assert refused.status_code == 403 and "top_n" not in refused.text, (user, refused.text)

@@ -136,3 +136,11 @@ def test_links_point_to_the_console_for_gcs_and_the_viewer_otherwise():
         "https://console.cloud.google.com/storage/browser/bucket/runs/r/eval/0/report.html"
     assert artifact_url("/data/runs/r/report.html").endswith("/tune-serve/artifacts?uri=%2Fdata%2Fruns%2Fr%2Freport.html")
     assert artifact_url(None) == ""
+
+
+def test_task_links_open_the_run_view():
+    from tune_serve.links import candidate_url, run_view_url
+
+    assert run_view_url("tune_train_serve", RUN_ID).endswith(
+        "/dags/tune_train_serve/runs/manual__2026-11-29T08%3A00%3A00%2B00%3A00/plugin/tune-serve-run")
+    assert candidate_url(RUN_ID, 1).endswith("/tune-serve-view/runs/manual__2026-11-29T08%3A00%3A00%2B00%3A00#candidate-1")

@@ -156,3 +156,29 @@ def test_a_value_that_begins_with_a_dash_is_never_read_as_a_flag(monkeypatch, tm
     plan = planning.build_plan(resolved(source="-data.csv", label="-price"), "run-1")
     prepare = PrepareArgs.from_argv(plan["prepare"])
     assert (prepare.source, prepare.label) == ("-data.csv", "-price")
+
+
+# The trigger form (issue 15): what the user sees and types must not trap or be changed silently.
+
+def test_defaults_pass_the_rules_with_few_training_epochs():
+    validate_conf(resolved(training_epochs=3))  # the default patience used to be 5 > 3
+
+
+def test_the_form_never_clamps_a_number_silently():
+    """Airflow's form gives a number field the schema's `minimum`/`maximum` as the input's bounds,
+    and the input clamps to them when it loses focus (0 in Max trials became 1). Integer ranges
+    are exclusive bounds instead: the form leaves the value alone, and the trigger refuses it."""
+    for name, param in dag_params().items():
+        if param.schema.get("type") in ("integer", ["null", "integer"]):
+            assert not {"minimum", "maximum"} & param.schema.keys(), name
+    with pytest.raises(ParamValidationError, match="max_trials"):
+        resolved(max_trials=0)
+    with pytest.raises(ParamValidationError, match="num_tuners"):
+        resolved(num_tuners=257)
+    assert resolved(max_trials=1, num_tuners=1, top_n=1)["max_trials"] == 1
+
+
+def test_the_empty_choice_of_a_dropdown_has_a_label_and_descriptions_are_plain_text():
+    params = dag_params()
+    assert params["objective_function"].schema["values_display"]["null"].startswith("none")
+    assert [n for n, p in params.items() if "`" in (p.description or "")] == []

@@ -1,7 +1,9 @@
 """Case 7: bad confs, from the REST trigger (what the trigger form posts) and from the CLI.
 
 Each one is rejected before any training: refused at trigger time by the Params' JSON
-schema, or the run fails in `validate_params` (rules across fields) or in `prepare_data`
+schema or, through the REST API (what the form posts), by the rules across fields
+(tune_serve.trigger_guard); or the run fails in `validate_params` (rules across fields, for a run
+triggered from the CLI) or in `prepare_data`
 (exit 2: rules that need the data), with no tuner or trainer ever started. The message names
 the field and what is allowed. Runs first and alone, so "nothing under the storage or serving
 roots changes" is checked over the whole of both roots.
@@ -42,10 +44,10 @@ BAD = [
     Bad("wrong type: tuning_epochs float", {"tuning_epochs": 2.5}, TRIGGER, ("tuning_epochs", "of type 'integer'")),
     Bad("wrong type: executions_per_trial bool", {"executions_per_trial": True}, TRIGGER,
         ("executions_per_trial", "of type 'integer'")),
-    Bad("out of range: max_trials 0", {"max_trials": 0}, TRIGGER, ("max_trials", "minimum of 1")),
-    Bad("out of range: num_tuners 1000", {"num_tuners": 1000}, TRIGGER, ("num_tuners", "maximum of 256")),
+    Bad("out of range: max_trials 0", {"max_trials": 0}, TRIGGER, ("max_trials", "allowed: 1 to 10,000")),
+    Bad("out of range: num_tuners 1000", {"num_tuners": 1000}, TRIGGER, ("num_tuners", "allowed: 1 to 256")),
     Bad("out of range: eval_fraction 1.5", {"eval_fraction": 1.5}, TRIGGER, ("eval_fraction", "maximum of 1")),
-    Bad("out of range: sample_rows 10", {"sample_rows": 10}, TRIGGER, ("sample_rows", "minimum of 100")),
+    Bad("out of range: sample_rows 10", {"sample_rows": 10}, TRIGGER, ("sample_rows", "allowed: at least 100")),
     Bad("unknown algorithm", {"algorithm": "annealing"}, TRIGGER,
         ("algorithm", r"'random', 'bayesian', 'hyperband', 'grid'")),
     Bad("unknown benchmark objective", {"objective_function": "rosenbrock"}, TRIGGER,
@@ -63,21 +65,21 @@ BAD = [
     Bad("threshold of the wrong sign: max_mae_increase", {"max_mae_increase": -0.5}, TRIGGER,
         ("max_mae_increase", "less than the minimum of 0")),
     Bad("model name not a DNS label", {"model_name": "Bad Name!"}, TRIGGER, ("model_name", re.escape("^[a-z0-9]"))),
-    # rules across fields: the run's first task
-    Bad("top_n > max_trials", {"top_n": 5, "max_trials": 3}, VALIDATE, ("top_n", r"at most max_trials \(3\)")),
-    Bad("direction max for an error", {"direction": "max"}, VALIDATE, ("direction", "must be 'min'")),
-    Bad("patience > training epochs", {"early_stopping_patience": 10}, VALIDATE,
+    # rules across fields: refused when triggered through the REST API, before the run exists
+    Bad("top_n > max_trials", {"top_n": 5, "max_trials": 3}, TRIGGER, ("top_n", r"at most max_trials \(3\)")),
+    Bad("direction max for an error", {"direction": "max"}, TRIGGER, ("direction", "must be 'min'")),
+    Bad("patience > training epochs", {"early_stopping_patience": 10}, TRIGGER,
         ("early_stopping_patience", r"at most training_epochs \(3\)")),
     Bad("search space: min >= max",
         {"search_space": [{"name": "learning_rate", "type": "float", "min": 0.1, "max": 0.01}]},
-        VALIDATE, (r"search_space\.learning_rate\.min", "must be < max")),
+        TRIGGER, (r"search_space\.learning_rate\.min", "must be < max")),
     Bad("grid over a continuous space", {"algorithm": "grid", "search_space": [
-        {"name": "learning_rate", "type": "float", "min": 0.001, "max": 0.1}]}, VALIDATE,
+        {"name": "learning_rate", "type": "float", "min": 0.001, "max": 0.1}]}, TRIGGER,
         ("search_space.learning_rate", "the grid algorithm needs every parameter discrete")),
-    Bad("missing dataset file", {"source": "/nonexistent/diamonds.csv", "label": "price"}, VALIDATE,
+    Bad("missing dataset file", {"source": "/nonexistent/diamonds.csv", "label": "price"}, TRIGGER,
         ("source", "no file at", "CSV or Parquet")),
-    Bad("CSV without a label", {"source": "{csv}"}, VALIDATE, ("label", "required for a source other than")),
-    Bad("feature spec: unknown key", {"feature_spec": {"numerik": ["carat"]}}, VALIDATE,
+    Bad("CSV without a label", {"source": "{csv}"}, TRIGGER, ("label", "required for a source other than")),
+    Bad("feature spec: unknown key", {"feature_spec": {"numerik": ["carat"]}}, TRIGGER,
         ("feature_spec", "allowed: label, numeric, categorical")),
     # rules that need the data: prepare_data exits 2, having written nothing
     Bad("label absent from the CSV", {"source": "{csv}", "label": "weight"}, PREPARE,

@@ -21,3 +21,19 @@ def stack(tmp_path_factory):
         yield private_airflow.start(env), env
     finally:
         private_airflow.stop(env)
+
+
+# One small real run, shared by the end-to-end checks and the browser tests of the run view.
+TINY = {
+    "source": "diamonds", "sample_rows": 1500, "algorithm": "random", "max_trials": 4, "num_tuners": 2,
+    "tuning_epochs": 2, "top_n": 2, "training_epochs": 3, "early_stopping_patience": 2,
+    "mae_upper_bound": 100000.0, "model_name": "diamonds-e2e",
+}
+
+
+@pytest.fixture(scope="session")
+def happy_run(stack):
+    client, env = stack
+    run_id = client.trigger(TINY, run_id="e2e-happy")
+    state = client.wait(run_id, timeout=1500)
+    return client, env, run_id, state

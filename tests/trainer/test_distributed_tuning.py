@@ -203,6 +203,9 @@ def test_grid_search_with_two_workers_runs_every_point_once(searches, tmp_path):
     assert sorted(t["hyperparameters"]["x"] for t in trials.values()) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert trials[oracle["trials"][0]["trial_id"]]["hyperparameters"] == {"x": 0.5}  # the minimum of (x-0.5)^2
     assert all(t["epochs"] == 2 and t["resumed_from_epoch"] == 0 for t in trials.values())
+    # wall-clock span of each trial, for the trials-over-time view
+    assert all(t["started_at"] <= t["ended_at"] and t["ended_at"] - t["started_at"] == pytest.approx(t["seconds"],
+               abs=0.01) for t in oracle["trials"])
     assert oracle["objective"] == {"name": "value", "direction": "min"}
     assert oracle["lost_tuners"] == [] and oracle["deadline_hit"] is False
     assert _run_times(search) == {i: 1 for i in trials}

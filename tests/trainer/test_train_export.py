@@ -41,6 +41,10 @@ def test_train_result_and_artefacts(trained, prepared):
     assert (out / "saved_model" / "assets.extra" / "feature_spec.json").is_file()
     assert list((out / "logs" / "train").glob("events.out.tfevents.*"))
     assert list((out / "logs" / "validation").glob("events.out.tfevents.*"))
+    # the learning curves the run view draws: one row per epoch, training and validation metrics
+    history = (out / "logs" / "history.csv").read_text().splitlines()
+    assert history[0].split(",")[0] == "epoch" and {"mae", "val_mae"} <= set(history[0].split(","))
+    assert [row.split(",")[0] for row in history[1:]] == ["0", "1"]
     assert (out / "checkpoints" / "latest" / "latest.weights.h5").is_file()
     assert json.loads((out / "training.json").read_text())["model_path"] == trained["model_path"]
     assert not [p for p in out.iterdir() if ".tmp-" in p.name]

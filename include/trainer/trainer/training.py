@@ -3,7 +3,7 @@
 Writes `{run_root}/models/{rank}/`:
     checkpoints/   resumable state (see trainer.checkpointing): a restarted pod continues
                    from its last finished epoch
-    logs/          TensorBoard
+    logs/          TensorBoard, and history.csv (Keras CSVLogger: the metrics of every epoch)
     saved_model/   the export TF Serving loads (see trainer.savedmodel), swapped in whole
     training.json  this step's result, for people browsing the bucket
 """
@@ -71,6 +71,9 @@ def run(args: TrainArgs) -> dict:
             early_stopping,
             checkpointing.backup_and_restore(checkpoints),
             keras.callbacks.TensorBoard(log_dir=logs),
+            # one row per epoch for the run view's learning curves (the Airflow side reads no
+            # TensorBoard events); a resumed pod appends, the view keeps an epoch's last row
+            keras.callbacks.CSVLogger(storage.join(logs, "history.csv"), append=True),
         ])
     epochs_completed = early_stopping.state["epochs_completed"]
     initial_epoch = early_stopping.first_epoch if early_stopping.first_epoch is not None else epochs_completed

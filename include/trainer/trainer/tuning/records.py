@@ -40,6 +40,9 @@ def trial_record(trial, tuner_id: str | None, outcome: dict) -> dict:
         "seconds": outcome.get("seconds"),
         "tuner_id": tuner_id,
         "resumed_from_epoch": outcome.get("resumed_from_epoch", 0),
+        # Unix seconds of the run that finished it (None in records written before they were kept).
+        "started_at": outcome.get("started_at"),
+        "ended_at": outcome.get("ended_at"),
     }
 
 

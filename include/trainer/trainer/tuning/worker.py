@@ -137,8 +137,11 @@ class LeasedTuner(kt.Tuner):
             return  # its progress stays: the new holder resumes from it
         if trial.message:
             log.warning("trial %s %s: %s", trial.trial_id, trial.status, trial.message.strip().splitlines()[-1])
-        outcome = {"epochs": current.epochs, "seconds": round(time.monotonic() - current.started, 3),
-                   "resumed_from_epoch": current.resumed, "tuner_id": self.tuner_id}
+        seconds = round(time.monotonic() - current.started, 3)
+        ended_at = time.time()  # wall clock, for the trials-over-time view; `seconds` stays monotonic
+        outcome = {"epochs": current.epochs, "seconds": seconds, "resumed_from_epoch": current.resumed,
+                   "tuner_id": self.tuner_id, "started_at": round(ended_at - seconds, 3),
+                   "ended_at": round(ended_at, 3)}
         records.write_outcome(self.project_dir, trial.trial_id, self.tuner_id, outcome)
         try:
             self.oracle.end_trial(trial)

@@ -1,0 +1,52 @@
+"""The one line a run says about what it shipped: its Airflow run note and the view's banner.
+
+"deployed diamonds v3 (candidate 1, MAE 411.9, was 420.2)" or
+"nothing deployed: rank 0 not blessed: MAE 1,238 > bound 1,000".
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def _number(value: Any) -> str:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return str(value)
+    return f"{value:,.1f}" if abs(value) < 1e6 else f"{value:,.0f}"
+
+
+def _reasons(evaluation: dict) -> str:
+    if evaluation.get("reasons"):
+        return "; ".join(str(r) for r in evaluation["reasons"])
+    failed = evaluation.get("failed_thresholds") or []
+    return "; ".join(f"{f.get('metric')} {_number(f.get('value'))} vs threshold {_number(f.get('threshold'))}"
+                     for f in failed) or "no reason recorded"
+
+
+def text(summary: dict, evaluations: list[dict] | None = None) -> str:
+    """`evaluations`: the full evaluation results (with `baseline`) when at hand, else the summary's."""
+    evaluations = [e for e in (evaluations if evaluations is not None else summary.get("evaluations") or []) if e]
+    deployed = summary.get("deployed")
+    if deployed:
+        rank = deployed.get("candidate_rank")
+        evaluation = next((e for e in evaluations if e.get("rank") == rank), {})
+        baseline = ((evaluation.get("baseline") or {}).get("overall") or {}).get("mae")
+        if baseline is not None:
+            was = f", was {_number(baseline)}"
+        elif "baseline_model_path" in evaluation and not evaluation["baseline_model_path"]:
+            was = ", first version"  # nothing was serving when it was evaluated
+        else:
+            was = ""  # the full evaluation is not at hand
+        return (f"deployed {deployed.get('model_name')} v{deployed.get('version')} "
+                f"(candidate {rank}, MAE {_number(deployed.get('eval_mae'))}{was})")
+    if summary.get("failed_steps"):
+        return f"nothing deployed: failed steps: {', '.join(summary['failed_steps'])}"
+    if not evaluations:
+        if not summary.get("leaderboard"):
+            return "nothing deployed: no candidate was trained (see aggregate_top_n)"
+        return "nothing deployed: no candidate was evaluated"
+    blessed = [e for e in evaluations if e.get("blessed")]
+    if blessed:
+        return "nothing deployed: a candidate was blessed but its deployment did not complete"
+    return "nothing deployed: " + " | ".join(
+        f"rank {e.get('rank')} not blessed: {_reasons(e)}" for e in sorted(evaluations, key=lambda e: e.get("rank", 0)))

@@ -1,0 +1,70 @@
+"""The run view's routes, mounted in Airflow's API server at /tune-serve-view.
+
+Access is the artifact viewer's: Airflow's auth manager must grant the caller (bearer token
+or the UI's `_token` cookie) read access to the task logs of tune_train_serve, on every route,
+the vendored scripts included. Airflow's UI shows the pages inside its own frame
+(`external_views` in the plugin): /runs/{run_id} from a run's page, /runs from the DAG's.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse
+
+from tune_serve import config
+from tune_serve.artifacts import require_task_log_access, resolve
+from tune_serve.ui import page, run_state
+
+STATIC = Path(__file__).parent / "static"
+# Only these files, by name: a URL never becomes a path.
+ASSETS = {name: STATIC / folder / name for folder, name in (
+    ("vega", "vega.min.js"), ("vega", "vega-lite.min.js"), ("vega", "vega-embed.min.js"), ("", "render.js"))}
+# Scripts only from this app; Vega compiles its expressions with Function (unsafe-eval); the spec's
+# data is inline, so nothing is fetched (connect-src 'none'); only Airflow may frame the page.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+                           "img-src 'self' data:; connect-src 'none'; frame-ancestors 'self'; base-uri 'none'")
+
+app = FastAPI(title="tune_serve view", dependencies=[Depends(require_task_log_access)],
+              docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@app.middleware("http")
+async def _headers(request, call_next):
+    response = await call_next(request)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store" if "/static/" not in request.url.path else "max-age=3600"
+    return response
+
+
+@app.get("/static/{name}")
+def asset(name: str) -> FileResponse:
+    if name not in ASSETS:
+        raise HTTPException(404, f"no asset {name!r}")
+    return FileResponse(ASSETS[name], media_type="text/javascript")
+
+
+@app.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_view(run_id: str, sort: str = "objective", desc: int = 0) -> HTMLResponse:
+    state = run_state.load(run_id)
+    if not state.found:
+        raise HTTPException(404, f"run {run_id!r} has no tuning results under {state.root} yet")
+    model = (state.summary or {}).get("model_name")
+    versions = run_state.model_versions(model) if model else []
+    return HTMLResponse(page.render(state, versions, sort, bool(desc)))
+
+
+@app.get("/runs", response_class=HTMLResponse)
+def runs() -> HTMLResponse:
+    """Every run with stored tuning results, newest first (the DAG page's entry)."""
+    _, root = resolve(f"{config.storage_root().rstrip('/')}/runs")
+    found = sorted((r for r in root.iterdir() if (r / "tuning" / "oracle_result.json").exists()),
+                   key=lambda r: (r / "tuning" / "oracle_result.json").stat().st_mtime, reverse=True) \
+        if root.exists() else []
+    items = "".join(f'<li><a href="runs/{quote(r.name, safe="")}">{html.escape(r.name)}</a></li>' for r in found)
+    return HTMLResponse(f"<!doctype html><html><head><meta charset='utf-8'><title>tune_serve runs</title></head>"
+                        f"<body style='font-family:system-ui,sans-serif'><h1>tune_train_serve runs</h1>"
+                        f"<ul id='runs'>{items or '<li>No run has tuning results yet.</li>'}</ul></body></html>")

@@ -1,0 +1,178 @@
+"""The HTML of the run view: what shipped, the leaderboard, the plots, the candidates, the model.
+
+Server-rendered; the leaderboard sorts by links (no script needed), the plots are Vega-Lite
+specs inlined as JSON data blocks that `static/render.js` hands to Vega-Embed. Every value
+from storage is escaped; JSON is embedded with `<` escaped so it cannot close its block.
+"""
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from tune_serve import run_note
+from tune_serve.ui import charts
+from tune_serve.ui.run_state import RunState, trial_order
+
+# key: (title, sort key; the objective sorts best first, see _sort)
+COLUMNS: dict[str, tuple[str, Callable[[dict], Any]]] = {
+    "trial_id": ("Trial", trial_order),
+    "tuner_id": ("Tuner", lambda t: t.get("tuner_id") or ""),
+    "status": ("Status", lambda t: t["status"]),
+    "objective": ("Objective", lambda t: t.get("objective")),
+    "epochs": ("Epochs", lambda t: t.get("epochs") or 0),
+    "seconds": ("Seconds", lambda t: t.get("seconds") or 0),
+    "resumed_from_epoch": ("Resumed from epoch", lambda t: t.get("resumed_from_epoch") or 0),
+}
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:16px;color:#1a202c;font-size:14px}
+h1{font-size:20px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #e2e8f0}
+table{border-collapse:collapse}td,th{padding:4px 8px;border-bottom:1px solid #edf2f7;text-align:left}td{white-space:nowrap}
+th a{color:inherit}tr.top{background:#f0fff4}.badge{background:#38a169;color:#fff;border-radius:8px;padding:0 6px;white-space:nowrap}
+.banner{padding:10px 14px;border-radius:6px;font-size:16px;background:#ebf8ff}.banner.none{background:#fffaf0}
+.plot{margin:8px 0 18px}.muted{color:#718096}code{background:#f7fafc;padding:1px 4px}
+.candidate{display:inline-block;vertical-align:top;margin:0 18px 18px 0;padding:8px;border:1px solid #e2e8f0}
+"""
+
+
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _json_block(element_id: str, spec: dict) -> str:
+    data = json.dumps(spec, default=str).replace("<", "\\u003c")
+    return f'<script type="application/json" id="{_e(element_id)}">{data}</script>'
+
+
+def _plot(element_id: str, spec: dict | None, empty: str, marks: int) -> str:
+    if spec is None:
+        return f'<p class="muted" data-plot-empty="{_e(element_id)}">{_e(empty)}</p>'
+    return (f'<div class="plot" id="{_e(element_id)}" data-plot data-expected-marks="{marks}"></div>'
+            + _json_block(f"{element_id}-spec", spec))
+
+
+def _format(value, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return _e(value)
+
+
+def _sort(trials: list[dict], key: str, descending: bool, direction: str) -> list[dict]:
+    if key == "objective":  # best first by default; unfinished trials last either way
+        sign = -1 if direction == "max" else 1
+        done = sorted((t for t in trials if t.get("objective") is not None), key=lambda t: sign * t["objective"],
+                      reverse=descending)
+        return done + [t for t in trials if t.get("objective") is None]
+    return sorted(trials, key=COLUMNS[key][1], reverse=descending)
+
+
+def leaderboard(state: RunState, sort: str, descending: bool) -> str:
+    names = state.hyperparameter_names
+    head = "".join(
+        f'<th><a href="?{urlencode({"sort": key, "desc": int(key == sort and not descending)})}">{_e(title)}'
+        f'{" ▾" if key == sort and descending else " ▴" if key == sort else ""}</a></th>'
+        for key, (title, _) in COLUMNS.items())
+    rows = []
+    for t in _sort(state.trials, sort, descending, state.objective.get("direction", "min")):
+        badge = f' <span class="badge">top {t["top_rank"]}</span>' if t.get("top_rank") is not None else ""
+        handoffs = f' ({t["handoffs"]}× lost its tuner)' if t.get("handoffs") else ""
+        params = "".join(f"<td>{_format(t['hyperparameters'].get(n))}</td>" for n in names)
+        rows.append(
+            f'<tr data-trial-id="{_e(t["trial_id"])}" class="{"top" if badge else ""}">'
+            f'<td>{_e(t["trial_id"])}{badge}</td><td>{_e(t.get("tuner_id"))}</td><td>{_e(t["status"])}'
+            f'{handoffs}</td>'
+            f'<td>{_format(t.get("objective"), 6)}</td><td>{_e(t.get("epochs"))}</td><td>{_format(t.get("seconds"))}</td>'
+            f'<td>{_e(t.get("resumed_from_epoch"))}</td>{params}</tr>')
+    param_head = "".join(f"<th>{_e(n)}</th>" for n in names)
+    return (f'<table id="leaderboard"><thead><tr>{head}{param_head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def _candidate(c: dict, objective: str) -> str:
+    evaluation = c.get("evaluation") or {}
+    overall = evaluation.get("overall") or {}
+    baseline = (evaluation.get("baseline") or {}).get("overall") or {}
+    metrics = "".join(
+        f"<tr><td>{_e(m)}</td><td>{_format(v)}</td><td>{_format((baseline or {}).get(m))}</td></tr>"
+        for m, v in sorted(overall.items()) if isinstance(v, (int, float)))
+    verdict = "blessed" if c.get("blessed") else "not blessed" if c.get("blessed") is False else "not evaluated"
+    deployed = (f'<p><b>deployed as version {_e(c["deployed_version"])}</b></p>'
+                if c.get("deployed_version") is not None else "")
+    training = c.get("training") or {}
+    curves = charts.learning_curves(c, objective)
+    logs = training.get("logs")
+    tensorboard = f"<p>TensorBoard: <code>tensorboard --logdir {_e(logs)}</code></p>" if logs else ""
+    return (f'<div class="candidate" id="candidate-{_e(c["rank"])}" data-candidate-rank="{_e(c["rank"])}">'
+            f'<h3>Candidate {_e(c["rank"])} '
+            f'(trial {_e(c.get("trial_id"))})</h3>{deployed}<p>Verdict: <b>{verdict}</b></p>'
+            f'<ul>{"".join(f"<li>{_e(r)}</li>" for r in c.get("reasons") or [])}</ul>'
+            f'<p class="muted">{_e(json.dumps(c.get("hyperparameters"), sort_keys=True))}; '
+            f'{_e(training.get("epochs", "?"))} epochs trained{", stopped early" if training.get("stopped_early") else ""}'
+            "</p>"
+            f'<table><tr><th>metric</th><th>candidate</th><th>serving baseline</th></tr>{metrics}</table>'
+            + _plot(f"curves-{c['rank']}", curves, "No training history recorded for this candidate.",
+                    2 if curves else 0) + tensorboard + "</div>")
+
+
+def _versions(versions: list[dict]) -> str:
+    if not versions:
+        return '<p class="muted">No run under this storage root deployed this model.</p>'
+    rows = "".join(
+        f'<tr><td>{_e(v["version"])}</td><td>{"stable (latest deployed)" if i == 0 else ""}</td>'
+        f'<td><a href="{_e(quote(str(v["run_id"]), safe=""))}" target="_self">{_e(v["run_id"])}</a></td>'
+        f'<td>{_e(v.get("candidate_rank"))}</td><td>{_format(v.get("eval_mae"))}</td>'
+        f'<td>{_e(v.get("previous_version"))}</td></tr>'
+        for i, v in enumerate(versions))
+    return ('<table id="versions"><tr><th>version</th><th>label</th><th>run</th><th>candidate rank</th>'
+            f'<th>eval MAE</th><th>replaced version</th></tr>{rows}</table>')
+
+
+def render(state: RunState, versions: list[dict], sort: str = "objective", descending: bool = False,
+           static: str = "../static") -> str:
+    if sort not in COLUMNS:
+        sort = "objective"
+    note = run_note.text(state.summary, [c["evaluation"] for c in state.candidates if c["evaluation"]]
+                         or None) if state.summary else "The run has not finished: nothing decided yet."
+    objective = state.objective.get("name", "objective")
+    over_time, bars = charts.trials_over_time(state)
+    importance, importance_note = charts.importance(state)
+    n_done, n_params = len(state.completed), len(state.hyperparameter_names)
+    search = (f"{n_done} of {state.max_trials} trials completed, {len(state.trials) - n_done} lost; "
+              f"objective {_e(objective)} ({_e(state.objective.get('direction'))}); "
+              f"tuners lost at least once: {_e(', '.join(state.lost_tuners) or 'none')}"
+              + ("; the search deadline was hit" if state.deadline_hit else ""))
+    model_name = (state.summary or {}).get("model_name")
+    body = [
+        f"<h1>tune_train_serve run {_e(state.run_id)}</h1>",
+        f'<p id="run-outcome" class="banner{"" if (state.summary or {}).get("deployed") else " none"}">{_e(note)}</p>',
+        f"<p>{search}</p>",
+        "<h2>Trials</h2>", leaderboard(state, sort, descending),
+        "<h2>Objective by trial</h2>",
+        _plot("plot-objective", charts.objective_over_trials(state) if n_done else None, "No completed trial.", n_done),
+        "<h2>Hyperparameters</h2>",
+        _plot("plot-parallel", charts.parallel_coordinates(state) if n_done else None, "No completed trial.", n_done),
+        _plot("plot-scatter", charts.objective_vs_parameters(state) if n_done else None, "No completed trial.",
+              n_done * n_params),
+        "<h3>Parameter importance</h3>", _plot("plot-importance", importance, importance_note, n_params),
+        f'<p class="muted">{_e(importance_note) if importance else ""}</p>',
+        "<h2>Trials over time</h2>",
+        '<p class="muted">One row per tuner, a bar per trial it finished, from start to end of the run that '
+        "finished it; orange: resumed from a backup after a preemption, red: taken over from a lost tuner.</p>",
+        _plot("plot-timeline", over_time, "No trial recorded its start and end time.", bars),
+        "<h2>Candidates</h2>",
+        f"<p>All candidates in TensorBoard: <code>tensorboard --logdir {_e(state.root)}/models</code></p>"
+        if state.candidates else "",
+        "".join(_candidate(c, objective) for c in state.candidates) or '<p class="muted">No candidate trained.</p>',
+    ]
+    if model_name:
+        body += [f"<h2>Model {_e(model_name)}: versions deployed</h2>", _versions(versions)]
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>run {_e(state.run_id)}</title>'
+            f"<style>{STYLE}</style>"
+            f'<script src="{static}/vega.min.js"></script><script src="{static}/vega-lite.min.js"></script>'
+            f'<script src="{static}/vega-embed.min.js"></script><script src="{static}/render.js" defer></script>'
+            f'</head><body>{"".join(body)}<p class="muted">Read from {_e(state.root)} at {generated}.</p>'
+            "</body></html>")

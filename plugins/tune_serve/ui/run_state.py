@@ -1,0 +1,176 @@
+"""What a run stored, gathered for the view: every trial of the search, the candidates, what shipped.
+
+Everything is read through the artifact viewer's `resolve`, so nothing outside the storage
+root is ever opened, and a run id from the URL is one path component, never a path.
+Sources (docs/contracts.md): `{run_root}/tuning/oracle_result.json` (the chief's result: every
+trial it ended, ranked, and the incomplete ones), `{run_root}/tuning/oracle.json` (the Keras
+Tuner project's state, whose `leases.handoffs` counts how often a trial lost its tuner),
+`{run_root}/summary.json` (top N, verdicts, what was deployed), and per candidate
+`models/{rank}/training.json`, `models/{rank}/logs/history.csv`, `eval/{rank}/evaluation.json`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import HTTPException
+
+from tune_serve import config
+from tune_serve.artifacts import resolve
+
+COMPLETED, RESUMED, HANDED_OVER, LOST = "completed", "resumed after preemption", "handed over", "lost"
+
+
+def run_root(run_id: str) -> str:
+    """The run's folder; 400 for a run id that is not a single path component."""
+    if not run_id or "/" in run_id or "\\" in run_id or "\x00" in run_id or run_id in (".", ".."):
+        raise HTTPException(400, f"run_id: not a run id: {run_id!r}")
+    return f"{config.storage_root().rstrip('/')}/runs/{run_id}"
+
+
+def read_json(uri: str) -> Any | None:
+    _, path = resolve(uri)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None  # a file being rewritten; the next load shows it
+
+
+def read_text(uri: str) -> str | None:
+    _, path = resolve(uri)
+    return path.read_text() if path.exists() else None
+
+
+def trial_order(trial: dict) -> tuple:
+    """Creation order: Keras Tuner numbers its trials ("0", "1", ..., "10"); others by name."""
+    trial_id = trial["trial_id"]
+    return (0, int(trial_id), "") if trial_id.isdigit() else (1, 0, trial_id)
+
+
+def trial_status(trial: dict, completed: bool, handoffs: int) -> str:
+    if not completed:
+        return LOST
+    if handoffs:
+        return HANDED_OVER
+    if trial.get("resumed_from_epoch"):
+        return RESUMED
+    return COMPLETED
+
+
+@dataclass
+class RunState:
+    run_id: str
+    root: str
+    objective: dict = field(default_factory=lambda: {"name": "objective", "direction": "min"})
+    trials: list[dict] = field(default_factory=list)  # every trial, in trial-id order
+    max_trials: int | None = None
+    lost_tuners: list[str] = field(default_factory=list)
+    deadline_hit: bool = False
+    summary: dict | None = None
+    candidates: list[dict] = field(default_factory=list)
+
+    @property
+    def found(self) -> bool:
+        return bool(self.trials) or self.summary is not None
+
+    @property
+    def completed(self) -> list[dict]:
+        return [t for t in self.trials if t["status"] != LOST and t.get("objective") is not None]
+
+    @property
+    def hyperparameter_names(self) -> list[str]:
+        names: list[str] = []
+        for trial in self.trials:
+            names += [n for n in trial.get("hyperparameters") or {} if n not in names]
+        return names
+
+
+def load(run_id: str) -> RunState:
+    root = run_root(run_id)
+    state = RunState(run_id, root)
+    result = read_json(f"{root}/tuning/oracle_result.json") or {}
+    project = read_json(f"{root}/tuning/oracle.json") or {}
+    handoffs = (project.get("leases") or {}).get("handoffs") or {}
+    state.summary = read_json(f"{root}/summary.json")
+    top = {str(e["trial_id"]): e["rank"] for e in (state.summary or {}).get("leaderboard") or [] if e}
+    if result.get("objective"):
+        state.objective = result["objective"]
+    state.max_trials, state.lost_tuners = result.get("max_trials"), result.get("lost_tuners") or []
+    state.deadline_hit = bool(result.get("deadline_hit"))
+    rows = [(t, True) for t in result.get("trials") or []] + [(t, False) for t in result.get("incomplete") or []]
+    for trial, completed in rows:
+        trial_id = str(trial["trial_id"])
+        state.trials.append({**trial, "trial_id": trial_id, "handoffs": int(handoffs.get(trial_id, 0)),
+                             "status": trial_status(trial, completed, int(handoffs.get(trial_id, 0))),
+                             "top_rank": top.get(trial_id)})
+    state.trials.sort(key=trial_order)
+    for number, trial in enumerate(state.trials):
+        trial["number"] = number
+    state.candidates = _candidates(root, state.summary)
+    return state
+
+
+def _candidates(root: str, summary: dict | None) -> list[dict]:
+    if not summary:
+        return []
+    deployed = summary.get("deployed") or {}
+    verdicts = {e["rank"]: e for e in summary.get("evaluations") or [] if e}
+    candidates = []
+    for entry in summary.get("leaderboard") or []:
+        rank = entry["rank"]
+        evaluation = read_json(f"{root}/eval/{rank}/evaluation.json") or verdicts.get(rank) or {}
+        verdict = verdicts.get(rank) or evaluation
+        candidates.append({
+            "rank": rank,
+            "trial_id": entry.get("trial_id"),
+            "hyperparameters": entry.get("hyperparameters") or {},
+            "training": read_json(f"{root}/models/{rank}/training.json") or {},
+            "history": history(read_text(f"{root}/models/{rank}/logs/history.csv")),
+            "evaluation": evaluation,
+            "blessed": verdict.get("blessed"),
+            "reasons": verdict_reasons(verdict),
+            "deployed_version": deployed.get("version") if deployed.get("candidate_rank") == rank else None,
+        })
+    return candidates
+
+
+def verdict_reasons(evaluation: dict) -> list[str]:
+    """The verdict's own sentences when the evaluation gives them, else its failed thresholds."""
+    if evaluation.get("reasons"):
+        return [str(r) for r in evaluation["reasons"]]
+    return [f"{f.get('metric')} {f.get('value')} vs threshold {f.get('threshold')}"
+            for f in evaluation.get("failed_thresholds") or []]
+
+
+def history(text: str | None) -> list[dict]:
+    """Keras CSVLogger rows, one per epoch; an epoch logged again after a resume keeps its last row."""
+    if not text:
+        return []
+    rows: dict[int, dict] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        try:
+            rows[int(row.pop("epoch"))] = {k: float(v) for k, v in row.items() if v not in ("", None)}
+        except (KeyError, ValueError):
+            continue
+    return [{"epoch": epoch, **values} for epoch, values in sorted(rows.items())]
+
+
+def model_versions(model_name: str) -> list[dict]:
+    """Every version of `model_name` some run deployed, newest first, from the runs' summaries
+    (the storage root is all this view reads; the serving root stays the serving's own)."""
+    _, runs = resolve(f"{config.storage_root().rstrip('/')}/runs")
+    versions: list[dict] = []
+    if not runs.exists():
+        return versions
+    for run in runs.iterdir():
+        summary = read_json(f"{config.storage_root().rstrip('/')}/runs/{run.name}/summary.json") or {}
+        deployed = summary.get("deployed") or {}
+        if deployed.get("model_name") == model_name and deployed.get("version") is not None:
+            versions.append({"run_id": summary.get("run_id", run.name), **deployed})
+    versions.sort(key=lambda v: int(v["version"]), reverse=True)
+    return versions

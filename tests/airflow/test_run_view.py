@@ -1,0 +1,151 @@
+"""The run view in-process, on a stored run written as the trainer writes it (docs/contracts.md).
+Who may call it is Airflow's auth manager, the artifact viewer's dependency (proven through a
+real API server in test_artifacts_auth.py); here it is replaced by an allowed caller. The
+browser test (tests/e2e/test_ui_browser.py) renders the same page from a real run."""
+import json
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tune_serve import artifacts, run_note
+from tune_serve.ui import app as view
+from tune_serve.ui import run_state
+
+RUN_ID = "manual__2026-11-29T08:00:00+00:00"
+
+
+def trial(trial_id, objective, tuner, units, rate, resumed=0, start=1_700_000_000.0):
+    return {"trial_id": trial_id, "hyperparameters": {"units": units, "learning_rate": rate, "act": "relu"},
+            "objective": objective, "status": "COMPLETED", "epochs": 2, "seconds": 3.5, "tuner_id": tuner,
+            "resumed_from_epoch": resumed, "started_at": start, "ended_at": start + 3.5}
+
+
+def write_run(root, deployed=True):
+    run = root / "runs" / RUN_ID
+    (run / "tuning").mkdir(parents=True)
+    trials = [trial("00", 500.0, "tuner-0", 32, 0.01), trial("01", 450.0, "tuner-1", 64, 0.001, resumed=1),
+              trial("02", 700.0, "tuner-0", 16, 0.1, start=1_700_000_004.0),
+              trial("03", 480.0, "tuner-0", 128, 0.003, start=1_700_000_008.0)]
+    lost = {**trial("04", None, "tuner-1", 8, 0.5), "status": "FAILED", "objective": None, "epochs": None,
+            "seconds": None, "started_at": None, "ended_at": None}  # no outcome: no tuner finished it
+    ranked = sorted(trials, key=lambda t: t["objective"])
+    (run / "tuning" / "oracle_result.json").write_text(json.dumps({
+        "trials": ranked, "completed": 4, "max_trials": 5, "incomplete": [lost], "lost_tuners": ["tuner-1"],
+        "objective": {"name": "val_mae", "direction": "min"}, "deadline_hit": False}))
+    (run / "tuning" / "oracle.json").write_text(json.dumps({"leases": {"handoffs": {"03": 1, "04": 3}}}))
+    evaluations = [
+        {"rank": 0, "blessed": True, "overall": {"mae": 411.9}, "baseline": {"overall": {"mae": 420.2}},
+         "failed_thresholds": [], "reasons": ["MAE 411.9 is within 10 of the serving model's 420.2"]},
+        {"rank": 1, "blessed": False, "overall": {"mae": 1238.0}, "baseline": {"overall": {"mae": 420.2}},
+         "failed_thresholds": [{"metric": "mae", "value": 1238.0, "threshold": 1000.0}],
+         "reasons": ["MAE 1,238 > bound 1,000"]}]
+    for e in evaluations:
+        (run / "eval" / str(e["rank"])).mkdir(parents=True)
+        (run / "eval" / str(e["rank"]) / "evaluation.json").write_text(json.dumps(e))
+    (run / "models" / "0" / "logs").mkdir(parents=True)
+    (run / "models" / "0" / "logs" / "history.csv").write_text(
+        "epoch,loss,mae,val_loss,val_mae\n0,9,900,8,800\n1,5,500,6,600\n1,5,490,6,590\n2,4,400,5,450\n")
+    (run / "models" / "0" / "training.json").write_text(json.dumps({"epochs": 3, "logs": f"{run}/models/0/logs"}))
+    top = [{"rank": 0, "trial_id": "01", "objective": 450.0, "hyperparameters": ranked[0]["hyperparameters"]},
+           {"rank": 1, "trial_id": "03", "objective": 480.0, "hyperparameters": ranked[1]["hyperparameters"]}]
+    summary = {"run_id": RUN_ID, "model_name": "diamonds", "leaderboard": top,
+               "evaluations": [{k: e[k] for k in ("rank", "blessed", "failed_thresholds", "overall", "reasons")}
+                               for e in evaluations],
+               "deployed": {"model_name": "diamonds", "version": 3, "previous_version": 2, "candidate_rank": 0,
+                            "eval_mae": 411.9} if deployed else None,
+               "lost_tuner_tasks": [], "failed_steps": []}
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    root = tmp_path / "storage"
+    monkeypatch.setenv("TUNE_SERVE_STORAGE_ROOT", str(root))
+    write_run(root)
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "tuning").mkdir()
+    (tmp_path / "secret" / "tuning" / "oracle_result.json").write_text("{}")
+    return root
+
+
+@pytest.fixture
+def client(root):
+    view.app.dependency_overrides[artifacts.require_task_log_access] = lambda: None
+    yield TestClient(view.app)
+    view.app.dependency_overrides.clear()
+
+
+def test_every_trial_with_its_status(root):
+    state = run_state.load(RUN_ID)
+    statuses = {t["trial_id"]: t["status"] for t in state.trials}
+    assert statuses == {"00": "completed", "01": "resumed after preemption", "02": "completed",
+                        "03": "handed over", "04": "lost"}
+    assert {t["trial_id"]: t["top_rank"] for t in state.trials if t["top_rank"] is not None} == {"01": 0, "03": 1}
+
+
+def test_page_shows_every_trial_the_plots_and_what_shipped(client):
+    response = client.get(f"/runs/{RUN_ID}")
+    assert response.status_code == 200, response.text
+    text = response.text
+    assert re.findall(r'data-trial-id="(\d+)"', text) == ["01", "03", "00", "02", "04"]  # best first, lost last
+    assert text.count('class="badge"') == 2
+    assert "deployed diamonds v3 (candidate 0, MAE 411.9, was 420.2)" in text
+    assert "MAE 1,238 &gt; bound 1,000" in text
+    marks = dict(re.findall(r'id="(plot-[a-z]+|curves-\d)" data-plot data-expected-marks="(\d+)"', text))
+    assert marks == {"plot-objective": "4", "plot-parallel": "4", "plot-scatter": "12", "plot-importance": "3",
+                     "plot-timeline": "4", "curves-0": "2"}
+    assert "tensorboard --logdir" in text
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+
+
+def test_leaderboard_sorts_by_any_column(client):
+    text = client.get(f"/runs/{RUN_ID}", params={"sort": "trial_id", "desc": 1}).text
+    assert re.findall(r'data-trial-id="(\d+)"', text) == ["04", "03", "02", "01", "00"]
+
+
+def test_history_keeps_the_last_row_of_an_epoch_logged_twice(root):
+    rows = run_state.history((root / "runs" / RUN_ID / "models/0/logs/history.csv").read_text())
+    assert [(r["epoch"], r["val_mae"]) for r in rows] == [(0, 800.0), (1, 590.0), (2, 450.0)]
+
+
+@pytest.mark.parametrize("run_id", ["..", "%2E%2E", "a%2Fb", "..%2Fsecret"])
+def test_a_run_id_is_never_a_path(client, run_id):
+    assert client.get(f"/runs/{run_id}").status_code in (400, 404)
+
+
+def test_assets_are_served_by_name_only(client):
+    assert client.get("/static/vega.min.js").status_code == 200
+    assert client.get("/static/..%2Fapp.py").status_code == 404
+    assert client.get("/static/SHA256SUMS").status_code == 404
+
+
+def test_the_run_list_names_stored_runs(client):
+    assert RUN_ID in client.get("/runs").text
+
+
+def test_run_note_says_first_version_only_when_nothing_was_serving():
+    summary = {"deployed": {"model_name": "m", "version": 1, "candidate_rank": 0, "eval_mae": 5.0}}
+    assert run_note.text(summary, [{"rank": 0, "baseline_model_path": None, "baseline": None}]) == \
+        "deployed m v1 (candidate 0, MAE 5.0, first version)"
+    assert run_note.text(summary, [{"rank": 0}]) == "deployed m v1 (candidate 0, MAE 5.0)"  # not known
+
+
+def test_run_note_names_the_reason_when_nothing_shipped(tmp_path):
+    summary = json.loads((write_run(tmp_path, deployed=False) / "summary.json").read_text())
+    assert run_note.text(summary) == ("nothing deployed: a candidate was blessed but its deployment did not complete")
+    summary["evaluations"][0]["blessed"] = False
+    summary["evaluations"][0]["reasons"] = ["MAE 1,300 > bound 1,000"]
+    assert run_note.text(summary) == ("nothing deployed: rank 0 not blessed: MAE 1,300 > bound 1,000 | "
+                                      "rank 1 not blessed: MAE 1,238 > bound 1,000")
+
+
+def test_the_run_note_is_added_below_a_users_note_once(root):
+    from tune_serve import note_listener
+
+    line = "deployed diamonds v3 (candidate 0, MAE 411.9, was 420.2)"  # the baseline from evaluation.json
+    assert note_listener.note_for(RUN_ID, None) == line
+    assert note_listener.note_for(RUN_ID, "retune after the data fix") == f"retune after the data fix\n\n{line}"
+    assert note_listener.note_for(RUN_ID, line) is None  # already there: nothing to write
+    assert note_listener.note_for("never-ran", None).startswith("nothing deployed: the run ended before summarize")

@@ -1,0 +1,64 @@
+"""Rules across fields refused when a run is triggered through the API, before it exists.
+In-process here, around a stand-in for Airflow's route; the browser test drives the real form."""
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+from tune_serve.trigger_guard import TriggerGuard
+
+PATH = "/api/v2/dags/tune_train_serve/dagRuns"
+
+
+@pytest.fixture
+def client():
+    airflow = FastAPI()
+    seen = []
+
+    @airflow.post(PATH)
+    @airflow.post("/api/v2/dags/other/dagRuns")
+    async def trigger(request: Request):
+        seen.append(await request.json())
+        return {"created": True}
+
+    airflow.add_middleware(TriggerGuard)
+    client = TestClient(airflow)
+    client.seen = seen
+    return client
+
+
+@pytest.mark.parametrize("conf,field", [
+    ({"top_n": 5, "max_trials": 3}, r"top_n \(5\) must be at most max_trials \(3\)"),
+    ({"num_tuners": 4, "max_trials": 3}, r"num_tuners \(4\) must be at most max_trials \(3\)"),
+    ({"early_stopping_patience": 9, "training_epochs": 3}, r"early_stopping_patience \(9\)"),
+    ({"algorithm": "grid", "search_space": [{"name": "lr", "type": "float", "min": 0.1, "max": 1}]},
+     "algorithm 'grid' needs a discrete search space"),
+])
+def test_a_broken_cross_field_rule_is_refused_before_the_run_exists(client, conf, field):
+    response = client.post(PATH, json={"conf": conf, "logical_date": None})
+    assert response.status_code == 400
+    assert __import__("re").search(field, response.json()["detail"])
+    assert client.seen == []
+
+
+def test_a_good_conf_reaches_airflow_unchanged(client):
+    body = {"conf": {"max_trials": 4, "top_n": 2, "training_epochs": 3}, "logical_date": None, "note": "x"}
+    assert client.post(PATH, json=body).json() == {"created": True}
+    assert client.seen == [body]
+
+
+@pytest.mark.parametrize("conf,message", [
+    ({"max_trials": 0}, "max_trials: 0 is out of range; allowed: 1 to 10,000"),
+    ({"num_tuners": 1000}, "num_tuners: 1000 is out of range; allowed: 1 to 256"),
+    ({"sample_rows": 10}, "sample_rows: 10 is out of range; allowed: at least 100"),
+])
+def test_an_integer_out_of_range_is_refused_with_its_range(client, conf, message):
+    response = client.post(PATH, json={"conf": conf})
+    assert response.status_code == 400 and message in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path,body", [
+    (PATH, {"conf": {"max_trials": "four", "top_n": 5}}),  # a single bad field: Airflow's own message
+    ("/api/v2/dags/other/dagRuns", {"conf": {"top_n": 5, "max_trials": 3}}),  # another DAG
+])
+def test_what_is_not_ours_to_judge_passes(client, path, body):
+    assert client.post(path, json=body).status_code == 200
