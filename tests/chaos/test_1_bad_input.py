@@ -51,7 +51,7 @@ BAD = [
     Bad("unknown algorithm", {"algorithm": "annealing"}, TRIGGER,
         ("algorithm", r"'random', 'bayesian', 'hyperband', 'grid'")),
     Bad("unknown benchmark objective", {"objective_function": "rosenbrock"}, TRIGGER,
-        ("objective_function", "'sleep', 'branin'")),
+        ("objective_function", "'branin', 'sleep'")),
     Bad("search space not a list", {"search_space": "units=16..128"}, TRIGGER,
         ("search_space", "of type 'null', 'array'")),
     Bad("search space: unknown type", {"search_space": [{"name": "units", "type": "integer", "min": 16, "max": 64}]},
