@@ -21,9 +21,9 @@ import json
 import re
 
 from airflow.api_fastapi.app import get_auth_manager
-from airflow.configuration import conf
 from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from airflow.configuration import conf
 from airflow.sdk.exceptions import ParamValidationError
 from starlette.requests import Request
 
