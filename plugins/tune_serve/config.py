@@ -53,11 +53,12 @@ def environment_setting(name: str, default: str) -> str:
 # installer's own choice: it must only be absolute, without '.' or '..' segments (a checkout
 # under a hidden folder or a path with spaces is fine).
 _SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9_.+=@-]+"
-_PLAIN_PATH = re.compile(rf"/|(/{_SEGMENT})+/?")
+_PLAIN_PATH = re.compile(rf"(file://)?(/|(/{_SEGMENT})+/?)")  # file:///abs is a path too
 _GS_URI = re.compile(rf"gs://[a-z0-9][a-z0-9._-]{{1,220}}[a-z0-9](/{_SEGMENT})*/?")
 
 
 def _installer_path(value: str) -> bool:
+    value = value.removeprefix("file://")
     return value.startswith("/") and not ({".", ".."} & set(value.split("/"))) and "\0" not in value
 
 

@@ -45,7 +45,7 @@ def test_roots_from_a_variable_that_are_a_path_or_a_gs_uri(variables, value):
 
 
 @pytest.mark.parametrize("value", [
-    "relative/path", "~/storage", "/data/../etc", "/data/./x", "file:///etc", "s3://bucket/x", "gs://", "gs://../x",
+    "relative/path", "~/storage", "/data/../etc", "/data/./x", "file://etc/x", "file:///data/../etc", "s3://bucket/x", "gs://", "gs://../x",
     "gs://bucket/a/../../other", "gs://Bad_Bucket/x", "/data/.hidden/../x", "/data/x\n", "/data/x;rm -rf /", "https://example.com/x",
 ])
 def test_roots_from_a_variable_anything_else_is_refused_naming_the_variable(variables, value):
@@ -75,3 +75,10 @@ def test_a_variable_may_name_a_hidden_folder_but_not_dot_segments(variables):
     variables.update(tune_serve_storage_root="/data/./x")
     with pytest.raises(ValueError, match="never '.' or '..'"):
         config.storage_root()
+
+
+def test_a_file_uri_root_is_a_path(variables, monkeypatch):
+    variables.update(tune_serve_storage_root="file:///data/tune-serve")
+    assert config.storage_root() == "file:///data/tune-serve"
+    monkeypatch.setenv("TUNE_SERVE_SERVING_ROOT", "file:///home/me/.serving")
+    assert config.serving_root() == "file:///home/me/.serving"
