@@ -17,6 +17,7 @@ import pendulum
 from airflow.sdk import ObjectStoragePath, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from tune_contract import layout
 from tune_serve import config, leaderboard, summaries, task_ids
 from tune_serve import plan as planning
 from tune_serve.backend import Backend, current
@@ -155,7 +156,7 @@ def tune_train_serve():
         summary = summaries.build(plan, top, evaluations, deployed, states)
         path = ObjectStoragePath(plan["run_root"] if "://" in plan["run_root"] else f"file://{plan['run_root']}")
         path.mkdir(parents=True, exist_ok=True)
-        (path / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        (path / layout.SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
         print(summary["outcome"])  # the run's last word: what serving changed, or why nothing did
         if summary["failed_steps"]:
             raise AirflowFailException(f"failed steps: {', '.join(summary['failed_steps'])} (summary in {path})")

@@ -15,6 +15,7 @@ import logging
 
 from airflow.listeners import hookimpl
 
+from tune_contract import layout
 from tune_serve import plan, run_note
 from tune_serve.client import DAG_ID
 
@@ -24,8 +25,8 @@ log = logging.getLogger(__name__)
 def _read(run_id: str, *parts: str) -> dict | None:
     from airflow.sdk import ObjectStoragePath
 
-    root = plan.run_root(run_id)
-    path = ObjectStoragePath(root if "://" in root else f"file://{root}").joinpath(*parts)
+    uri = layout.join(plan.run_root(run_id), *parts)
+    path = ObjectStoragePath(uri if "://" in uri else f"file://{uri}")
     try:
         return json.loads(path.read_text()) if path.exists() else None
     except (OSError, ValueError) as exc:
@@ -35,10 +36,10 @@ def _read(run_id: str, *parts: str) -> dict | None:
 
 def note_for(run_id: str, existing: str | None) -> str | None:
     """The run's note with the outcome line added; None when there is nothing to add."""
-    summary = _read(run_id, "summary.json")
+    summary = _read(run_id, layout.SUMMARY_FILE)
     if summary:
         # the full evaluations carry the serving baseline's metrics ("was ..."); the summary does not
-        evaluations = [_read(run_id, "eval", str(e["rank"]), "evaluation.json") or e
+        evaluations = [_read(run_id, layout.EVAL_DIR, str(e["rank"]), layout.EVALUATION_FILE) or e
                        for e in summary.get("evaluations") or [] if e]
         line = run_note.text(summary, evaluations)
     else:

@@ -13,6 +13,10 @@ ORACLE_RESULT_FILE: Final = "oracle_result.json"  # the chief's result; its pres
 MODELS_DIR: Final = "models"
 EVAL_DIR: Final = "eval"
 SUMMARY_FILE: Final = "summary.json"
+KT_ORACLE_FILE: Final = "oracle.json"          # Keras Tuner's own oracle state (leases, hand-overs)
+TRAINING_FILE: Final = "training.json"         # in models/{rank}/: the train step's result
+HISTORY_FILE: Final = "logs/history.csv"       # in models/{rank}/: one row per epoch (Keras CSVLogger)
+EVALUATION_FILE: Final = "evaluation.json"     # in eval/{rank}/: the evaluate step's result
 
 
 def join(root: str, *parts: str) -> str:
@@ -37,3 +41,23 @@ def model_dir(root: str, rank: int) -> str:
 
 def eval_dir(root: str, rank: int) -> str:
     return join(root, EVAL_DIR, str(rank))
+
+
+def summary(root: str) -> str:
+    return join(root, SUMMARY_FILE)
+
+
+def kt_oracle(root: str) -> str:
+    return join(root, TUNING_DIR, KT_ORACLE_FILE)
+
+
+def training_result(root: str, rank: int) -> str:
+    return join(model_dir(root, rank), TRAINING_FILE)
+
+
+def history(root: str, rank: int) -> str:
+    return join(model_dir(root, rank), HISTORY_FILE)
+
+
+def evaluation_result(root: str, rank: int) -> str:
+    return join(eval_dir(root, rank), EVALUATION_FILE)

@@ -20,6 +20,7 @@ import json
 import math
 import time
 
+from tune_contract import layout
 from tune_contract.results import finite
 from tune_contract.steps import EvaluateArgs
 
@@ -33,7 +34,7 @@ _TFMA_NAMES = {"example_count": "example_count", "mae": "mean_absolute_error", "
 
 
 def eval_dir(run_root: str, rank: int) -> str:
-    return storage.join(run_root, "eval", str(rank))
+    return layout.eval_dir(run_root, rank)
 
 
 def run(args: EvaluateArgs) -> dict:
@@ -81,7 +82,7 @@ def run(args: EvaluateArgs) -> dict:
 
         storage.write_text(storage.join(tmp, "report.html"), render_report(result, label=spec.label))
         result["seconds"] = round(time.monotonic() - started, 1)
-        storage.write_text(storage.join(tmp, "evaluation.json"), json.dumps(finite(result), indent=2) + "\n")
+        storage.write_text(storage.join(tmp, layout.EVALUATION_FILE), json.dumps(finite(result), indent=2) + "\n")
         storage.replace_dir(tmp, out)
     except BaseException:
         storage.rmtree(tmp)

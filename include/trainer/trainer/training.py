@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 
+from tune_contract import layout
 from tune_contract.steps import TrainArgs
 
 from trainer import data, storage
@@ -19,7 +20,7 @@ from trainer.errors import BadInput
 from trainer.model import resolve_hyperparameters
 
 def model_dir(run_root: str, rank: int) -> str:
-    return storage.join(run_root, "models", str(rank))
+    return layout.model_dir(run_root, rank)
 
 
 def parse_hyperparameters(text: str) -> dict:
@@ -73,7 +74,7 @@ def run(args: TrainArgs) -> dict:
             keras.callbacks.TensorBoard(log_dir=logs),
             # one row per epoch for the run view's learning curves (the Airflow side reads no
             # TensorBoard events); a resumed pod appends, the view keeps an epoch's last row
-            keras.callbacks.CSVLogger(storage.join(logs, "history.csv"), append=True),
+            keras.callbacks.CSVLogger(layout.history(args.run_root, args.rank), append=True),
         ])
     epochs_completed = early_stopping.state["epochs_completed"]
     initial_epoch = early_stopping.first_epoch if early_stopping.first_epoch is not None else epochs_completed
@@ -96,5 +97,5 @@ def run(args: TrainArgs) -> dict:
         "logs": logs,
         "seconds": round(time.monotonic() - started, 1),
     }
-    storage.write_text(storage.join(out, "training.json"), json.dumps(result, indent=2) + "\n")
+    storage.write_text(layout.training_result(args.run_root, args.rank), json.dumps(result, indent=2) + "\n")
     return result

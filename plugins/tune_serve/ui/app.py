@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 
+from tune_contract import layout
 from tune_serve import config
 from tune_serve.artifacts import require_task_log_access, resolve
 from tune_serve.ui import page, run_state
@@ -61,8 +62,8 @@ def run_view(run_id: str, sort: str = "objective", desc: int = 0) -> HTMLRespons
 def runs() -> HTMLResponse:
     """Every run with stored tuning results, newest first (the DAG page's entry)."""
     _, root = resolve(f"{config.storage_root().rstrip('/')}/runs")
-    found = sorted((r for r in root.iterdir() if (r / "tuning" / "oracle_result.json").exists()),
-                   key=lambda r: (r / "tuning" / "oracle_result.json").stat().st_mtime, reverse=True) \
+    found = sorted((r for r in root.iterdir() if (r / layout.TUNING_DIR / layout.ORACLE_RESULT_FILE).exists()),
+                   key=lambda r: (r / layout.TUNING_DIR / layout.ORACLE_RESULT_FILE).stat().st_mtime, reverse=True) \
         if root.exists() else []
     items = "".join(f'<li><a href="runs/{quote(r.name, safe="")}">{html.escape(r.name)}</a></li>' for r in found)
     return HTMLResponse(f"<!doctype html><html><head><meta charset='utf-8'><title>tune_serve runs</title></head>"

@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from tune_contract import layout
 from tune_serve import config
 from tune_serve.artifacts import resolve
 
@@ -93,10 +94,10 @@ class RunState:
 def load(run_id: str) -> RunState:
     root = run_root(run_id)
     state = RunState(run_id, root)
-    result = read_json(f"{root}/tuning/oracle_result.json") or {}
-    project = read_json(f"{root}/tuning/oracle.json") or {}
+    result = read_json(layout.oracle_result(root)) or {}
+    project = read_json(layout.kt_oracle(root)) or {}
     handoffs = (project.get("leases") or {}).get("handoffs") or {}
-    state.summary = read_json(f"{root}/summary.json")
+    state.summary = read_json(layout.summary(root))
     top = {str(e["trial_id"]): e["rank"] for e in (state.summary or {}).get("leaderboard") or [] if e}
     if result.get("objective"):
         state.objective = result["objective"]
@@ -123,14 +124,14 @@ def _candidates(root: str, summary: dict | None) -> list[dict]:
     candidates = []
     for entry in summary.get("leaderboard") or []:
         rank = entry["rank"]
-        evaluation = read_json(f"{root}/eval/{rank}/evaluation.json") or verdicts.get(rank) or {}
+        evaluation = read_json(layout.evaluation_result(root, rank)) or verdicts.get(rank) or {}
         verdict = verdicts.get(rank) or evaluation
         candidates.append({
             "rank": rank,
             "trial_id": entry.get("trial_id"),
             "hyperparameters": entry.get("hyperparameters") or {},
-            "training": read_json(f"{root}/models/{rank}/training.json") or {},
-            "history": history(read_text(f"{root}/models/{rank}/logs/history.csv")),
+            "training": read_json(layout.training_result(root, rank)) or {},
+            "history": history(read_text(layout.history(root, rank))),
             "evaluation": evaluation,
             "blessed": verdict.get("blessed"),
             "reasons": verdict_reasons(verdict),
@@ -168,7 +169,7 @@ def model_versions(model_name: str) -> list[dict]:
     if not runs.exists():
         return versions
     for run in runs.iterdir():
-        summary = read_json(f"{config.storage_root().rstrip('/')}/runs/{run.name}/summary.json") or {}
+        summary = read_json(layout.summary(layout.run_root(config.storage_root(), run.name))) or {}
         deployed = summary.get("deployed") or {}
         if deployed.get("model_name") == model_name and deployed.get("version") is not None:
             versions.append({"run_id": summary.get("run_id", run.name), **deployed})
