@@ -49,6 +49,9 @@ class Backend(Protocol):
     def current_model(self, model_name: str) -> str | None:
         """The SavedModel the stable version serves (the evaluation baseline), or None."""
 
+    def version_labels(self, model_name: str) -> dict[str, int]:
+        """The serving labels (`stable`, `canary`) and the version each points at now."""
+
 
 def current() -> Backend:
     """The backend chosen by configuration (never by editing the DAG)."""

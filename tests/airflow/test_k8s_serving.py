@@ -180,6 +180,7 @@ def test_next_deployment_canaries_then_promotes(tmp_path, serving_root):
                                      {"labels": {"stable": 2}, "versions": (1, 2)}]
     assert len(cluster.names("ConfigMap")) == 2  # in force, and the previous one to roll back to
     assert ks.current_model(MODEL, cluster=handle).endswith(f"/{MODEL}/2")
+    assert ks.version_labels(MODEL, cluster=handle) == {"stable": 2}  # what the run view shows
 
 
 def test_failed_smoke_test_restores_the_previous_version(tmp_path, serving_root):

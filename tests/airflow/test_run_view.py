@@ -149,3 +149,25 @@ def test_the_run_note_is_added_below_a_users_note_once(root):
     assert note_listener.note_for(RUN_ID, "retune after the data fix") == f"retune after the data fix\n\n{line}"
     assert note_listener.note_for(RUN_ID, line) is None  # already there: nothing to write
     assert note_listener.note_for("never-ran", None).startswith("nothing deployed: the run ended before summarize")
+
+
+def test_versions_carry_the_labels_the_serving_platform_routes_now(client, root, tmp_path, monkeypatch):
+    """Which label each served version carries comes from the platform that serves (here the
+    local one: its model config), not from the run records."""
+    serving = tmp_path / "serving"
+    serving.mkdir()
+    (serving / "diamonds.config.json").write_text(json.dumps({"version_labels": {"stable": 3, "canary": 4}}))
+    monkeypatch.setenv("TUNE_SERVE_SERVING_ROOT", str(serving))
+    monkeypatch.setenv("TUNE_SERVE_BACKEND", "local")
+    from tune_serve import config
+    config.backend.cache_clear()
+    text = client.get(f"/runs/{RUN_ID}").text
+    assert re.search(r'<tr><td>3</td><td class="label">stable</td>', text)
+    (serving / "diamonds.config.json").write_text(json.dumps({"version_labels": {"stable": 2}}))
+    assert re.search(r'<tr><td>3</td><td class="label"></td>', client.get(f"/runs/{RUN_ID}").text)
+
+
+def test_versions_say_when_the_platform_cannot_be_asked(client, monkeypatch):
+    monkeypatch.setattr(view.backend, "current", lambda: (_ for _ in ()).throw(RuntimeError("cluster out of reach")))
+    text = client.get(f"/runs/{RUN_ID}").text
+    assert "could not be asked for its labels" in text and 'class="label"><span class="muted">unavailable' in text

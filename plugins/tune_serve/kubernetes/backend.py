@@ -21,7 +21,7 @@ from tune_serve.kubernetes.operators import (
     TunerPodOperator,
 )
 from tune_serve.kubernetes.pods import pod_kwargs
-from tune_serve.kubernetes.serving import current_model, deploy
+from tune_serve.kubernetes.serving import current_model, deploy, version_labels
 from tune_serve.podspec import PodTask
 from tune_serve.preemption import retry_policy
 
@@ -95,4 +95,4 @@ def stop_oracle(handle, **kwargs):
 
 
 __all__ = ["pod_operator", "mapped_pod_operator", "start_oracle", "wait_oracle", "stop_oracle", "deploy",
-           "current_model"]
+           "current_model", "version_labels"]

@@ -456,3 +456,8 @@ def current_model(model_name: str, cluster: TFServingCluster | None = None) -> s
     state = (cluster or cluster_for(model_name)).state()
     stable = state.labels.get(STABLE) if state else None
     return f"{state.base_path.rstrip('/')}/{stable}" if state and stable is not None else None
+
+
+def version_labels(model_name: str, cluster: TFServingCluster | None = None) -> dict[str, int]:
+    state = (cluster or cluster_for(model_name)).state()
+    return {label: int(version) for label, version in (state.labels if state else {}).items()}

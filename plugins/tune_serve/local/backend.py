@@ -31,7 +31,7 @@ from tune_serve.errors import PodFailed, PodPreempted
 from tune_serve.links import POD_TASK_LINKS
 from tune_serve.local.ports import free_port
 from tune_serve.local.process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
-from tune_serve.local.serving import current_model, deploy
+from tune_serve.local.serving import current_model, deploy, version_labels
 from tune_serve.local.trigger import LocalProcessTrigger
 from tune_serve.podspec import TRAINER_COMMAND, PodTask
 
@@ -316,4 +316,4 @@ def stop_oracle(handle, **kwargs) -> LocalOracleStop:
 
 
 __all__ = ["pod_operator", "mapped_pod_operator", "start_oracle", "wait_oracle", "stop_oracle", "deploy",
-           "current_model", "LocalPodOperator", "TRAINER_COMMAND"]
+           "current_model", "version_labels", "LocalPodOperator", "TRAINER_COMMAND"]

@@ -71,6 +71,10 @@ def current_model(model_name: str) -> str | None:
     return str(path) if path else None
 
 
+def version_labels(model_name: str) -> dict[str, int]:
+    return ModelStore(config.serving_root(), model_name).labels()
+
+
 def stop_all_local_servers() -> bool:
     """Stop the model server of this serving root (`make stop`, test teardown). True if one ran."""
     return local_server.stop(config.serving_root())

@@ -8,6 +8,7 @@ the vendored scripts included. Airflow's UI shows the pages inside its own frame
 from __future__ import annotations
 
 import html
+import logging
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,9 +16,11 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 
 from tune_contract import layout
-from tune_serve import config
+from tune_serve import backend, config
 from tune_serve.artifacts import require_task_log_access, resolve
 from tune_serve.ui import page, run_state
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 # Only these files, by name: a URL never becomes a path.
@@ -55,7 +58,17 @@ def run_view(run_id: str, sort: str = "objective", desc: int = 0) -> HTMLRespons
         raise HTTPException(404, f"run {run_id!r} has no tuning results under {state.root} yet")
     model = (state.summary or {}).get("model_name")
     versions = run_state.model_versions(model) if model else []
-    return HTMLResponse(page.render(state, versions, sort, bool(desc)))
+    return HTMLResponse(page.render(state, versions, sort, bool(desc), labels=_labels(model) if model else {}))
+
+
+def _labels(model: str) -> dict[str, int] | None:
+    """The serving labels now, asked of the platform that serves (never read from its files):
+    None when it cannot say (the view still shows the deployment history)."""
+    try:
+        return backend.current().version_labels(model)
+    except Exception as exc:  # a cluster out of reach must not take the view down
+        log.warning("serving labels of %s unavailable: %s", model, exc)
+        return None
 
 
 @app.get("/runs", response_class=HTMLResponse)

@@ -117,21 +117,29 @@ def _candidate(c: dict, objective: str) -> str:
                     2 if curves else 0) + tensorboard + "</div>")
 
 
-def _versions(versions: list[dict]) -> str:
+def _versions(versions: list[dict], labels: dict[str, int] | None) -> str:
     if not versions:
         return '<p class="muted">No run under this storage root deployed this model.</p>'
+    by_version: dict[int, list[str]] = {}
+    for label, version in sorted((labels or {}).items()):
+        by_version.setdefault(int(version), []).append(label)
+    unknown = '<span class="muted">unavailable</span>'
     rows = "".join(
-        f'<tr><td>{_e(v["version"])}</td><td>{"stable (latest deployed)" if i == 0 else ""}</td>'
+        f'<tr><td>{_e(v["version"])}</td>'
+        f'<td class="label">{unknown if labels is None else _e(", ".join(by_version.get(int(v["version"]), [])))}</td>'
         f'<td><a href="{_e(quote(str(v["run_id"]), safe=""))}" target="_self">{_e(v["run_id"])}</a></td>'
         f'<td>{_e(v.get("candidate_rank"))}</td><td>{_format(v.get("eval_mae"))}</td>'
         f'<td>{_e(v.get("previous_version"))}</td></tr>'
-        for i, v in enumerate(versions))
+        for v in versions)
+    note = ('<p class="muted">Labels: what the model server routes now (stable takes requests without a '
+            'version; canary is being smoke-tested).</p>' if labels is not None else
+            '<p class="muted">The serving platform could not be asked for its labels just now.</p>')
     return ('<table id="versions"><tr><th>version</th><th>label</th><th>run</th><th>candidate rank</th>'
-            f'<th>eval MAE</th><th>replaced version</th></tr>{rows}</table>')
+            f'<th>eval MAE</th><th>replaced version</th></tr>{rows}</table>{note}')
 
 
 def render(state: RunState, versions: list[dict], sort: str = "objective", descending: bool = False,
-           static: str = "../static") -> str:
+           static: str = "../static", labels: dict[str, int] | None = None) -> str:
     if sort not in COLUMNS:
         sort = "objective"
     note = run_note.text(state.summary, [c["evaluation"] for c in state.candidates if c["evaluation"]]
@@ -168,7 +176,7 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
         "".join(_candidate(c, objective) for c in state.candidates) or '<p class="muted">No candidate trained.</p>',
     ]
     if model_name:
-        body += [f"<h2>Model {_e(model_name)}: versions deployed</h2>", _versions(versions)]
+        body += [f"<h2>Model {_e(model_name)}: versions deployed</h2>", _versions(versions, labels)]
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>run {_e(state.run_id)}</title>'
             f"<style>{STYLE}</style>"
