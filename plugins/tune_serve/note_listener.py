@@ -3,8 +3,14 @@
 A task cannot set its own run's note in Airflow 3: the Task SDK's execution API takes a note
 only when it triggers a run (`TriggerDAGRunPayload.note`), and the REST API's
 `PATCH .../dagRuns/{run_id}` needs credentials a pod should not hold. A listener plugin runs
-where the run's state changes (scheduler, or the API server when a user marks a run), on the
-run's own ORM object, so the note is saved with the run's final state. Its source is the run's
+where the run's state changes (scheduler, or the API server when a user marks a run).
+
+The listener is called inside the scheduler's own transaction, on the scheduler's DagRun
+object: it must not touch that object's unloaded attributes (its note lives in another table)
+nor the thread's database session (reading a setting from an Airflow Variable there detached
+the scheduler's objects, and the scheduler then failed to finish every later run). So it only
+notes the run's ids and writes the note from a thread of its own, in its own session, once
+the scheduler's transaction lets it. Its source is the run's
 `summary.json` (written by `summarize` whether the run succeeds or fails; docs/contracts.md).
 A note the user wrote at trigger time is kept: the line is added below it.
 """
@@ -12,6 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 
 from airflow.listeners import hookimpl
 
@@ -50,13 +58,36 @@ def note_for(run_id: str, existing: str | None) -> str | None:
     return f"{existing}\n\n{line}" if existing else line
 
 
+def save_note(dag_id: str, run_id: str, attempts: int = 10) -> str | None:
+    """Add the outcome line to the run's note, in a session of this thread's own; retried
+    while the database is busy (SQLite's single writer: the scheduler's transaction)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    for attempt in range(1, attempts + 1):
+        try:
+            with create_session() as session:
+                run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+                if run is None:
+                    return None
+                note = note_for(run_id, run.note)
+                if note is not None:
+                    run.note = note
+                    log.info("run %s: note %r", run_id, note)
+                return note
+        except Exception as exc:  # a busy or restarting database: try again, never fail the caller
+            log.warning("run %s: note not written (attempt %d of %d): %s", run_id, attempt, attempts, exc)
+            time.sleep(min(2.0 * attempt, 10.0))
+    return None
+
+
 def _write(dag_run) -> None:
-    if dag_run.dag_id != DAG_ID:
+    dag_id, run_id = dag_run.dag_id, dag_run.run_id  # loaded with the run: no database access
+    if dag_id != DAG_ID:
         return
-    note = note_for(dag_run.run_id, dag_run.note)
-    if note is not None:
-        dag_run.note = note  # saved with the run's state by the caller's session
-        log.info("run %s: note %r", dag_run.run_id, note)
+    threading.Thread(target=save_note, args=(dag_id, run_id), name=f"tune-serve-note-{run_id}",
+                     daemon=True).start()
 
 
 @hookimpl

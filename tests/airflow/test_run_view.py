@@ -171,3 +171,37 @@ def test_versions_say_when_the_platform_cannot_be_asked(client, monkeypatch):
     monkeypatch.setattr(view.backend, "current", lambda: (_ for _ in ()).throw(RuntimeError("cluster out of reach")))
     text = client.get(f"/runs/{RUN_ID}").text
     assert "could not be asked for its labels" in text and 'class="label"><span class="muted">unavailable' in text
+
+
+def test_the_note_listener_leaves_the_schedulers_run_and_session_alone(monkeypatch):
+    """The listener runs inside the scheduler's transaction on its DagRun. Reading the run's
+    note (another table) or a setting from a Variable there detached the scheduler's objects:
+    `make demo`'s run never finished. It may read only the run's ids, and writes from a thread."""
+    import threading
+
+    from sqlalchemy.orm.exc import DetachedInstanceError
+
+    from tune_serve import config, note_listener
+
+    class SchedulersRun:
+        dag_id, run_id = "tune_train_serve", RUN_ID
+
+        @property
+        def note(self):
+            raise DetachedInstanceError("lazy load operation of attribute 'dag_run_note' cannot proceed")
+
+    caller = threading.current_thread()
+
+    def no_settings_in_the_callers_thread(*args, **kwargs):
+        assert threading.current_thread() is not caller, "a setting was read in the scheduler's thread"
+        return None
+
+    monkeypatch.setattr(config, "setting", no_settings_in_the_callers_thread)
+    written = []
+    done = threading.Event()
+    monkeypatch.setattr(note_listener, "save_note", lambda *ids: (written.append((ids, threading.current_thread())),
+                                                                   done.set()))
+    note_listener.on_dag_run_success(dag_run=SchedulersRun(), msg="success")
+    assert done.wait(10)
+    [(ids, thread)] = written
+    assert ids == ("tune_train_serve", RUN_ID) and thread is not caller
