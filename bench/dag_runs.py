@@ -208,9 +208,9 @@ def overhead(stack: Stack, quick: bool) -> dict:
     conf["model_name"] = "bench-demo"
     run_id = stack.run(conf, timeout=3 * 3600)
     client = stack.client
-    run = client._get(f"/dags/{DAG}/dagRuns/{run_id}")
+    run = client.dag_run(run_id, DAG)
     tis = client.task_instances(run_id)
-    tasks = client._get(f"/dags/{DAG}/tasks")["tasks"]
+    tasks = client.tasks(DAG)
     wall = ts(run["end_date"]) - ts(run["start_date"])
 
     rest = {"scheduling": 0.0, "queued": 0.0, "operator_around_process": 0.0}

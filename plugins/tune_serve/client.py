@@ -65,6 +65,10 @@ class AirflowClient:
         """The run as the REST API describes it (state, start_date, end_date, conf, ...)."""
         return self._get(f"/dags/{dag_id}/dagRuns/{run_id}")
 
+    def tasks(self, dag_id: str = DAG_ID) -> list[dict]:
+        """The DAG's tasks as the REST API describes them (task_id, downstream_task_ids, ...)."""
+        return self._get(f"/dags/{dag_id}/tasks")["tasks"]
+
     def run_state(self, run_id: str, dag_id: str = DAG_ID) -> str:
         return self.dag_run(run_id, dag_id)["state"]
 

@@ -20,8 +20,10 @@ import httpx
 import pytest
 
 from tune_serve import serving
+from tune_serve.local import server as local_server
 from tune_serve.local import serving as local
 from tune_serve.local.ports import free_port
+from tune_serve.local.process import LocalProcess
 from tune_serve.serving.errors import ModelRejected
 
 REPO = Path(__file__).resolve().parents[2]
@@ -235,28 +237,40 @@ def test_two_processes_deploying_one_model_are_serialised(serving_root, saved_mo
     assert not [p for p in (serving_root / MODEL).iterdir() if p.name.startswith(".incoming-")]
 
 
+def server_record(serving_root: Path) -> dict:
+    """The server's LocalProcess record: pid and kernel start ticks (one start, one record)."""
+    record = json.loads((serving_root / ".server" / "process" / "process.json").read_text())
+    return {"pid": record["pid"], "start_ticks": record["start_ticks"]}
+
+
 def test_deploys_load_into_the_running_server(serving_root, saved_models):
     """One model server per serving root, like a TF Serving process with a model config: a
     deploy loads the new version into it, whichever model it is; no process starts per deploy."""
-    pid_file = serving_root / ".server" / "server.pid"
-    pid = pid_file.read_text()
+    record = server_record(serving_root)
     started = time.monotonic()
     result = serving.deploy(saved_models["b6"], MODEL, INSTANCE)
     print(f"deploy into the running server: {time.monotonic() - started:.2f}s")
-    assert pid_file.read_text() == pid
-    assert (serving_root / ".server" / "server.log").stat().st_size > 0
+    assert server_record(serving_root) == record
+    assert (serving_root / ".server" / "process" / "output.log").stat().st_size > 0
     other = serving.deploy(saved_models["b2"], "other", INSTANCE)
-    assert pid_file.read_text() == pid and other["url"].startswith(result["url"].split("/v1/")[0])
+    assert server_record(serving_root) == record and other["url"].startswith(result["url"].split("/v1/")[0])
+
+
+def test_the_server_runs_with_only_the_environment_it_needs(serving_root):
+    env = json.loads((serving_root / ".server" / "process" / "launch.json").read_text())["env"]
+    assert "TUNE_SERVE_SERVING_ROOT" not in env and "PYTHONPATH" in env
 
 
 def test_a_dead_server_is_replaced(serving_root, saved_models):
-    pid_file = serving_root / ".server" / "server.pid"
-    pid = pid_file.read_text()
+    record = server_record(serving_root)
     result = {"version": stable_version()}
+    program = [pid for pid in LocalProcess(serving_root / ".server" / "process").pids() if pid != record["pid"]]
+    assert program  # the python server under its shell wrapper
 
-    os.kill(int(pid), signal.SIGKILL)  # the server dies between deployments
+    for pid in program:
+        os.kill(pid, signal.SIGKILL)  # the server dies between deployments
     again = serving.deploy(saved_models["b1"], MODEL, INSTANCE)
-    assert pid_file.read_text() != pid
+    assert server_record(serving_root) != record
     assert (again["version"], again["previous_version"]) == (result["version"] + 1, result["version"])
     assert default_score(default_url()) == pytest.approx(BASE_SCORE + 1)
 
@@ -267,3 +281,24 @@ def test_stop_local_server(serving_root):
     with pytest.raises(httpx.TransportError):
         default_score(default_url())
     assert serving.current_model(MODEL)  # the model store outlives the server
+
+
+def test_a_reused_pid_is_not_taken_for_the_server(tmp_path, monkeypatch):
+    """The record's pid now belongs to another process (pids are reused): it is neither
+    stopped nor reused as the server; the server is found by pid *and* kernel start ticks."""
+    root = tmp_path / "serving"
+    monkeypatch.setenv("TUNE_SERVE_SERVING_ROOT", str(root))
+    monkeypatch.setenv("TUNE_SERVE_SERVING_PORT", str(free_port()))
+    process = LocalProcess.launch(root / ".server" / "process", ["sleep", "60"], {"PATH": os.environ["PATH"]})
+    try:
+        record = process.record()
+        assert local_server._running_server(root.absolute()) is not None
+        path = root / ".server" / "process" / "process.json"
+        path.write_text(json.dumps({**record, "start_ticks": record["start_ticks"] - 1}))  # another start
+        assert local_server._running_server(root.absolute()) is None
+        assert local.stop_all_local_servers() is False
+        assert local_server.main(["check"]) == 0  # the port is free: nothing of ours, nothing else
+        path.write_text(json.dumps(record))
+        assert process.running()  # the "stranger" was left alone
+    finally:
+        process.kill()

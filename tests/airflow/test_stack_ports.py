@@ -58,10 +58,11 @@ def test_start_refuses_a_port_another_process_answers_on(stranger, tmp_path, var
         assert result.returncode != 0, result.stdout
         assert f"port {stranger} " in result.stderr and what in result.stderr, result.stderr
         assert f"{variable}={stranger + 1}" in result.stderr, result.stderr
-        assert f"pid " in result.stderr  # who holds it
+        assert "pid " in result.stderr  # who holds it
         assert "Airflow is up" not in result.stdout
         pids = Path(env["AIRFLOW_HOME"]) / "pids"
         assert not pids.exists() or not list(pids.iterdir())  # nothing of ours was started
         assert not (tmp_path / "serving" / ".server" / "server.json").exists()
+        assert not (tmp_path / "serving" / ".server" / "process").exists()  # no model server launched
     finally:
         subprocess.run([str(REPO / "scripts" / "airflow-stack.sh"), "stop"], env=env, timeout=120)

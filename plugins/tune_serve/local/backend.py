@@ -30,12 +30,11 @@ from tune_serve import plan as planning
 from tune_serve.errors import PodFailed, PodPreempted
 from tune_serve.links import POD_TASK_LINKS
 from tune_serve.local.ports import free_port
-from tune_serve.local.process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
+from tune_serve.local.process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess, inherited_env
 from tune_serve.local.serving import current_model, deploy, version_labels
 from tune_serve.local.trigger import LocalProcessTrigger
 from tune_serve.podspec import TRAINER_COMMAND, PodTask
 
-_PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 SEARCH_SECRET_FILE = "oracle.secret"
 SECRET_FILE_ENV = enums.ORACLE_SECRET_FILE_ENV  # what the trainer's oracle and tune steps read
 RUN_ID_FILE = "run_id"  # in the chief's folder: the run it serves, checked before re-attaching
@@ -80,12 +79,8 @@ def _task_dir(context, kind: str) -> Path:
 
 
 def _process_env(env_vars: dict[str, str] | None) -> dict[str, str]:
-    env = {k: os.environ[k] for k in _PASS_THROUGH_ENV if k in os.environ}
-    env.update({
-        "PYTHONPATH": str(config.REPO_ROOT / "include" / "trainer"),
-        "PYTHONUNBUFFERED": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    })
+    env = inherited_env(PYTHONPATH=str(config.REPO_ROOT / "include" / "trainer"), PYTHONUNBUFFERED="1",
+                        TF_CPP_MIN_LOG_LEVEL="2")
     env.update({k: str(v) for k, v in (env_vars or {}).items()})
     return env
 

@@ -24,6 +24,14 @@ RUNNING, SUCCEEDED, FAILED, KILLED = "running", "succeeded", "failed", "killed"
 
 # `sh` records the program's exit status; 128+N means it died of signal N (as in a pod).
 _WRAPPER = 'trap "" HUP; "$@"; echo $? > "$0.tmp" && mv "$0.tmp" "$0"'
+# What a detached process inherits from the worker: launch.json records its env for a
+# relaunch, so it never gets the whole os.environ (settings, tokens, the worker's own paths).
+_PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+
+
+def inherited_env(**env: str) -> dict[str, str]:
+    """The few worker variables a detached process needs, plus `env`."""
+    return {**{k: os.environ[k] for k in _PASS_THROUGH_ENV if k in os.environ}, **env}
 
 
 def spawn_detached(argv: list[str], env: dict[str, str], log_file: Path, cwd: Path) -> subprocess.Popen:
@@ -32,6 +40,19 @@ def spawn_detached(argv: list[str], env: dict[str, str], log_file: Path, cwd: Pa
     with open(log_file, "ab") as log:
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 cwd=cwd, start_new_session=True)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of the process group `pgid`, from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -137,18 +158,27 @@ class LocalProcess:
         except (OSError, ValueError):
             return None
 
+    def pids(self) -> list[int]:
+        """The live processes of its group: the wrapper and the program (and what it started)."""
+        return _group_members(self.record()["pid"]) if self.running() else []
+
     def kill(self, sig: int = signal.SIGTERM, grace_seconds: float = 10.0) -> None:
-        """Stop the whole process group (the wrapper and the program), escalating to SIGKILL."""
+        """Stop the whole process group (the wrapper and the program), escalating to SIGKILL.
+        Returns once the program is gone too, not only the wrapper (the shell dies first on
+        SIGTERM while the program may still be shutting down, holding its port)."""
         if not self.running():
             return
-        pgid = self.record()["pid"]
+        pgid = self.record()["pid"]  # checked ours (start ticks) just above; the group keeps the id
         try:
             os.killpg(pgid, sig)
             deadline = time.monotonic() + grace_seconds
-            while self.running() and time.monotonic() < deadline:
+            while (self.running() or _group_members(pgid)) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            if self.running():
+            if self.running() or _group_members(pgid):
                 os.killpg(pgid, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while (self.running() or _group_members(pgid)) and time.monotonic() < deadline:
+                    time.sleep(0.1)
         except ProcessLookupError:
             pass
 

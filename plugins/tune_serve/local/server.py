@@ -8,11 +8,13 @@ it. `scripts/airflow-stack.sh start` starts it with Airflow (`python -m
 tune_serve.local.server start`); a deploy starts it only if it is not running.
 
 `python -m tf_serving_rest` runs in the serving environment (TensorFlow lives there, never
-here) with PYTHONPATH=include/serving. Its record is `{serving_root}/.server/server.json`
-(`{"pid", "port", "instance_id"}`, plus `server.pid`), its log `{serving_root}/.server/server.log`.
-Each start gets a fresh instance id that the server echoes on `GET /tf-serving-rest/instance`:
-a server is ours only if it answers with that id, so another process holding the port (an
-older server, another user's) is never mistaken for it.
+here) with PYTHONPATH=include/serving, supervised like a local pod by `LocalProcess` in
+`{serving_root}/.server/process/` (pid and kernel start ticks, so a reused pid is never taken
+for it; its log is `process/output.log`; stopping it stops its whole process group). What it
+serves is `{serving_root}/.server/server.json` (`{"port", "instance_id"}`). Each start gets a
+fresh instance id that the server echoes on `GET /tf-serving-rest/instance`: a server is ours
+only if a process of its group listens on the port and answers with that id, so another process
+holding the port (an older server, another user's) is never mistaken for it.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ import psutil
 from tune_serve import config
 from tune_serve.local.model_store import ModelStore
 from tune_serve.local.ports import is_free
-from tune_serve.local.process import spawn_detached
+from tune_serve.local.process import LocalProcess, inherited_env
 from tune_serve.serving.errors import ServingUnavailable
 
 HOST = "127.0.0.1"
@@ -56,8 +58,12 @@ def state_dir(serving_root: str | Path) -> Path:
     return Path(serving_root).absolute() / ".server"
 
 
+def process_dir(serving_root: str | Path) -> Path:
+    return state_dir(serving_root) / "process"
+
+
 def log_path(serving_root: str | Path) -> Path:
-    return state_dir(serving_root) / "server.log"
+    return LocalProcess(process_dir(serving_root)).log_file
 
 
 def ensure_running(store: ModelStore, timeout: float) -> str:
@@ -70,27 +76,29 @@ def ensure_root_server(serving_root: str | Path, timeout: float = START_TIMEOUT_
     wanted_port = port()
     with _start_lock(root):  # two deploys (or a deploy and `start`) never start two servers
         record = _record(root)
-        process = _running_server(root, record)
+        process = _running_server(root)
         if process is not None and record.get("port") == wanted_port:
             deadline = time.monotonic() + REUSE_GRACE_SECONDS  # busy is not dead: give it a moment
             while time.monotonic() < deadline:
-                if _ours_answering(process.pid, wanted_port, record.get("instance_id")):
+                if _ours_answering(process, wanted_port, record.get("instance_id")):
                     return base_url(wanted_port)
                 time.sleep(0.5)
         if process is not None:  # stale: the port setting changed, or it stopped answering
-            _terminate(process)
+            process.kill(grace_seconds=30)
         return _start(root, wanted_port, timeout)
 
 
 def stop(serving_root: str | Path, timeout: float = 30) -> bool:
     """Stop this serving root's server if it runs. True if there was one."""
     root = Path(serving_root).absolute()
-    process = _running_server(root, _record(root))
-    for name in ("server.json", "server.pid"):
-        (state_dir(root) / name).unlink(missing_ok=True)
-    if process is None:
+    return _stop(root, _running_server(root), timeout)
+
+
+def _stop(root: Path, process: LocalProcess | None, timeout: float = 30) -> bool:
+    (state_dir(root) / "server.json").unlink(missing_ok=True)
+    if process is None or not process.running():
         return False
-    _terminate(process, timeout)
+    process.kill(grace_seconds=timeout)
     return True
 
 
@@ -117,7 +125,6 @@ def _write_record(root: Path, record: dict) -> None:
     tmp = state_dir(root) / f".server.json.{os.getpid()}"
     tmp.write_text(json.dumps(record) + "\n")
     os.replace(tmp, state_dir(root) / "server.json")
-    (state_dir(root) / "server.pid").write_text(f"{record['pid']}\n")
 
 
 def _start(root: Path, port_: int, timeout: float) -> str:
@@ -136,40 +143,38 @@ def _start(root: Path, port_: int, timeout: float) -> str:
     instance_id = secrets.token_hex(8)
     command = [python, "-m", SERVER_MODULE, "--model-config-dir", str(root), "--port", str(port_), "--host", HOST,
                "--poll-seconds", POLL_SECONDS, "--instance-id", instance_id]
-    env = dict(os.environ, PYTHONPATH=str(config.REPO_ROOT / "include" / "serving"), TF_CPP_MIN_LOG_LEVEL="2")
-    process = spawn_detached(command, env, log_path(root), root)  # outlives the task
-    _write_record(root, {"pid": process.pid, "port": port_, "instance_id": instance_id})
+    env = inherited_env(PYTHONPATH=str(config.REPO_ROOT / "include" / "serving"), PYTHONUNBUFFERED="1",
+                        TF_CPP_MIN_LOG_LEVEL="2")
+    process = LocalProcess.launch(process_dir(root), command, env)  # outlives the task
+    _write_record(root, {"port": port_, "instance_id": instance_id})
     url = base_url(port_)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            stop(root)
-            raise ServingUnavailable(f"the model server exited with {process.returncode} on start; "
+        if not process.running():
+            _stop(root, process)
+            raise ServingUnavailable(f"the model server exited with {process.exit_code()} on start; "
                                      f"log {log_path(root)}:\n{_tail(log_path(root))}")
-        if _ours_answering(process.pid, port_, instance_id):
+        if _ours_answering(process, port_, instance_id):
             return url
         time.sleep(0.25)
-    stop(root)
+    _stop(root, process)
     raise ServingUnavailable(f"the model server did not answer on {url} within {timeout:.0f}s; "
                              f"log {log_path(root)}:\n{_tail(log_path(root))}")
 
 
-def _running_server(root: Path, record: dict) -> psutil.Process | None:
-    """The process of the record, if it is still our server for this root (pids get reused)."""
+def _running_server(root: Path) -> LocalProcess | None:
+    """This root's server process, if it still runs (its start ticks tell a reused pid apart)."""
+    process = LocalProcess(process_dir(root))
     try:
-        process = psutil.Process(int(record["pid"]))
-        command = process.cmdline()
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
-    except (KeyError, TypeError, ValueError, psutil.Error):
+        return process if process.running() else None
+    except (OSError, ValueError, KeyError, TypeError):  # never started, or a damaged record
         return None
-    ours = SERVER_MODULE in command and _flag(command, "--model-config-dir") == str(root)
-    return process if ours else None
 
 
-def _ours_answering(pid: int, port_: int, instance_id: str | None) -> bool:
-    """`pid` listens on the port, and what answers there is that very server (its instance id)."""
-    if not instance_id or not _listens(pid, port_):
+def _ours_answering(process: LocalProcess, port_: int, instance_id: str | None) -> bool:
+    """A process of its group listens on the port (the program under LocalProcess's shell
+    wrapper), and what answers there is that very server (its instance id)."""
+    if not instance_id or not any(_listens(pid, port_) for pid in process.pids()):
         return False
     try:
         response = httpx.get(f"{base_url(port_)}/tf-serving-rest/instance", timeout=2)
@@ -184,21 +189,6 @@ def _listens(pid: int, port_: int) -> bool:
                    for c in psutil.Process(pid).net_connections(kind="tcp"))
     except psutil.Error:
         return False
-
-
-def _flag(command: list[str], name: str) -> str | None:
-    return command[command.index(name) + 1] if name in command[:-1] else None
-
-
-def _terminate(process: psutil.Process, timeout: float = 30) -> None:
-    try:
-        process.terminate()
-        process.wait(timeout)  # also reaps it when it is our child
-    except psutil.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-    except psutil.NoSuchProcess:
-        pass
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -220,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.action == "check":  # exit 1 if the port is held by anything but this root's server
         record = _record(Path(root).absolute())
-        process = _running_server(Path(root).absolute(), record)
+        process = _running_server(Path(root).absolute())
         if process is not None and record.get("port") == port() and \
-                _ours_answering(process.pid, port(), record.get("instance_id")):
+                _ours_answering(process, port(), record.get("instance_id")):
             return 0
         if is_free(port()):
             return 0
