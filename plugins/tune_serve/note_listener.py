@@ -58,27 +58,29 @@ def note_for(run_id: str, existing: str | None) -> str | None:
     return f"{existing}\n\n{line}" if existing else line
 
 
-def save_note(dag_id: str, run_id: str, attempts: int = 10) -> str | None:
-    """Add the outcome line to the run's note, in a session of this thread's own; retried
-    while the database is busy (SQLite's single writer: the scheduler's transaction)."""
+def save_note(dag_id: str, run_id: str, attempts: int = 10, settle_seconds: float = 3.0) -> str | None:
+    """Add the outcome line to the run's note, in a session of this thread's own, once the
+    caller's transaction has had time to end; checked on the next pass and written again if it
+    is not there (the scheduler's own session may still write the run, and its note with it)."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     for attempt in range(1, attempts + 1):
+        time.sleep(settle_seconds)
         try:
             with create_session() as session:
                 run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
                 if run is None:
                     return None
                 note = note_for(run_id, run.note)
-                if note is not None:
-                    run.note = note
-                    log.info("run %s: note %r", run_id, note)
-                return note
+                if note is None:  # the line is in place
+                    return run.note
+                run.note = note
+                log.info("run %s: note %r (attempt %d)", run_id, note, attempt)
         except Exception as exc:  # a busy or restarting database: try again, never fail the caller
             log.warning("run %s: note not written (attempt %d of %d): %s", run_id, attempt, attempts, exc)
-            time.sleep(min(2.0 * attempt, 10.0))
+    log.warning("run %s: its note could not be written", run_id)
     return None
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,12 @@ def test_each_plot_draws_a_mark_per_item(page, happy_run, oracle):
 def test_run_note_names_the_deployed_version(page, happy_run):
     client, env, run_id, _ = happy_run
     deployed = client.xcom(run_id, "serving.deploy_serving")
-    note = client.http.get(f"/dags/tune_train_serve/dagRuns/{run_id}").json()["note"]
+    # written by the listener from its own thread a few seconds after the run ends
+    deadline, note = time.monotonic() + 120, None
+    while not note and time.monotonic() < deadline:
+        note = client.dag_run(run_id).get("note")
+        time.sleep(0 if note else 2)
+    assert note, "the run has no note two minutes after it ended"
     assert note.startswith(f"deployed {deployed['model_name']} v{deployed['version']} "
                            f"(candidate {deployed['candidate_rank']}, MAE ")
     view = open_view(page, happy_run)
