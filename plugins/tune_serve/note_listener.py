@@ -59,25 +59,36 @@ def note_for(run_id: str, existing: str | None) -> str | None:
 
 
 def save_note(dag_id: str, run_id: str, attempts: int = 10, settle_seconds: float = 3.0) -> str | None:
-    """Add the outcome line to the run's note, in a session of this thread's own, once the
-    caller's transaction has had time to end; checked on the next pass and written again if it
-    is not there (the scheduler's own session may still write the run, and its note with it)."""
+    """Add the outcome line to the run's note once the caller's transaction has had time to
+    end; checked on the next pass and written again if it is not there.
+
+    Sessions here are not the thread's scoped one: reading a setting (an Airflow Variable)
+    opens and closes the thread's scoped session, which would detach a run loaded in it and
+    turn the write into nothing. So: read the note, work out the line, then write, each apart."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    def load(session):
+        return session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+
     for attempt in range(1, attempts + 1):
         time.sleep(settle_seconds)
         try:
-            with create_session() as session:
-                run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+            with create_session(scoped=False) as session:
+                run = load(session)
                 if run is None:
                     return None
-                note = note_for(run_id, run.note)
-                if note is None:  # the line is in place
-                    return run.note
+                existing = run.note
+            note = note_for(run_id, existing)  # may read settings: outside any session of ours
+            if note is None:  # the line is in place
+                return existing
+            with create_session(scoped=False) as session:
+                run = load(session)
+                if run is None:
+                    return None
                 run.note = note
-                log.info("run %s: note %r (attempt %d)", run_id, note, attempt)
+            log.info("run %s: note %r (attempt %d)", run_id, note, attempt)
         except Exception as exc:  # a busy or restarting database: try again, never fail the caller
             log.warning("run %s: note not written (attempt %d of %d): %s", run_id, attempt, attempts, exc)
     log.warning("run %s: its note could not be written", run_id)
