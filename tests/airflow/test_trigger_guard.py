@@ -4,13 +4,21 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
+from tune_serve import trigger_guard
 from tune_serve.trigger_guard import TriggerGuard
 
 PATH = "/api/v2/dags/tune_train_serve/dagRuns"
 
 
+async def _allowed(scope):
+    return True
+
+
 @pytest.fixture
-def client():
+def client(monkeypatch):
+    # a caller the auth manager lets trigger the DAG (who may is proven on a real API server,
+    # test_artifacts_auth.py); here the rules
+    monkeypatch.setattr(trigger_guard, "may_trigger", _allowed)
     airflow = FastAPI()
     seen = []
 
@@ -30,8 +38,8 @@ def client():
     ({"top_n": 5, "max_trials": 3}, r"top_n \(5\) must be at most max_trials \(3\)"),
     ({"num_tuners": 4, "max_trials": 3}, r"num_tuners \(4\) must be at most max_trials \(3\)"),
     ({"early_stopping_patience": 9, "training_epochs": 3}, r"early_stopping_patience \(9\)"),
-    ({"algorithm": "grid", "search_space": [{"name": "lr", "type": "float", "min": 0.1, "max": 1}]},
-     "algorithm 'grid' needs a discrete search space"),
+    ({"algorithm": "grid", "search_space": [{"name": "learning_rate", "type": "float", "min": 0.001, "max": 0.1}]},
+     "search_space.learning_rate: the grid algorithm needs every parameter discrete"),
 ])
 def test_a_broken_cross_field_rule_is_refused_before_the_run_exists(client, conf, field):
     response = client.post(PATH, json={"conf": conf, "logical_date": None})
@@ -62,3 +70,13 @@ def test_an_integer_out_of_range_is_refused_with_its_range(client, conf, message
 ])
 def test_what_is_not_ours_to_judge_passes(client, path, body):
     assert client.post(path, json=body).status_code == 200
+
+
+def test_a_caller_who_may_not_trigger_is_left_to_airflow(client, monkeypatch):
+    async def refused(scope):
+        return False
+
+    monkeypatch.setattr(trigger_guard, "may_trigger", refused)
+    body = {"conf": {"top_n": 5, "max_trials": 3}}
+    assert client.post(PATH, json=body).json() == {"created": True}  # Airflow's own auth answers it
+    assert client.seen == [body]
