@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -34,6 +32,7 @@ from common import REPO, TRAINER_PY, emit, r, trainer_env, trial_events
 
 sys.path.insert(0, str(REPO / "plugins"))
 import private_airflow  # noqa: E402  (scripts/, on the path through common)
+from tune_serve.local.backend import run_folder  # noqa: E402
 
 DAG = "tune_train_serve"
 # Pod tasks run as processes; the rest are Airflow-only tasks (plain Python in the worker).
@@ -72,11 +71,9 @@ class Stack:
         return run_id
 
     def pod_dir(self, run_id: str, task_id: str, map_index: int, try_number: int, kind: str | None = None) -> Path:
-        # as tune_serve.local.backend.run_folder/_task_dir name it
-        safe = lambda s: re.sub(r"[^A-Za-z0-9_.=-]+", "_", s)  # noqa: E731
+        # as tune_serve.local.backend._task_dir names it, under this stack's state dir
         name = task_id + (f".{map_index}" if map_index >= 0 else "")
-        run = f"{safe(run_id)[:64]}.{hashlib.sha256(run_id.encode()).hexdigest()[:16]}"
-        return Path(self.env["TUNE_SERVE_LOCAL_STATE_DIR"]) / DAG / run / name / (kind or f"try-{try_number}")
+        return Path(self.env["TUNE_SERVE_LOCAL_STATE_DIR"]) / DAG / run_folder(run_id) / name / (kind or f"try-{try_number}")
 
 
 def ts(value: str | None) -> float | None:
