@@ -23,8 +23,13 @@ def join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts])
 
 
+def runs_dir(storage_root: str) -> str:
+    """Every run's folder is in here."""
+    return join(storage_root, "runs")
+
+
 def run_root(storage_root: str, run_id: str) -> str:
-    return join(storage_root, "runs", run_id)
+    return join(runs_dir(storage_root), run_id)
 
 
 def tuning_dir(root: str) -> str:

@@ -74,7 +74,7 @@ def _labels(model: str) -> dict[str, int] | None:
 @app.get("/runs", response_class=HTMLResponse)
 def runs() -> HTMLResponse:
     """Every run with stored tuning results, newest first (the DAG page's entry)."""
-    _, root = resolve(f"{config.storage_root().rstrip('/')}/runs")
+    _, root = resolve(layout.runs_dir(config.storage_root()))
     found = sorted((r for r in root.iterdir() if (r / layout.TUNING_DIR / layout.ORACLE_RESULT_FILE).exists()),
                    key=lambda r: (r / layout.TUNING_DIR / layout.ORACLE_RESULT_FILE).stat().st_mtime, reverse=True) \
         if root.exists() else []

@@ -29,7 +29,7 @@ def run_root(run_id: str) -> str:
     """The run's folder; 400 for a run id that is not a single path component."""
     if not run_id or "/" in run_id or "\\" in run_id or "\x00" in run_id or run_id in (".", ".."):
         raise HTTPException(400, f"run_id: not a run id: {run_id!r}")
-    return f"{config.storage_root().rstrip('/')}/runs/{run_id}"
+    return layout.run_root(config.storage_root(), run_id)
 
 
 def read_json(uri: str) -> Any | None:
@@ -164,7 +164,7 @@ def history(text: str | None) -> list[dict]:
 def model_versions(model_name: str) -> list[dict]:
     """Every version of `model_name` some run deployed, newest first, from the runs' summaries
     (the storage root is all this view reads; the serving root stays the serving's own)."""
-    _, runs = resolve(f"{config.storage_root().rstrip('/')}/runs")
+    _, runs = resolve(layout.runs_dir(config.storage_root()))
     versions: list[dict] = []
     if not runs.exists():
         return versions
