@@ -16,7 +16,7 @@ from typing import Any
 from tune_contract import layout
 from tune_contract.enums import ALGORITHMS, BENCHMARK_FUNCTIONS, DEFAULT_OBJECTIVE, DIRECTIONS, FUNCTION_OBJECTIVE
 
-from trainer import model, storage
+from trainer import storage
 from trainer.errors import BadInput
 from trainer.tuning import search_space as ss
 
@@ -74,10 +74,9 @@ def from_args(args: Any) -> Settings:
         objective = args.objective or DEFAULT_OBJECTIVE
         if not objective.replace("_", "").isalnum():
             raise BadInput("--objective", f"{objective!r} is not a metric name (e.g. val_mae, val_loss, mae)")
-    # the same rule validate_params runs: well-formed, known names, discrete for grid
+    # the same rule validate_params runs: well-formed, known names, values the model takes,
+    # discrete for grid
     space = ss.check(ss.read(args.search_space), algorithm, function)
-    if not function:
-        _check_model_accepts(space)
     return Settings(
         run_root=args.run_root,
         algorithm=algorithm,
@@ -90,13 +89,6 @@ def from_args(args: Any) -> Settings:
         seed=integer("--seed", args.seed, minimum=0),
         function=function,
     )
-
-
-def _check_model_accepts(space: ss.SearchSpace) -> None:
-    """Both ends of every range must be values the model builds with, or each trial would fail late."""
-    for p in space.parameters:
-        for value in (p.values if p.type == "choice" else (p.min, p.max)):
-            model.resolve_hyperparameters({p.name: value}, field="--search-space")
 
 
 # -- checks against what another process already started ----------------------------------------
