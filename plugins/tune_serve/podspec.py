@@ -7,7 +7,7 @@ env are Jinja-templated by both.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 TRAINER_COMMAND = ["python", "-m", "trainer"]
@@ -41,5 +41,3 @@ class PodTask:
     def command(self) -> list[str]:
         return [*TRAINER_COMMAND, self.step]
 
-    def with_(self, **changes) -> PodTask:
-        return replace(self, **changes)

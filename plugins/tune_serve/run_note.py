@@ -8,19 +8,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tune_serve import leaderboard
+
 
 def _number(value: Any) -> str:
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return str(value)
     return f"{value:,.1f}" if abs(value) < 1e6 else f"{value:,.0f}"
-
-
-def _reasons(evaluation: dict) -> str:
-    if evaluation.get("reasons"):
-        return "; ".join(str(r) for r in evaluation["reasons"])
-    failed = evaluation.get("failed_thresholds") or []
-    return "; ".join(f"{f.get('metric')} {_number(f.get('value'))} vs threshold {_number(f.get('threshold'))}"
-                     for f in failed) or "no reason recorded"
 
 
 def text(summary: dict, evaluations: list[dict] | None = None) -> str:
@@ -49,4 +43,4 @@ def text(summary: dict, evaluations: list[dict] | None = None) -> str:
     if blessed:
         return "nothing deployed: a candidate was blessed but its deployment did not complete"
     return "nothing deployed: " + " | ".join(
-        f"rank {e.get('rank')} not blessed: {_reasons(e)}" for e in sorted(evaluations, key=lambda e: e.get("rank", 0)))
+        f"rank {e.get('rank')} not blessed: {'; '.join(leaderboard.reasons(e))}" for e in sorted(evaluations, key=lambda e: e.get("rank", 0)))

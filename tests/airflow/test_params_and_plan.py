@@ -182,3 +182,11 @@ def test_the_empty_choice_of_a_dropdown_has_a_label_and_descriptions_are_plain_t
     params = dag_params()
     assert params["objective_function"].schema["values_display"]["null"].startswith("none")
     assert [n for n, p in params.items() if "`" in (p.description or "")] == []
+
+
+def test_a_space_beyond_what_the_model_takes_is_rejected_before_anything_is_written():
+    """The model's value limits are the contract's: validate_params refuses what the chief would."""
+    for space, reason in (([{"name": "units", "type": "int", "min": 16, "max": 100_000}], "an integer in \\[1, 4096\\]"),
+                          ([{"name": "num_layers", "type": "choice", "values": [1.5, 2]}], "an integer in \\[1, 16\\]")):
+        with pytest.raises(ConfError, match=rf"search_space\.{space[0]['name']}: .*{reason}"):
+            validate_conf(resolved(search_space=space))

@@ -110,9 +110,21 @@ def test_history_keeps_the_last_row_of_an_epoch_logged_twice(root):
     assert [(r["epoch"], r["val_mae"]) for r in rows] == [(0, 800.0), (1, 590.0), (2, 450.0)]
 
 
-@pytest.mark.parametrize("run_id", ["..", "%2E%2E", "a%2Fb", "..%2Fsecret"])
-def test_a_run_id_is_never_a_path(client, run_id):
-    assert client.get(f"/runs/{run_id}").status_code in (400, 404)
+@pytest.mark.parametrize("run_id", ["..", ".", "a/b", "../secret", "a\\b", ""])
+def test_a_run_id_is_never_a_path(root, run_id):
+    from fastapi import HTTPException
+
+    with pytest.raises(HTTPException) as refused:
+        run_state.run_root(run_id)
+    assert refused.value.status_code == 400 and "not a run id" in refused.value.detail
+
+
+def test_a_run_id_that_decodes_to_dot_dot_is_refused_over_http(client, root):
+    # %2E%2E reaches the route as ".."; unchecked, the storage root itself would be the "run"
+    (root / "tuning").mkdir()
+    (root / "tuning" / "oracle_result.json").write_text('{"trials": []}')
+    response = client.get("/runs/%2E%2E")
+    assert response.status_code == 400, response.text
 
 
 def test_assets_are_served_by_name_only(client):

@@ -201,7 +201,7 @@ def check(data: Any, algorithm: str, function: str | None = None, field: str = "
         for p in space.parameters:
             for value in (p.values if p.type == "choice" else (p.min, p.max)):
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
-                    and model_value_ok(p.name, value)
+                    and model_value_ok(p.name, value) and (not MODEL_LIMITS[p.name][0] or value == int(value))
                 if not ok:
                     raise BadInput(f"{field}.{p.name}", f"{value!r} is outside what the model takes: "
                                                         f"{model_rule(p.name)}")

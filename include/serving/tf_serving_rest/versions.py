@@ -143,14 +143,6 @@ class ModelVersions:
 
     # ---- polling (one background thread) ---------------------------------------------------
 
-    def run_forever(self, poll_seconds: float, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.poll_once()
-            except Exception:  # keep serving what is loaded; the next poll may fare better
-                log.exception("polling %s failed", self.base_path)
-            stop.wait(poll_seconds)
-
     def poll_once(self) -> None:
         on_disk = versions_on_disk(self.base_path)
         labels = self._read_labels()

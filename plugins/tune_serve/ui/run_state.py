@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from tune_contract import layout
-from tune_serve import config
+from tune_serve import config, leaderboard
 from tune_serve.artifacts import resolve
 
 COMPLETED, RESUMED, HANDED_OVER, LOST = "completed", "resumed after preemption", "handed over", "lost"
@@ -134,18 +134,10 @@ def _candidates(root: str, summary: dict | None) -> list[dict]:
             "history": history(read_text(layout.history(root, rank))),
             "evaluation": evaluation,
             "blessed": verdict.get("blessed"),
-            "reasons": verdict_reasons(verdict),
+            "reasons": leaderboard.reasons(verdict),
             "deployed_version": deployed.get("version") if deployed.get("candidate_rank") == rank else None,
         })
     return candidates
-
-
-def verdict_reasons(evaluation: dict) -> list[str]:
-    """The verdict's own sentences when the evaluation gives them, else its failed thresholds."""
-    if evaluation.get("reasons"):
-        return [str(r) for r in evaluation["reasons"]]
-    return [f"{f.get('metric')} {f.get('value')} vs threshold {f.get('threshold')}"
-            for f in evaluation.get("failed_thresholds") or []]
 
 
 def history(text: str | None) -> list[dict]:

@@ -11,22 +11,15 @@ interceptor on their channel, so no call path can forget it.
 from __future__ import annotations
 
 import hmac
-import os
 from collections import namedtuple
 
 import grpc
+from tune_contract.enums import ORACLE_SECRET_FILE_ENV as SECRET_FILE_ENV
 
 from trainer.errors import BadInput
 
-SECRET_FILE_ENV = "KERASTUNER_ORACLE_SECRET_FILE"
 METADATA_KEY = "kt-oracle-secret"
 MIN_LENGTH = 32  # characters: a token of at least 192 random bits, base64-encoded
-
-
-def add_argument(group) -> None:
-    group.add_argument("--secret-file", default=os.environ.get(SECRET_FILE_ENV),
-                       help=f"file holding the search secret shared by the chief and its tuners "
-                            f"(default: {SECRET_FILE_ENV})")
 
 
 def read_secret(path: str | None) -> str:
