@@ -193,19 +193,22 @@ def test_grid_search_with_two_workers_runs_every_point_once(searches, tmp_path):
     space = json.dumps([{"name": "x", "type": "float", "min": 0, "max": 1, "step": 0.25}])
     search = _search(searches, tmp_path, *SLEEP, "--algorithm", "grid", "--search-space", space,
                      "--max-trials", "5", "--epochs", "2")
+    began = time.time()
     chief = search.chief("--lease-seconds", "30")
     workers = [search.worker(f"tuner-{i}", "--sleep-seconds", "0.3", *FAST_WORKER) for i in range(2)]
 
     oracle = chief.result()
     tuned = [w.result() for w in workers]
+    finished = time.time()
 
     trials = _assert_each_trial_once(oracle, *tuned)
     assert sorted(t["hyperparameters"]["x"] for t in trials.values()) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert trials[oracle["trials"][0]["trial_id"]]["hyperparameters"] == {"x": 0.5}  # the minimum of (x-0.5)^2
     assert all(t["epochs"] == 2 and t["resumed_from_epoch"] == 0 for t in trials.values())
-    # wall-clock span of each trial, for the trials-over-time view
-    assert all(t["started_at"] <= t["ended_at"] and t["ended_at"] - t["started_at"] == pytest.approx(t["seconds"],
-               abs=0.01) for t in oracle["trials"])
+    # wall-clock span of each trial, for the trials-over-time view: inside the search, and at
+    # least its two epochs of 0.3 s long
+    spans = sorted((t["started_at"], t["ended_at"]) for t in oracle["trials"])
+    assert all(began <= start and start + 0.6 <= end <= finished for start, end in spans), (began, spans, finished)
     assert oracle["objective"] == {"name": "value", "direction": "min"}
     assert oracle["lost_tuners"] == [] and oracle["deadline_hit"] is False
     assert _run_times(search) == {i: 1 for i in trials}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras_tuner as kt
 from keras_tuner.src.engine import tuner_utils
@@ -58,7 +58,8 @@ class Heartbeat:
 @dataclass
 class _Running:
     trial_id: str
-    started: float
+    started: float  # monotonic: what `seconds` measures
+    started_at: float = field(default_factory=time.time)  # wall clock, for the trials-over-time view
     resumed: int = 0  # epochs recovered from storage instead of retrained
     epochs: int = 0
     objective: float | None = None  # as sent to the oracle (its answers carry float32)
@@ -138,10 +139,9 @@ class LeasedTuner(kt.Tuner):
         if trial.message:
             log.warning("trial %s %s: %s", trial.trial_id, trial.status, trial.message.strip().splitlines()[-1])
         seconds = round(time.monotonic() - current.started, 3)
-        ended_at = time.time()  # wall clock, for the trials-over-time view; `seconds` stays monotonic
         outcome = {"epochs": current.epochs, "seconds": seconds, "resumed_from_epoch": current.resumed,
-                   "tuner_id": self.tuner_id, "started_at": round(ended_at - seconds, 3),
-                   "ended_at": round(ended_at, 3)}
+                   "tuner_id": self.tuner_id, "started_at": round(current.started_at, 3),
+                   "ended_at": round(time.time(), 3)}
         records.write_outcome(self.project_dir, trial.trial_id, self.tuner_id, outcome)
         try:
             self.oracle.end_trial(trial)
