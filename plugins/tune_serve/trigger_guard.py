@@ -23,6 +23,8 @@ import re
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+from airflow.api_fastapi.core_api.security import resolve_user_from_token
 from airflow.configuration import conf
 from airflow.sdk.exceptions import ParamValidationError
 from starlette.requests import Request
@@ -76,10 +78,10 @@ async def may_trigger(scope) -> bool:
     if not token:
         # the simple auth manager's all-admins mode (the loopback stack) makes every caller an
         # admin by adding a token in a middleware that may run after this one
-        return type(auth_manager).__name__ == "SimpleAuthManager" and conf.getboolean(
+        return isinstance(auth_manager, SimpleAuthManager) and conf.getboolean(
             "core", "simple_auth_manager_all_admins", fallback=False)
     try:
-        user = await auth_manager.get_user_from_token(token)
+        user = await resolve_user_from_token(token)  # Airflow's own: expiry, forgery, revocation
         return auth_manager.is_authorized_dag(method="POST", user=user, access_entity=DagAccessEntity.RUN,
                                               details=DagDetails(id=DAG_ID))
     except Exception:  # expired, forged or unknown: Airflow's own check answers it
