@@ -14,11 +14,11 @@ import json
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import ObjectStoragePath, TriggerRule, dag, task, task_group
+from airflow.sdk import TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tune_contract import layout
-from tune_serve import config, leaderboard, summaries, task_ids
+from tune_serve import config, leaderboard, storage, summaries, task_ids
 from tune_serve import plan as planning
 from tune_serve.backend import Backend, current
 from tune_serve.params import MAX_TUNING_DEADLINE_MINUTES, ConfError, dag_params, validate_conf
@@ -154,7 +154,7 @@ def tune_train_serve():
             raise AirflowFailException("no run plan: validate_params rejected the run's parameters")
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id])[ti.run_id]
         summary = summaries.build(plan, top, evaluations, deployed, states)
-        path = ObjectStoragePath(plan["run_root"] if "://" in plan["run_root"] else f"file://{plan['run_root']}")
+        path = storage.path(plan["run_root"])
         path.mkdir(parents=True, exist_ok=True)
         (path / layout.SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
         print(summary["outcome"])  # the run's last word: what serving changed, or why nothing did

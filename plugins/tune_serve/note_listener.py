@@ -24,17 +24,14 @@ import time
 from airflow.listeners import hookimpl
 
 from tune_contract import layout
-from tune_serve import plan, run_note
+from tune_serve import plan, run_note, storage
 from tune_serve.client import DAG_ID
 
 log = logging.getLogger(__name__)
 
 
 def _read(run_id: str, *parts: str) -> dict | None:
-    from airflow.sdk import ObjectStoragePath
-
-    uri = layout.join(plan.run_root(run_id), *parts)
-    path = ObjectStoragePath(uri if "://" in uri else f"file://{uri}")
+    path = storage.path(layout.join(plan.run_root(run_id), *parts))
     try:
         return json.loads(path.read_text()) if path.exists() else None
     except (OSError, ValueError) as exc:

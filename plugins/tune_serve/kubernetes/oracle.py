@@ -31,13 +31,14 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.providers.cncf.kubernetes.triggers.job import KubernetesJobTrigger
 from airflow.providers.google.cloud.operators.kubernetes_engine import GKEOperatorMixin, GKEStartJobOperator
 from airflow.providers.google.cloud.triggers.kubernetes_engine import GKEJobTrigger
-from airflow.sdk import BaseOperator, BaseSensorOperator, ObjectStoragePath, PokeReturnValue
+from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
 from kubernetes.client import NetworkingV1Api
 from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
 from tune_contract import enums, layout
 from tune_serve import plan as planning
+from tune_serve import storage
 from tune_serve.errors import PodFailed
 from tune_serve.kubernetes import manifests
 from tune_serve.kubernetes.pods import BASE_CONTAINER, COMPONENT_LABEL, RUN_LABEL, run_slug
@@ -111,8 +112,7 @@ def result_uri(oracle_args: dict[str, Any]) -> str:
 
 
 def read_result(uri: str, conn_id: str | None = None) -> dict:
-    location = uri if "://" in uri else f"file://{uri}"
-    path = ObjectStoragePath(location, conn_id=conn_id if location.startswith("gs://") else None)
+    path = storage.path(uri, conn_id)
     if not path.exists():
         raise PodFailed(f"the chief finished but left no result at {uri}")
     return json.loads(path.read_text())

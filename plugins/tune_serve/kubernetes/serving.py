@@ -35,7 +35,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from tune_contract.enums import CANARY, STABLE
-from tune_serve import config
+from tune_serve import config, storage
 from tune_serve.kubernetes import clients, manifests
 from tune_serve.kubernetes import settings as cluster_settings
 from tune_serve.kubernetes.lease import Lease, LeaseLost, LeaseTimeout
@@ -314,12 +314,7 @@ def _ignore_missing(method, **kwargs) -> None:
 # ---- storage ---------------------------------------------------------------------------------
 
 def _path(uri: str):
-    from airflow.sdk import ObjectStoragePath
-
-    if "://" not in uri:
-        return ObjectStoragePath(f"file://{uri}")
-    conn_id = cluster_settings.load().gcp_conn_id if uri.startswith("gs://") else None
-    return ObjectStoragePath(uri, conn_id=conn_id)
+    return storage.path(uri, cluster_settings.load().gcp_conn_id)
 
 
 def stage(model_path: str, base_path: str):
