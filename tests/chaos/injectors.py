@@ -86,6 +86,16 @@ def kill_chief_mid_search(stack, run, timeout: float = 900) -> dict:
     return fact
 
 
+def _default_route_serves(base_url: str, model_name: str, instance: dict) -> bool:
+    import httpx
+
+    try:
+        return httpx.post(f"{base_url}/v1/models/{model_name}:predict", json={"instances": [instance]},
+                          timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def stream_through_switch(stack, run, model_name: str, timeout: float = 1800, after: int = 20) -> dict:
     """Keep a prediction stream on the model's default route from the moment its first version
     serves until `after` answers have come back after a second version replaced it."""
@@ -95,6 +105,10 @@ def stream_through_switch(stack, run, model_name: str, timeout: float = 1800, af
                      f"a first version of {model_name}", interval=0.02)
     instance = run.xcom("prepare_data")["sample_instance"]
     base_url = f"http://127.0.0.1:{serving_port(stack.serving, model_name)}"
+    # The label is in the config file a moment before the server (polling it, as TF Serving
+    # does) routes it; the deploy itself waits for that, and so does traffic here.
+    wait_for(lambda: _default_route_serves(base_url, model_name, instance), 120,
+             f"the default route of {model_name}", interval=0.02)
     stream = PredictionStream(base_url, model_name, instance)
     stream.start()
     fact = {"kind": "stream", "model_name": model_name, "first": first, "stream": stream, "base_url": base_url,
