@@ -11,6 +11,14 @@ DIRECTIONS: Final = ("min", "max")
 OBJECTIVES: Final = ("val_mae", "val_loss", "mae", "loss")
 DEFAULT_OBJECTIVE: Final = "val_mae"
 
+# what the model predicts; `prepare` infers it from the label column when the run gives none,
+# and records it in the feature spec, which every later step reads
+TASKS: Final = ("regression", "binary", "multiclass")
+
+# a user model is `module.path:callable`, importable from the models folder (include/models,
+# /opt/models in the trainer image); the built-in tabular model sits behind the same contract
+DEFAULT_MODEL: Final = "tune_serve_models.tabular:build"
+
 # benchmark objectives tuned instead of the Keras model; each reports FUNCTION_OBJECTIVE, minimised
 BENCHMARK_FUNCTIONS: Final = ("branin", "sleep")
 FUNCTION_OBJECTIVE: Final = "value"

@@ -23,10 +23,12 @@ from typing import Any, ClassVar, TypeVar
 from tune_contract.enums import (
     ALGORITHMS,
     BENCHMARK_FUNCTIONS,
+    DEFAULT_MODEL,
     DEFAULT_OBJECTIVE,
     DIRECTIONS,
     OBJECTIVES,
     ORACLE_SECRET_FILE_ENV,
+    TASKS,
 )
 from tune_contract.errors import BadInput
 
@@ -177,6 +179,8 @@ class PrepareArgs(StepArgs):
     eval_fraction: float = flag(0.2, "share of rows held out for eval, in (0, 1)")
     seed: int = flag(42, "seed of the sample and of the train/eval split")
     sample_rows: int | None = flag(help="use a deterministic sample of this many rows (tiny runs)")
+    task: str | None = flag(help=f"one of {', '.join(TASKS)} (default: inferred from the label column)",
+                            choices=TASKS)
 
 
 _SEARCH = "search (identical on the oracle and every tune worker)"
@@ -186,6 +190,8 @@ _SEARCH = "search (identical on the oracle and every tune worker)"
 class SearchArgs(StepArgs):
     """The flags that define a search: the same on the chief and on every tuner."""
 
+    model: str = flag(DEFAULT_MODEL, f"the Keras model to tune, `module:callable` (default {DEFAULT_MODEL})",
+                      group=_SEARCH)
     algorithm: str = flag("random", f"one of {', '.join(ALGORITHMS)} (default random)", group=_SEARCH,
                           choices=ALGORITHMS)
     search_space: str | JSON | None = flag(help="JSON/YAML list of parameters, inline or a URI "
@@ -251,6 +257,7 @@ class TrainArgs(StepArgs):
     hyperparameters: str | JSON = flag("{}", 'JSON object, e.g. {"num_layers": 2, "units": 64, "dropout": 0.1, '
                                       '"learning_rate": 0.001, "batch_size": 128}; missing keys take these '
                                       "defaults, unknown keys are ignored")
+    model: str = flag(DEFAULT_MODEL, f"the Keras model to train, `module:callable` (default {DEFAULT_MODEL})")
     rank: int | None = flag(help="place of this configuration in the top-N (0 = best)", required=True)
     trial_id: str | None = flag(help="the tuning trial these hyperparameters come from (echoed in the result)")
     epochs: int = flag(20, "maximum number of epochs")

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from tune_contract.search_space import MODEL_LIMITS, model_rule, model_value_ok
 
+from trainer import heads
 from trainer.errors import BadInput
 from trainer.featurespec import FeatureSpec
 
@@ -71,23 +72,8 @@ def build_model(values: Mapping[str, Any], spec: FeatureSpec):
         x = keras.layers.Dense(hp["units"], activation="relu", name=f"dense_{i}")(x)
         if hp["dropout"] > 0:
             x = keras.layers.Dropout(hp["dropout"], name=f"dropout_{i}")(x)
-    output = _label_head(x, spec)
+    output = heads.output(x, spec)
 
     model = keras.Model(inputs=inputs, outputs=output, name="tabular_regressor")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=hp["learning_rate"]), loss="mse", metrics=["mae"])
-    return model
+    return heads.compile_for_task(model, learning_rate=hp["learning_rate"])
 
-
-def _label_head(x, spec: FeatureSpec):
-    """Dense(1) named as the label. With label stats, the Dense layer predicts the
-    standardised label and a Rescaling layer maps it back to label units: a label in the
-    thousands (prices) would otherwise need hundreds of epochs to reach its scale."""
-    import keras
-
-    stats = spec.label_stats
-    name = spec.keras_key(spec.label)
-    if not stats:
-        return keras.layers.Dense(1, name=name)(x)
-    std = math.sqrt(stats["variance"]) or 1.0
-    standardized = keras.layers.Dense(1, name=f"{name}_standardized")(x)
-    return keras.layers.Rescaling(scale=std, offset=stats["mean"], name=name)(standardized)
