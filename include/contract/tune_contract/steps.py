@@ -172,15 +172,18 @@ class PrepareArgs(StepArgs):
                            "and write the feature spec.")
 
     source: str = flag("diamonds", "CSV or Parquet URI (local or gs://), or a bundled dataset name (default diamonds)")
-    label: str | None = flag(help="label column (numeric); default `price` for diamonds, required otherwise")
+    label: str | None = flag(help="label column; default the bundled dataset's (price for diamonds), "
+                                  "required otherwise")
     feature_spec: str | JSON | None = flag(help="JSON/YAML URI or inline JSON: {label?, numeric: [cols]|{col: stats}, "
                                          "categorical: [cols]|{col: vocab}}; default: inferred from dtypes")
     features: str | None = flag(help="comma-separated columns to use as features (default: all but the label)")
     eval_fraction: float = flag(0.2, "share of rows held out for eval, in (0, 1)")
     seed: int = flag(42, "seed of the sample and of the train/eval split")
     sample_rows: int | None = flag(help="use a deterministic sample of this many rows (tiny runs)")
-    task: str | None = flag(help=f"one of {', '.join(TASKS)} (default: inferred from the label column)",
-                            choices=TASKS)
+    task: str | None = flag(help=f"one of {', '.join(TASKS)} (default: inferred from the label column: text or "
+                                 "boolean, or integer with few values, is a classification)", choices=TASKS)
+    objective: str | None = flag(help="the run's objective, checked against the (inferred) task before any tuning "
+                                      "(default: not checked)")
 
 
 _SEARCH = "search (identical on the oracle and every tune worker)"

@@ -43,7 +43,8 @@ def load_feature_spec(data_dir: str) -> FeatureSpec:
 def load_dataset(data_dir: str, split: str, spec: FeatureSpec, batch_size: int,
                  shuffle: bool = False, seed: int = 0):
     """(features, label) batches: features {Keras input key: [batch, 1]} (float32 numeric,
-    tf.string categorical), label [batch] float32. Shuffled with `seed` when asked (a fresh order each
+    tf.string categorical), label [batch]: float32 (a regression's value, a binary classifier's
+    class index 0/1) or int32 (a multiclass classifier's class index). Shuffled with `seed` when asked (a fresh order each
     epoch, the same sequence of orders for the same seed)."""
     import tensorflow as tf
 
@@ -56,6 +57,8 @@ def load_dataset(data_dir: str, split: str, spec: FeatureSpec, batch_size: int,
     def parse(serialized):
         features = tf.io.parse_example(serialized, parse_spec)
         target = tf.reshape(features.pop(label), [-1])
+        if spec.is_classification:
+            target = tf.cast(target, tf.int32 if spec.task == "multiclass" else tf.float32)
         return spec.to_keras_inputs(features), target
 
     ds = tf.data.TFRecordDataset(path)

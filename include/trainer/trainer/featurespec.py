@@ -22,8 +22,10 @@ from typing import Any, Mapping
 
 from trainer.errors import BadInput
 
+from tune_contract.enums import CLASSIFICATION_TASKS, TASKS
+
 STAT_KEYS = ("mean", "variance", "min", "max")
-TOP_LEVEL_KEYS = ("label", "numeric", "categorical", "label_stats")
+TOP_LEVEL_KEYS = ("label", "numeric", "categorical", "label_stats", "task", "label_vocabulary")
 
 # Column names are kept as CSV files have them (`Solar.R`, `a-b`): they are the keys of the
 # tf.Examples, the feature spec, the report and the serving signature's inputs. Two derived
@@ -84,9 +86,21 @@ class FeatureSpec:
     # mean/variance/min/max of the label on the train split; the model de-normalises its
     # output with it so a regression on e.g. prices trains in a few epochs.
     label_stats: dict | None = None
+    # what the model predicts (tune_contract.enums.TASKS); `prepare` infers or checks it
+    task: str = "regression"
+    # a classifier's class names, sorted; the tf.Example label is the index of its class here
+    label_vocabulary: list[str] | None = None
 
     def __post_init__(self):
         self._validate()
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task in CLASSIFICATION_TASKS
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_vocabulary or ())
 
     # -- views -------------------------------------------------------------------
 
@@ -103,8 +117,8 @@ class FeatureSpec:
 
         spec = {name: tf.io.FixedLenFeature([1], tf.float32) for name in self.numeric}
         spec.update({name: tf.io.FixedLenFeature([1], tf.string) for name in self.categorical})
-        if include_label:
-            spec[self.label] = tf.io.FixedLenFeature([1], tf.float32)
+        if include_label:  # a class index for a classifier, the value itself for a regression
+            spec[self.label] = tf.io.FixedLenFeature([1], tf.int64 if self.is_classification else tf.float32)
         return spec
 
     def _all_names(self) -> list[str]:
@@ -117,7 +131,10 @@ class FeatureSpec:
 
     def signature_key(self, name: str) -> str:
         """The serving signature's key of a feature (input) or the label (output)."""
-        return derived_keys(self._all_names(), lambda n: bool(_OP_NAME.match(n)), _identifier)[name]
+        # a Python keyword (`class`) is a valid op name, but TF's signature canonicalisation makes
+        # every key an inspect.Parameter, which refuses keywords
+        return derived_keys(self._all_names(), lambda n: bool(_OP_NAME.match(n)) and not keyword.iskeyword(n),
+                            _identifier)[name]
 
     def name_mapping(self) -> dict[str, dict]:
         """{original name: {"keras_input", "signature_key"}} for every name a key differs from."""
@@ -146,6 +163,9 @@ class FeatureSpec:
         d = {"label": self.label, "numeric": self.numeric, "categorical": self.categorical}
         if self.label_stats is not None:
             d["label_stats"] = self.label_stats
+        d["task"] = self.task
+        if self.label_vocabulary is not None:
+            d["label_vocabulary"] = self.label_vocabulary
         return json.loads(json.dumps(d))  # a deep copy of plain JSON types
 
     @classmethod
@@ -158,11 +178,15 @@ class FeatureSpec:
         numeric = _check_mapping(f"{source}.numeric", d["numeric"])
         categorical = _check_mapping(f"{source}.categorical", d["categorical"])
         label_stats = d.get("label_stats")
+        vocabulary = d.get("label_vocabulary")
         return cls(
             label=d["label"],
             numeric={name: _check_stats(f"{source}.numeric.{name}", stats) for name, stats in numeric.items()},
             categorical={name: _check_vocab(f"{source}.categorical.{name}", v) for name, v in categorical.items()},
             label_stats=None if label_stats is None else _check_stats(f"{source}.label_stats", label_stats),
+            # a spec written before classification existed is a regression's
+            task=d.get("task", "regression"),
+            label_vocabulary=None if vocabulary is None else _check_vocab(f"{source}.label_vocabulary", vocabulary),
         )
 
     @classmethod
@@ -188,6 +212,17 @@ class FeatureSpec:
             raise BadInput(f"feature_spec.{self.label}", "the label cannot also be a feature")
         if not self.feature_names:
             raise BadInput("feature_spec", "no features: declare at least one numeric or categorical column")
+        if self.task not in TASKS:
+            raise BadInput("feature_spec.task", f"unknown task {self.task!r}; allowed: {', '.join(TASKS)}")
+        if self.is_classification:
+            vocab = self.label_vocabulary or []
+            need = 2 if self.task == "binary" else 3
+            if (self.task == "binary" and len(vocab) != 2) or len(vocab) < need:
+                raise BadInput("feature_spec.label_vocabulary",
+                               f"a {self.task} task needs {'exactly 2' if self.task == 'binary' else 'at least 3'} "
+                               f"classes, got {len(vocab)}")
+        elif self.label_vocabulary is not None:
+            raise BadInput("feature_spec.label_vocabulary", "only a classification task has a label vocabulary")
 
 
 @dataclass

@@ -48,13 +48,14 @@ def resolve_hyperparameters(values: Mapping[str, Any] | None, field: str = "hype
     return resolved
 
 
-def build_model(values: Mapping[str, Any], spec: FeatureSpec):
+def build_model(values: Mapping[str, Any], spec: FeatureSpec, task: str | None = None):
     """A compiled keras.Model (Adam, loss mse, metric mae → `val_mae` during fit).
 
     Deterministic after keras.utils.set_random_seed(seed)."""
     import keras
 
     hp = resolve_hyperparameters(values)
+    task = task or spec.task  # the task reaches the model through the feature spec
     inputs, encoded = {}, []
     for name, stats in spec.numeric.items():
         key = spec.keras_key(name)
@@ -72,8 +73,8 @@ def build_model(values: Mapping[str, Any], spec: FeatureSpec):
         x = keras.layers.Dense(hp["units"], activation="relu", name=f"dense_{i}")(x)
         if hp["dropout"] > 0:
             x = keras.layers.Dropout(hp["dropout"], name=f"dropout_{i}")(x)
-    output = heads.output(x, spec)
+    output = heads.output(x, spec, task)
 
     model = keras.Model(inputs=inputs, outputs=output, name="tabular_regressor")
-    return heads.compile_for_task(model, learning_rate=hp["learning_rate"])
+    return heads.compile_for_task(model, task, learning_rate=hp["learning_rate"])
 

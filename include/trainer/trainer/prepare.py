@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tune_contract.enums import BUNDLED_DATASETS
+from tune_contract.enums import BUNDLED_DATASETS, CLASSIFICATION_TASKS, MAX_INFERRED_CLASSES, TASKS, objective_problem
 from tune_contract.steps import PrepareArgs
 
 from trainer import data, storage
@@ -27,12 +27,16 @@ def run(args: PrepareArgs) -> dict:
     frame = read_source(args.source)
     label = _choose_label(args, declared)
     numeric, categorical = _choose_features(frame, label, args, declared)
-    frame = _clean(frame, label, numeric, categorical, args.source)
+    task, task_reason = choose_task(frame[label], label, args.task)
+    if args.objective and objective_problem(args.objective, task):
+        raise BadInput("--objective", f"{objective_problem(args.objective, task)} ({task_reason})")
+    frame = _clean(frame, label, numeric, categorical, args.source, classify=task in CLASSIFICATION_TASKS)
+    vocabulary = label_vocabulary(frame[label]) if task in CLASSIFICATION_TASKS else None
 
     if args.sample_rows and args.sample_rows < len(frame):
         frame = frame.sample(n=args.sample_rows, random_state=args.seed)
     train, eval_ = split(frame, args.eval_fraction, args.seed)
-    spec = infer_spec(train, label, numeric, categorical, declared)
+    spec = infer_spec(train, label, numeric, categorical, declared, task=task, label_vocabulary=vocabulary)
     train, eval_ = _impute(train, spec), _impute(eval_, spec)
 
     out_dir = data.data_dir(args.run_root)
@@ -42,6 +46,10 @@ def run(args: PrepareArgs) -> dict:
         "data_dir": out_dir,
         "feature_spec": data.feature_spec_path(out_dir),
         "label": label,
+        "task": task,
+        # why: given by the run, or what the label column looked like
+        "task_reason": task_reason,
+        "label_vocabulary": vocabulary,
         "train_examples": len(train),
         "eval_examples": len(eval_),
         "columns": {"numeric": list(spec.numeric), "categorical": list(spec.categorical)},
@@ -142,8 +150,6 @@ def _choose_features(frame, label: str, args, declared: DeclaredSpec | None) -> 
             raise BadInput(field_name, f"column {column!r} not in {args.source} (columns: {shown})")
 
     require(label, "--label")
-    if not pd.api.types.is_numeric_dtype(frame[label]) or pd.api.types.is_bool_dtype(frame[label]):
-        raise BadInput("--label", f"column {label!r} must be numeric, it has dtype {frame[label].dtype}")
     for column in declared.columns if declared else []:
         require(column, f"--feature-spec.{column}")
 
@@ -183,14 +189,69 @@ def _choose_features(frame, label: str, args, declared: DeclaredSpec | None) -> 
     return numeric, [c for c in chosen if c not in numeric]
 
 
-def _clean(frame, label: str, numeric: list[str], categorical: list[str], source: str):
+def choose_task(values, label: str, given: str | None) -> tuple[str, str]:
+    """(task, why) for the label column `values`: the run's `--task` when it fits the data, else
+    inferred. Rule: a text, boolean or categorical label is a classification (binary with 2
+    distinct values, multiclass with more); an integer label (or floats that are all whole
+    numbers) with 2 to MAX_INFERRED_CLASSES distinct values is one too; anything else is a
+    regression. A `--task` the data contradicts raises BadInput naming `--task`."""
+    import pandas as pd
+
+    present = values.dropna()
+    distinct = present.nunique()
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    whole = numeric and bool(((present % 1) == 0).all())
+    if not numeric:
+        kind = f"a {'boolean' if pd.api.types.is_bool_dtype(values) else 'text'} label with {distinct} distinct values"
+    else:
+        kind = f"{'an integer' if whole else 'a numeric'} label with {distinct} distinct values"
+    allowed = ", ".join(TASKS)
+    if given is not None:
+        if given not in TASKS:
+            raise BadInput("--task", f"unknown task {given!r}; allowed: {allowed}")
+        if given == "regression" and not numeric:
+            raise BadInput("--task", f"regression needs a numeric label; {label!r} is {kind} "
+                                     f"(allowed: {allowed}; binary or multiclass fit this label)")
+        if given == "binary" and distinct != 2:
+            raise BadInput("--task", f"binary needs exactly 2 classes; {label!r} is {kind} (allowed: {allowed})")
+        if given == "multiclass" and distinct < 3:
+            raise BadInput("--task", f"multiclass needs at least 3 classes; {label!r} is {kind} (allowed: {allowed})")
+        if given in CLASSIFICATION_TASKS and numeric and not whole:
+            raise BadInput("--task", f"{given} needs class labels; {label!r} is {kind} with fractions "
+                                     f"(allowed: {allowed}; regression fits this label)")
+        return given, f"given by the run ({label!r} is {kind})"
+    if not numeric or (whole and 2 <= distinct <= MAX_INFERRED_CLASSES):
+        if distinct < 2:
+            raise BadInput("--label", f"{label!r} is {kind}: a classifier needs at least 2 classes")
+        task = "binary" if distinct == 2 else "multiclass"
+        rule = "" if not numeric else f" (at most {MAX_INFERRED_CLASSES}: classes)"
+        return task, f"inferred: {label!r} is {kind}{rule}"
+    rule = f" (more than {MAX_INFERRED_CLASSES}: a quantity)" if whole else ""
+    return "regression", f"inferred: {label!r} is {kind}{rule}"
+
+
+def label_vocabulary(values) -> list[str]:
+    """A classifier's class names, sorted (numerically when they are all numbers: 2 before 10)."""
+    names = set(values)
+
+    def key(name: str):
+        try:
+            return (0, float(name), name)
+        except ValueError:
+            return (1, 0.0, name)
+    return sorted(names, key=key)
+
+
+def _clean(frame, label: str, numeric: list[str], categorical: list[str], source: str, classify: bool = False):
     """Only the used columns: numeric as float64 (NaN where missing), categorical as str ('' where
-    missing), rows without a label dropped."""
+    missing), rows without a label dropped. A classifier's label is kept as its class name."""
     import numpy as np
     import pandas as pd
 
     out = pd.DataFrame(index=frame.index)
-    for column in [label, *numeric]:
+    if classify:
+        out[label] = frame[label].map(_category_text).where(frame[label].notna(), None)
+    for column in ([] if classify else [label]) + numeric:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[column].notna() & values.isna()
         if bad.any():
@@ -228,13 +289,17 @@ def split(frame, eval_fraction: float, seed: int):
 
 
 def infer_spec(train, label: str, numeric: list[str], categorical: list[str],
-               declared: DeclaredSpec | None) -> FeatureSpec:
-    """Stats and vocabularies from the TRAIN split only (eval must not leak into the model)."""
+               declared: DeclaredSpec | None, task: str = "regression",
+               label_vocabulary: list[str] | None = None) -> FeatureSpec:
+    """Stats and vocabularies from the TRAIN split only (eval must not leak into the model).
+    The label vocabulary is the whole table's: a class seen only in eval still needs an index."""
     given_stats = declared.numeric if declared else {}
     given_vocab = declared.categorical if declared else {}
     stats = {c: given_stats.get(c) or _stats(train[c], c) for c in numeric}
     vocab = {c: given_vocab.get(c) or _vocabulary(train[c], c) for c in categorical}
-    return FeatureSpec(label=label, numeric=stats, categorical=vocab, label_stats=_stats(train[label], label))
+    label_stats = None if task in CLASSIFICATION_TASKS else _stats(train[label], label)
+    return FeatureSpec(label=label, numeric=stats, categorical=vocab, label_stats=label_stats, task=task,
+                       label_vocabulary=label_vocabulary)
 
 
 def _stats(values, column: str) -> dict:
@@ -270,7 +335,8 @@ def sample_instances(eval_frame, spec: FeatureSpec) -> dict:
          for name in spec.feature_names}
         for _, row in rows.iterrows()
     ]
-    return {"label": spec.label, "instances": instances, "labels": [float(v) for v in rows[spec.label]]}
+    labels = [str(v) if spec.is_classification else float(v) for v in rows[spec.label]]
+    return {"label": spec.label, "instances": instances, "labels": labels}
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -294,10 +360,15 @@ def _write(out_dir: str, spec: FeatureSpec, train, eval_, samples: dict) -> None
 def write_tfrecord(path: str, frame, spec: FeatureSpec) -> None:
     import tensorflow as tf
 
-    floats = {c: frame[c].to_numpy("float32") for c in [*spec.numeric, spec.label]}
+    floats = {c: frame[c].to_numpy("float32") for c in [*spec.numeric, *([] if spec.is_classification else [spec.label])]}
     strings = {c: [v.encode("utf-8") for v in frame[c]] for c in spec.categorical}
+    # a classifier's label is its class's index in the spec's label vocabulary
+    index = {name: i for i, name in enumerate(spec.label_vocabulary or [])}
+    classes = [index[v] for v in frame[spec.label]] if spec.is_classification else None
     with tf.io.TFRecordWriter(path) as writer:
         for i in range(len(frame)):
             feature = {c: tf.train.Feature(float_list=tf.train.FloatList(value=[v[i]])) for c, v in floats.items()}
+            if classes is not None:
+                feature[spec.label] = tf.train.Feature(int64_list=tf.train.Int64List(value=[classes[i]]))
             feature.update({c: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v[i]])) for c, v in strings.items()})
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
