@@ -282,6 +282,11 @@ class EvaluateArgs(StepArgs):
     mae_upper_bound: float | None = flag(help="bless only if the overall MAE is at most this (> 0)")
     max_mae_increase: float | None = flag(help="bless only if the overall MAE is at most the baseline's plus this "
                                                "(absolute, >= 0)")
+    auc_lower_bound: float | None = flag(help="classifier: bless only if the overall AUC is at least this, in (0, 1]")
+    accuracy_lower_bound: float | None = flag(help="classifier: bless only if the overall accuracy is at least this, "
+                                                   "in (0, 1]")
+    max_auc_decrease: float | None = flag(help="classifier: bless only if the overall AUC is at least the baseline's "
+                                               "minus this (absolute, in [0, 1])")
     slice_features: str | None = flag(help="comma-separated categorical features to slice by "
                                             "(default: all categorical; '' = none)")
 
