@@ -107,9 +107,9 @@ def run(args: EvaluateArgs) -> dict:
         }
         from trainer.report import render_report
 
-        storage.write_text(storage.join(tmp, "report.html"), render_report(result, label=spec.label))
         if analysis.get("calibration_plot"):
             result["calibration_plot"] = analysis["calibration_plot"]
+        storage.write_text(storage.join(tmp, "report.html"), render_report(result, label=spec.label))
         result["seconds"] = round(time.monotonic() - started, 1)
         storage.write_text(storage.join(tmp, layout.EVALUATION_FILE), json.dumps(finite(result), indent=2) + "\n")
         storage.replace_dir(tmp, out)

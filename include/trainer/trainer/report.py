@@ -21,7 +21,14 @@ th{background:#f5f7fa;font-weight:600}th:first-child,td:first-child,td.text{text
 _CANDIDATE_COLOR, _BASELINE_COLOR, _BOUND_COLOR = "#3e7bfa", "#9aa5b1", "#d64545"
 
 
+_CLASSIFIER_ROWS = (("example_count", "examples"), ("auc", "AUC"), ("accuracy", "accuracy"),
+                    ("precision", "precision"), ("recall", "recall"), ("calibration", "calibration (mean prediction / mean label)"))
+_HIGHER_IS_BETTER = {"auc", "accuracy", "precision", "recall"}
+
+
 def render_report(result: dict, label: str) -> str:
+    if result.get("task") in ("binary", "multiclass"):
+        return _classifier_report(result, label)
     baseline_overall = (result.get("baseline") or {}).get("overall")
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -51,17 +58,24 @@ def _fmt(value, digits: int = 4) -> str:
     return f"{value:,.{digits}g}" if abs(value) < 1e4 else f"{value:,.1f}"
 
 
-def _delta(candidate, baseline) -> str:
+def _delta(candidate, baseline, higher_is_better: bool = False) -> str:
     if candidate is None or baseline is None:
         return "<td>–</td>"
     diff = candidate - baseline
-    css = "worse" if diff > 0 else "better" if diff < 0 else ""
+    worse = diff < 0 if higher_is_better else diff > 0
+    css = "worse" if worse else "better" if diff != 0 else ""
     return f"<td class='{css}'>{'+' if diff > 0 else ''}{_fmt(diff)}</td>"
 
 
 def _verdict(result: dict) -> str:
     thresholds = result.get("thresholds") or {}
     configured = [f"overall MAE ≤ {_fmt(thresholds['mae_upper_bound'])}"] if thresholds.get("mae_upper_bound") is not None else []
+    if thresholds.get("auc_lower_bound") is not None:
+        configured.append(f"overall AUC ≥ {_fmt(thresholds['auc_lower_bound'])}")
+    if thresholds.get("accuracy_lower_bound") is not None:
+        configured.append(f"overall accuracy ≥ {_fmt(thresholds['accuracy_lower_bound'])}")
+    if thresholds.get("max_auc_decrease") is not None:
+        configured.append(f"overall AUC ≥ baseline AUC − {_fmt(thresholds['max_auc_decrease'])}")
     if thresholds.get("max_mae_increase") is not None:
         configured.append(f"overall MAE ≤ baseline MAE + {_fmt(thresholds['max_mae_increase'])}")
     checked = "Thresholds: " + ("; ".join(configured) if configured else "none apply")
@@ -69,6 +83,71 @@ def _verdict(result: dict) -> str:
     if result["blessed"]:
         return f"<div class='verdict blessed'>BLESSED<ul>{reasons}<li>{escape(checked)}</li></ul></div>"
     return f"<div class='verdict refused'>NOT BLESSED<ul>{reasons}<li>{escape(checked)}</li></ul></div>"
+
+
+def _classifier_report(result: dict, label: str) -> str:
+    """A classifier's page: the verdict, AUC/accuracy/precision/recall/calibration overall (with
+    the baseline's) and per slice, calibration per class or the calibration plot's buckets."""
+    baseline = (result.get("baseline") or {}).get("overall")
+    classes = result.get("label_vocabulary") or []
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Evaluation of rank {escape(str(result['rank']))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Evaluation of candidate rank {escape(str(result['rank']))}</h1>",
+        f"<div class='muted'>{escape(result['task'])} classifier of <b>{escape(label)}</b> "
+        f"(classes: {escape(', '.join(classes))}) · candidate <span class='mono'>{escape(result['model_path'])}</span>",
+    ]
+    if result.get("baseline_model_path"):
+        parts.append(f"<br>baseline (serving now) <span class='mono'>{escape(result['baseline_model_path'])}</span>")
+    parts.append("</div>")
+    parts.append(_verdict(result))
+    note = ("positive class " + escape(classes[1]) if result["task"] == "binary" and len(classes) == 2
+            else "AUC, precision and recall micro-averaged over the classes (one-vs-rest)")
+    parts.append(f"<h2>Overall</h2><p class='muted'>{note}; precision and recall at a 0.5 threshold</p>")
+    head = "<tr><th>metric</th><th>candidate</th>" + ("<th>baseline</th><th>change</th>" if baseline else "") + "</tr>"
+    rows = []
+    for key, name in _CLASSIFIER_ROWS:
+        if key not in result["overall"]:
+            continue
+        row = f"<tr><td>{name}</td><td>{_fmt(result['overall'].get(key))}</td>"
+        if baseline:
+            row += f"<td>{_fmt(baseline.get(key))}</td>" + _delta(result["overall"].get(key), baseline.get(key),
+                                                                   higher_is_better=key in _HIGHER_IS_BETTER)
+        rows.append(row + "</tr>")
+    parts.append(f"<table>{head}{''.join(rows)}</table>")
+    per_class = result["overall"].get("calibration_per_class")
+    if per_class:
+        parts.append("<h2>Calibration per class</h2><p class='muted'>mean predicted probability / share of the "
+                     "class (1 = calibrated)</p><table><tr><th>class</th><th>calibration</th></tr>")
+        parts.extend(f"<tr><td class='text'>{escape(classes[int(i)] if int(i) < len(classes) else i)}</td>"
+                     f"<td>{_fmt(v)}</td></tr>" for i, v in sorted(per_class.items(), key=lambda kv: int(kv[0])))
+        parts.append("</table>")
+    plot = result.get("calibration_plot")
+    if plot:
+        parts.append("<h2>Calibration plot</h2><p class='muted'>examples bucketed by predicted probability: a "
+                     "calibrated model's mean label matches its mean prediction in every bucket</p>"
+                     "<table><tr><th>predicted</th><th>examples</th><th>mean prediction</th><th>mean label</th></tr>")
+        parts.extend(f"<tr><td class='text'>{b['lower']:.1f}–{b['upper']:.1f}</td><td>{_fmt(b['examples'])}</td>"
+                     f"<td>{_fmt(b['mean_prediction'])}</td><td>{_fmt(b['mean_label'])}</td></tr>" for b in plot)
+        parts.append("</table>")
+    parts.append("<h2>Slices</h2>")
+    slices = result.get("slices") or []
+    if not slices:
+        parts.append("<p class='muted'>No slices (no categorical feature to slice by).</p>")
+    else:
+        keys = [k for k, _ in _CLASSIFIER_ROWS if k != "calibration" or result["task"] == "binary"]
+        head = ("<tr><th>feature</th><th>value</th>" + "".join(f"<th>{escape(n.split(' (')[0])}</th>"
+                for k, n in _CLASSIFIER_ROWS if k in keys) + ("<th>baseline AUC</th>" if baseline else "") + "</tr>")
+        body = []
+        for s in slices:
+            row = (f"<tr><td class='text'>{escape(s['feature'])}</td><td class='text'>{escape(s['value'])}</td>"
+                   + "".join(f"<td>{_fmt(s.get(k))}</td>" for k in keys))
+            if baseline:
+                row += f"<td>{_fmt(s.get('baseline_auc'))}</td>"
+            body.append(row + "</tr>")
+        parts.append(f"<table class='slices'>{head}{''.join(body)}</table>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
 
 
 def _overall_table(overall: dict, baseline: dict | None) -> str:
