@@ -138,7 +138,8 @@ def tune_train_serve():
             deployed = backend.deploy(candidate["model_path"], plan["model_name"], prepared["sample_instance"])
             # which candidate now serves, so the run's record traces the version to its model
             return {**deployed, "candidate_rank": candidate["rank"], "source_model": candidate["model_path"],
-                    "eval_mae": candidate["overall"]["mae"]}
+                    "eval_mae": candidate["overall"].get("mae"),
+                    "eval_metric": dict(zip(("name", "value"), leaderboard.headline(candidate)))}
 
         return deploy_serving(plan, select_model(evaluated.output), prepare.output)
 

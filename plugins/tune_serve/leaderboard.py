@@ -82,4 +82,22 @@ def select_blessed(evaluations: Iterable[Any]) -> dict:
     blessed = [e for e in evaluations if e.get("blessed")]
     if not blessed:
         raise NoCandidate(nothing_deployed(evaluations))
-    return min(blessed, key=lambda e: (e["overall"]["mae"], e["rank"]))
+    return min(blessed, key=lambda e: (_badness(e), e["rank"]))
+
+
+def headline(evaluation: dict) -> tuple[str, float | None]:
+    """(metric, value) a candidate is judged by: the evaluation's headline (a classifier's AUC or
+    accuracy), else a regression's MAE."""
+    given = evaluation.get("headline") or {}
+    if given.get("metric"):
+        return given["metric"], given.get("value")
+    return "mae", (evaluation.get("overall") or {}).get("mae")
+
+
+def _badness(evaluation: dict) -> float:
+    """Lower is better: the headline metric, negated when it improves upwards."""
+    metric, value = headline(evaluation)
+    higher_is_better = (evaluation.get("headline") or {}).get("direction") == "max"
+    if value is None:
+        return float("inf")
+    return -value if higher_is_better else value

@@ -20,6 +20,7 @@ from tune_contract.errors import BadInput
 ALGORITHMS = list(enums.ALGORITHMS)
 OBJECTIVES = list(enums.OBJECTIVES)
 DIRECTIONS = list(enums.DIRECTIONS)
+TASKS = list(enums.TASKS)
 BENCHMARK_FUNCTIONS = list(enums.BENCHMARK_FUNCTIONS)
 BUNDLED_DATASETS = list(enums.BUNDLED_DATASETS)
 MAX_TUNING_DEADLINE_MINUTES = 10_080  # a week
@@ -54,7 +55,12 @@ def dag_params() -> dict[str, Param]:
                         description="A CSV or Parquet URI (local path or gs://), or the bundled dataset "
                                     "diamonds (53,940 diamonds, price regression)."),
         "label": Param(None, type=["null", "string"], title="Label column", section=data,
-                       description="Numeric column to predict. Empty means price for diamonds."),
+                       description="Column to predict. Empty means the bundled dataset's: price for diamonds, "
+                                   "Species for iris, survived for titanic."),
+        "task": Param(enums.AUTO, type="string", enum=[enums.AUTO, *TASKS], title="Task", section=data,
+                      description="regression, binary or multiclass classification. auto: inferred by prepare "
+                                  "from the label column (text or boolean, or integer with at most "
+                                  f"{enums.MAX_INFERRED_CLASSES} distinct values: classification)."),
         "features": Param(None, type=["null", "array"], items={"type": "string"}, title="Feature columns",
                           section=data, description="Columns to use as features. Empty means every other column."),
         "feature_spec": Param(None, type=["null", "object"], title="Feature spec", section=data,
@@ -75,10 +81,15 @@ def dag_params() -> dict[str, Param]:
                                           '"min": 1e-4, "max": 1e-1, "log": true}, {"name": "batch_size", '
                                           '"type": "choice", "values": [64, 128]}]. Empty means the default '
                                           'space (num_layers, units, dropout, learning_rate, batch_size).'),
-        "objective": Param("val_mae", type="string", enum=OBJECTIVES, title="Objective", section=search,
-                           description="Metric the search optimises."),
-        "direction": Param("min", type="string", enum=DIRECTIONS, title="Direction", section=search,
-                           description="Whether the objective is minimised or maximised."),
+        "objective": Param(enums.AUTO, type="string", enum=[enums.AUTO, *OBJECTIVES], title="Objective",
+                           section=search,
+                           description="Metric the search optimises. auto: the task's default (val_mae for "
+                                       "regression, val_auc for binary, val_accuracy for multiclass), or "
+                                       f"{enums.TASK_NEUTRAL_OBJECTIVE} when the task is left to prepare."),
+        "direction": Param(enums.AUTO, type="string", enum=[enums.AUTO, *DIRECTIONS], title="Direction",
+                           section=search,
+                           description="Whether the objective is minimised or maximised. auto: the objective's "
+                                       "(errors and losses min; AUC, accuracy, precision, recall max)."),
         "max_trials": _int(12, 1, 10_000, "Max trials", "Hyperparameter sets to try in all.", search),
         "num_tuners": _int(2, 1, 256, "Parallel tuners",
                            "Tuner pods (preemptible GPU) running trials at the same time.", search),
@@ -119,6 +130,17 @@ def dag_params() -> dict[str, Param]:
                                   description="A candidate may be at most this much worse (absolute MAE) than the "
                                               "model serving now (0: no worse). Empty: no comparison. Every "
                                               "candidate not blessed gets its reasons in the run's summary."),
+        "auc_lower_bound": Param(None, type=["null", "number"], exclusiveMinimum=0, maximum=1,
+                                 title="AUC lower bound (classifier)", section=evaluation,
+                                 description="A classifier with a smaller eval AUC is not blessed. Empty: no bound."),
+        "accuracy_lower_bound": Param(None, type=["null", "number"], exclusiveMinimum=0, maximum=1,
+                                      title="Accuracy lower bound (classifier)", section=evaluation,
+                                      description="A classifier with a smaller eval accuracy is not blessed. "
+                                                  "Empty: no bound."),
+        "max_auc_decrease": Param(0.0, type=["null", "number"], minimum=0, maximum=1,
+                                  title="Max AUC decrease from serving (classifier)", section=evaluation,
+                                  description="A classifier's AUC may be at most this much lower than the model "
+                                              "serving now's (0: no lower). Empty: no comparison."),
         "model_name": Param("diamonds", type="string", pattern="^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$",
                             title="Model name", section=serving,
                             description="Name served by TF Serving (lowercase letters, digits and dashes)."),
@@ -140,6 +162,27 @@ def _search_space_problem(conf: dict[str, Any]) -> str | None:
     return None
 
 
+def resolve_task(conf: dict[str, Any]) -> str:
+    """The task as known before `prepare`: the run's, or a bundled dataset's with its own label;
+    `auto` when only the label column can tell (prepare infers it then)."""
+    task = conf.get("task") or enums.AUTO
+    source, label = conf.get("source"), conf.get("label")
+    if task == enums.AUTO and source in enums.BUNDLED_TASKS and label in (None, "", enums.BUNDLED_DATASETS[source]):
+        return enums.BUNDLED_TASKS[source]
+    return task
+
+
+def resolve_objective(conf: dict[str, Any]) -> tuple[str, str]:
+    """(objective, direction) with `auto` resolved: the task's default objective when the task is
+    known (see resolve_task), else the one every task reports; the objective's direction."""
+    objective = conf.get("objective") or enums.AUTO
+    if objective == enums.AUTO:
+        task = resolve_task(conf)
+        objective = enums.DEFAULT_OBJECTIVES.get(task, enums.TASK_NEUTRAL_OBJECTIVE)
+    direction = conf.get("direction") or enums.AUTO
+    return objective, enums.direction_of(objective) if direction == enums.AUTO else direction
+
+
 def validate_conf(conf: dict[str, Any]) -> None:
     """Cross-field rules. Raises ConfError listing every broken rule, each naming its fields."""
     problems = []
@@ -148,8 +191,22 @@ def validate_conf(conf: dict[str, Any]) -> None:
     if conf["num_tuners"] > conf["max_trials"]:
         problems.append(f"num_tuners ({conf['num_tuners']}) must be at most max_trials ({conf['max_trials']}): "
                         "a tuner without a trial would idle")
-    if conf["objective"].endswith(("mae", "loss")) and conf["direction"] != "min":
-        problems.append(f"direction must be 'min' for objective {conf['objective']!r} (an error is minimised)")
+    objective, direction, task = conf["objective"], conf.get("direction", enums.AUTO), resolve_task(conf)
+    if objective != enums.AUTO and direction != enums.AUTO and direction != enums.direction_of(objective):
+        problems.append(f"direction must be {enums.direction_of(objective)!r} (or auto) for objective {objective!r}, "
+                        f"got {direction!r}")
+    if objective == enums.AUTO and direction != enums.AUTO:
+        problems.append(f"direction: {direction!r} needs an explicit objective; with objective auto use direction auto")
+    if objective != enums.AUTO and task != enums.AUTO and enums.objective_problem(objective, task):
+        problems.append(f"objective: {enums.objective_problem(objective, task)} (task {task!r})")
+    # the bounds only: the allowed changes have defaults (0: no worse than serving) for either task
+    classifier_gates = [name for name in ("auc_lower_bound", "accuracy_lower_bound") if conf.get(name) is not None]
+    if task == "regression" and classifier_gates:
+        problems.append(f"{classifier_gates[0]}: a classifier's threshold, the task is regression; "
+                        "use mae_upper_bound, max_mae_increase")
+    if task in enums.CLASSIFICATION_TASKS and conf.get("mae_upper_bound") is not None:
+        problems.append(f"mae_upper_bound: a regression's threshold, the task is {task}; "
+                        "use auc_lower_bound, accuracy_lower_bound")
     if (conf.get("early_stopping_patience") or 1) > conf["training_epochs"]:
         problems.append(f"early_stopping_patience ({conf['early_stopping_patience']}) must be at most "
                         f"training_epochs ({conf['training_epochs']})")

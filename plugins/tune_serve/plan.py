@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from tune_contract import layout
-from tune_contract.enums import FUNCTION_OBJECTIVE
+from tune_contract.enums import AUTO, FUNCTION_OBJECTIVE
 from tune_contract.results import Objective, RankedTrial, TrainResult
 from tune_contract.steps import EvaluateArgs, OracleArgs, PrepareArgs, TrainArgs, TuneArgs
 from tune_serve import config
-from tune_serve.params import patience
+from tune_serve.params import patience, resolve_objective, resolve_task
 
 
 class Plan(TypedDict):
@@ -26,6 +26,7 @@ class Plan(TypedDict):
     num_tuners: int
     top_n: int
     objective: Objective
+    task: str
     objective_function: str | None
     prepare: list[str]
     oracle: dict[str, Any]
@@ -42,8 +43,10 @@ def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
     root = run_root(run_id)
     features = conf.get("features")
     function = conf.get("objective_function")
-    objective = FUNCTION_OBJECTIVE if function else conf["objective"]
-    direction = "min" if function else conf["direction"]
+    task = resolve_task(conf)  # `auto` when only prepare can tell (it infers from the label column)
+    conf_objective, conf_direction = resolve_objective(conf)
+    objective = FUNCTION_OBJECTIVE if function else conf_objective
+    direction = "min" if function else conf_direction
     search: dict[str, Any] = dict(
         run_root=root, algorithm=conf["algorithm"], search_space=conf.get("search_space") or None,
         objective=objective, direction=direction, max_trials=conf["max_trials"],
@@ -54,6 +57,7 @@ def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
         run_root=root, source=conf["source"], label=conf.get("label") or None,
         features=",".join(features) if features else None, feature_spec=conf.get("feature_spec"),
         eval_fraction=conf["eval_fraction"], seed=conf["seed"], sample_rows=conf.get("sample_rows"),
+        task=None if task == AUTO else task, objective=None if function else conf_objective,
     )
     oracle = OracleArgs(**search, lease_seconds=conf["tuner_lease_seconds"], standby_tuners=conf["standby_tuners"],
                         deadline_seconds=conf["tuning_deadline_minutes"] * 60)
@@ -61,9 +65,12 @@ def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
     tune = TuneArgs(**search, heartbeat_seconds=_heartbeat_seconds(conf["tuner_lease_seconds"]),
                     sleep_seconds=conf.get("trial_sleep_seconds", 1.0) if function == "sleep" else None)
     train = TrainArgs(run_root=root, epochs=conf["training_epochs"], patience=patience(conf),
-                      objective=conf["objective"], direction=conf["direction"], seed=conf["seed"])
+                      objective=conf_objective, direction=conf_direction, seed=conf["seed"])
+    # every gate given; evaluate applies those of the task the feature spec records
     evaluate = EvaluateArgs(run_root=root, mae_upper_bound=conf.get("mae_upper_bound"),
-                            max_mae_increase=conf.get("max_mae_increase"))
+                            max_mae_increase=conf.get("max_mae_increase"), auc_lower_bound=conf.get("auc_lower_bound"),
+                            accuracy_lower_bound=conf.get("accuracy_lower_bound"),
+                            max_auc_decrease=conf.get("max_auc_decrease"))
     return {
         "run_id": run_id,
         "run_root": root,
@@ -71,6 +78,8 @@ def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
         "num_tuners": conf["num_tuners"],
         "top_n": conf["top_n"],
         "objective": {"name": objective, "direction": direction},
+        # what the plan knows of the task: given, a bundled dataset's, or "auto (inferred by prepare)"
+        "task": task if task != AUTO else f"{AUTO} (inferred by prepare)",
         "objective_function": function,
         "prepare": prepare.to_argv(),
         "oracle": oracle.to_dict(),

@@ -19,11 +19,14 @@ def failed_steps(states: dict[str, str | None]) -> list[str]:
 def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[str, str | None]) -> dict:
     lost_tuners = sorted(t for t, s in states.items() if task_ids.unmapped(t) == task_ids.TUNE and s in FAILED)
     evaluations = [{**{k: e.get(k) for k in ("rank", "blessed", "failed_thresholds", "overall", "model_path",
-                                             "report")}, "reasons": leaderboard.reasons(e)}
+                                             "report", "task", "headline")}, "reasons": leaderboard.reasons(e)}
                    for e in (evaluations or []) if e]
+    # the task the feature spec records (prepare's inference when the plan said auto)
+    task = next((e["task"] for e in evaluations if e.get("task")), plan.get("task"))
     return {
         "run_id": plan["run_id"],
         "model_name": plan["model_name"],
+        "task": task,
         "leaderboard": top,
         "evaluations": evaluations,
         "deployed": deployed,

@@ -61,7 +61,6 @@ def run(args: EvaluateArgs) -> dict:
     for flag, path in (("--model-path", args.model_path), ("--baseline-model-path", args.baseline_model_path)):
         if path and not savedmodel.is_complete(path):
             raise BadInput(flag, f"no SavedModel at {path}")
-    check_thresholds_fit_task(args, spec.task)
     slice_features = _slice_features(args.slice_features, spec)
     eval_data = data.split_path(data_dir, "eval")
     if not storage.exists(eval_data):
@@ -99,6 +98,7 @@ def run(args: EvaluateArgs) -> dict:
             "reasons": reasons,
             "failed_thresholds": analysis["failed_thresholds"],
             "thresholds": thresholds,
+            "thresholds_not_applicable": thresholds_not_applicable(args, spec.task),
             "overall": analysis["overall"],
             "slices": analysis["slices"],
             "baseline": analysis["baseline"],
@@ -130,15 +130,12 @@ def _thresholds(args, task: str) -> dict:
     return {name: (getattr(args, name) if args.baseline_model_path or name not in change else None) for name in names}
 
 
-def check_thresholds_fit_task(args, task: str) -> None:
-    """A regression gate on a classifier (or the reverse) is bad input naming the flag: silently
-    ignoring it would bless a model the user meant to gate."""
+def thresholds_not_applicable(args, task: str) -> dict:
+    """The other task's gates that were given: not applied, and listed in the result. A run
+    whose task is left to `prepare` passes both families (validate_params refuses a bound of
+    the wrong family when the task is known before)."""
     wrong = _REGRESSION_FLAGS if task in ("binary", "multiclass") else _CLASSIFIER_FLAGS
-    for name in wrong:
-        if getattr(args, name) is not None:
-            allowed = _CLASSIFIER_FLAGS if name in _REGRESSION_FLAGS else _REGRESSION_FLAGS
-            flags = ", ".join("--" + n.replace("_", "-") for n in allowed)
-            raise BadInput("--" + name.replace("_", "-"), f"does not apply to a {task} task; use {flags}")
+    return {name: getattr(args, name) for name in wrong if getattr(args, name) is not None}
 
 
 def _check_flags(args) -> None:
