@@ -192,11 +192,11 @@ def validate_conf(conf: dict[str, Any]) -> None:
         problems.append(f"num_tuners ({conf['num_tuners']}) must be at most max_trials ({conf['max_trials']}): "
                         "a tuner without a trial would idle")
     objective, direction, task = conf["objective"], conf.get("direction", enums.AUTO), resolve_task(conf)
-    if objective != enums.AUTO and direction != enums.AUTO and direction != enums.direction_of(objective):
-        problems.append(f"direction must be {enums.direction_of(objective)!r} (or auto) for objective {objective!r}, "
+    resolved = resolve_objective({**conf, "direction": enums.AUTO})[0]
+    if direction != enums.AUTO and direction != enums.direction_of(resolved):
+        shown = resolved if objective != enums.AUTO else f"{resolved} (objective auto)"
+        problems.append(f"direction must be {enums.direction_of(resolved)!r} (or auto) for objective {shown}, "
                         f"got {direction!r}")
-    if objective == enums.AUTO and direction != enums.AUTO:
-        problems.append(f"direction: {direction!r} needs an explicit objective; with objective auto use direction auto")
     if objective != enums.AUTO and task != enums.AUTO and enums.objective_problem(objective, task):
         problems.append(f"objective: {enums.objective_problem(objective, task)} (task {task!r})")
     # the bounds only: the allowed changes have defaults (0: no worse than serving) for either task

@@ -25,7 +25,7 @@ def test_defaults_are_valid_and_pass_the_cross_field_rules():
 
 @pytest.mark.parametrize("field,value", [
     ("max_trials", 0), ("max_trials", "ten"), ("num_tuners", 0), ("top_n", -1), ("algorithm", "annealing"),
-    ("direction", "down"), ("objective", "accuracy"), ("eval_fraction", 1.5), ("eval_fraction", 0),
+    ("direction", "down"), ("objective", "f1_score"), ("task", "ranking"), ("eval_fraction", 1.5), ("eval_fraction", 0),
     ("mae_upper_bound", -1), ("mae_upper_bound", 0), ("max_mae_increase", -0.1), ("model_name", "Bad Name"),
     ("search_space", [{"name": "units", "type": "integer", "min": 1, "max": 2}]),
     ("search_space", [{"name": "units", "type": "int", "low": 1}]),
@@ -190,3 +190,39 @@ def test_a_space_beyond_what_the_model_takes_is_rejected_before_anything_is_writ
                           ([{"name": "num_layers", "type": "choice", "values": [1.5, 2]}], "an integer in \\[1, 16\\]")):
         with pytest.raises(ConfError, match=rf"search_space\.{space[0]['name']}: .*{reason}"):
             validate_conf(resolved(search_space=space))
+
+
+# -- classification: task, objective and direction auto, thresholds per task ------------------------
+
+@pytest.mark.parametrize("conf,message", [
+    ({"objective": "val_auc", "direction": "min"}, r"direction must be 'max' \(or auto\) for objective val_auc"),
+    ({"objective": "val_mae", "direction": "max"}, r"direction must be 'min' \(or auto\) for objective val_mae"),
+    ({"task": "binary", "objective": "val_mae"}, r"objective: 'val_mae' is not reported for a binary task; allowed: val_auc"),
+    ({"task": "regression", "objective": "val_auc"}, r"objective: 'val_auc' is not reported for a regression task; "
+                                                     r"allowed: val_mae, val_loss, mae, loss"),
+    # a bundled dataset's task is known before prepare
+    ({"source": "iris", "objective": "val_mae"}, r"objective: 'val_mae' is not reported for a multiclass task"),
+    ({"task": "regression", "auc_lower_bound": 0.8}, r"auc_lower_bound: a classifier's threshold"),
+    ({"source": "titanic", "mae_upper_bound": 10.0}, r"mae_upper_bound: a regression's threshold, the task is binary"),
+])
+def test_classification_rules_name_the_fields(conf, message):
+    with pytest.raises(ConfError, match=message):
+        validate_conf(resolved(**conf))
+
+
+@pytest.mark.parametrize("conf,objective,direction,task", [
+    ({}, "val_mae", "min", "regression"),                                  # diamonds: a regression
+    ({"source": "titanic"}, "val_auc", "max", "binary"),
+    ({"source": "iris"}, "val_accuracy", "max", "multiclass"),
+    ({"task": "binary", "source": "gs://bucket/churn.csv", "label": "churned"}, "val_auc", "max", "binary"),
+    # only prepare can tell: the objective every task reports
+    ({"source": "gs://bucket/churn.csv", "label": "churned"}, "val_loss", "min", "auto (inferred by prepare)"),
+    ({"source": "iris", "objective": "val_loss"}, "val_loss", "min", "multiclass"),
+])
+def test_plan_resolves_task_objective_and_direction(conf, objective, direction, task):
+    plan = planning.build_plan(resolved(**conf), "manual__1")
+    assert plan["objective"] == {"name": objective, "direction": direction}
+    assert plan["task"] == task
+    assert plan["train"]["objective"] == objective and plan["train"]["direction"] == direction
+    assert f"--objective={objective}" in plan["prepare"]
+    assert any(a.startswith("--task=") for a in plan["prepare"]) == (not task.startswith("auto"))
