@@ -1,0 +1,1 @@
+"""Example models following the model contract (docs/contracts.md): `build(hp, spec, task)`."""
