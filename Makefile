@@ -11,9 +11,11 @@ SERVING_PY := $(VENV)/serving/bin/python
 .PHONY: envs demo test lint test-unit test-e2e chaos bench render-k8s up stop lock clean
 
 # The whole workflow on the bundled diamonds data, through a real local Airflow.
+# MODEL=classifier: the shipped example classifier on titanic (binary), to a served prediction with
+# class probabilities; MODEL=classifier-iris: the same on iris (multiclass). See scripts/demo.py.
 demo: envs
 	scripts/airflow-stack.sh start
-	PYTHONPATH=plugins $(AIRFLOW_PY) scripts/demo.py
+	MODEL='$(MODEL)' PYTHONPATH=plugins $(AIRFLOW_PY) scripts/demo.py
 
 # Every test: lint and types, trainer, serving, Airflow side, and the DAG end to end through the scheduler.
 test: envs lint

@@ -1,4 +1,10 @@
-"""`make demo`: trigger tune_train_serve on the bundled diamonds data and show what it decided.
+"""`make demo [MODEL=...]`: trigger tune_train_serve on bundled data and show what it decided.
+
+MODEL picks a preset (PRESETS): none or `tabular` is the built-in model on diamonds (price
+regression); `classifier` is the shipped example classifier
+(include/models/tune_serve_models/classifier.py) on titanic (survived yes/no, binary);
+`classifier-iris` the same model on iris (3 species, multiclass). DEMO_CONF='{...}' overrides
+any field.
 
 Runs against the local Airflow that `scripts/airflow-stack.sh start` brought up; leaves
 Airflow and the model server running so the UI and the endpoint can be explored.
@@ -29,6 +35,27 @@ DEMO_CONF = {
     "model_name": "diamonds",
 }
 
+CLASSIFIER = "tune_serve_models.classifier:build"
+PRESETS = {
+    "tabular": DEMO_CONF,
+    # survived (yes/no) from class, age and sex: 1,316 passengers; judged by AUC, served as
+    # P(no), P(yes) and the class names
+    "classifier": {
+        "source": "titanic", "task": "binary", "objective": "val_auc", "model": CLASSIFIER,
+        "algorithm": "bayesian", "max_trials": 4, "num_tuners": 2, "tuning_epochs": 3, "top_n": 2,
+        "training_epochs": 10, "early_stopping_patience": 3,
+        "auc_lower_bound": 0.7,      # a classifier no better than this at ranking survivors is not shipped
+        "max_auc_decrease": 0.0,     # and never one ranking worse than the version serving now
+        "model_name": "titanic",
+    },
+    "classifier-iris": {
+        "source": "iris", "task": "multiclass", "objective": "val_accuracy", "model": CLASSIFIER,
+        "algorithm": "random", "max_trials": 4, "num_tuners": 2, "tuning_epochs": 10, "top_n": 1,
+        "training_epochs": 40, "early_stopping_patience": 8,
+        "accuracy_lower_bound": 0.8, "model_name": "iris",
+    },
+}
+
 
 def _progress():
     seen: dict[tuple, str] = {}
@@ -44,7 +71,11 @@ def _progress():
 
 
 def main() -> int:
-    conf = {**DEMO_CONF, **json.loads(os.environ.get("DEMO_CONF", "{}"))}
+    preset = os.environ.get("MODEL") or "tabular"
+    if preset not in PRESETS:
+        print(f"MODEL must be one of {', '.join(PRESETS)}, got {preset!r}", file=sys.stderr)
+        return 2
+    conf = {**PRESETS[preset], **json.loads(os.environ.get("DEMO_CONF", "{}"))}
     client = AirflowClient(f"http://127.0.0.1:{os.environ.get('AIRFLOW_PORT', '8080')}")
     client.wait_for_dag()
     run_id = client.trigger(conf)
@@ -58,9 +89,14 @@ def main() -> int:
 
     top = client.xcom(run_id, "aggregate_top_n") or []
     print("Leaderboard (top-N trials of the search):")
+    objective = (client.xcom(run_id, "validate_params") or {}).get("objective", {}).get("name", "objective")
     for entry in top:
-        print(f"  rank {entry['rank']}  val_mae {entry['objective']:9.2f}  trial {entry['trial_id']}  "
+        print(f"  rank {entry['rank']}  {objective} {entry['objective']:9.4g}  trial {entry['trial_id']}  "
               f"{json.dumps(entry['hyperparameters'])}")
+    prepared = client.xcom(run_id, "prepare_data") or {}
+    if prepared.get("task"):
+        print(f"\nTask: {prepared['task']} ({prepared.get('task_reason')})"
+              + (f", classes {prepared['label_vocabulary']}" if prepared.get("label_vocabulary") else ""))
 
     print("\nEvaluation (TFMA on the held-out split):")
     for rank in range(len(top)):
@@ -69,7 +105,11 @@ def main() -> int:
             print(f"  rank {rank}: no evaluation")
             continue
         reasons = "; ".join(e.get("reasons") or [])
-        print(f"  rank {rank}: MAE {e['overall']['mae']:.2f}  MSE {e['overall']['mse']:.0f}  "
+        overall = e["overall"]
+        scores = (f"MAE {overall['mae']:.2f}  MSE {overall['mse']:.0f}" if "mae" in overall else
+                  "  ".join(f"{k} {overall[k]:.3f}" for k in ("auc", "accuracy", "precision", "recall", "calibration")
+                            if isinstance(overall.get(k), (int, float))))
+        print(f"  rank {rank}: {scores}  "
               f"{'BLESSED' if e['blessed'] else 'NOT blessed'} ({reasons})  report: {e['report']}")
 
     deployed = client.xcom(run_id, "serving.deploy_serving")
@@ -77,10 +117,10 @@ def main() -> int:
         summary = client.xcom(run_id, "summarize") or {}
         print(f"\n{summary.get('outcome') or 'Nothing deployed (no blessed candidate, or the deployment failed).'}")
         return 0 if state == "success" else 1
+    metric = deployed.get("eval_metric") or {"name": "mae", "value": deployed.get("eval_mae")}
     print(f"\nServing {deployed['model_name']} version {deployed['version']}: the rank {deployed['candidate_rank']} "
-          f"candidate, eval MAE {deployed['eval_mae']:.2f} (previous version: {deployed['previous_version']})\n"
+          f"candidate, eval {metric['name']} {metric['value']:.4g} (previous version: {deployed['previous_version']})\n"
           f"  at {deployed['url']}")
-    prepared = client.xcom(run_id, "prepare_data")
     instance = prepared["sample_instance"]
     response = httpx.post(deployed["url"], json={"instances": [instance]}, timeout=30)
     response.raise_for_status()
