@@ -95,7 +95,7 @@ def main() -> int:
               f"{json.dumps(entry['hyperparameters'])}")
     prepared = client.xcom(run_id, "prepare_data") or {}
     if prepared.get("task"):
-        print(f"\nTask: {prepared['task']} ({prepared.get('task_reason')})"
+        print(f"\nTask: {prepared['task']}: {prepared.get('task_reason')}"
               + (f", classes {prepared['label_vocabulary']}" if prepared.get("label_vocabulary") else ""))
 
     print("\nEvaluation (TFMA on the held-out split):")

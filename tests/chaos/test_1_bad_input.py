@@ -60,6 +60,11 @@ BAD = [
         {"search_space": [{"name": "units", "type": "int", "min": 1, "max": 4, "stepsize": 1}]},
         TRIGGER, ("search_space", r"Additional properties are not allowed \('stepsize'")),
     Bad("search space: empty", {"search_space": []}, TRIGGER, ("search_space", "non-empty|too short")),
+    Bad("unknown task", {"task": "ranking"}, TRIGGER, ("task", "'auto', 'regression', 'binary', 'multiclass'")),
+    Bad("classification objective on a regression", {"task": "regression", "objective": "val_auc"}, TRIGGER,
+        ("objective", "'val_auc' is not reported for a regression task; allowed: val_mae")),
+    Bad("direction contradicting the objective", {"objective": "val_auc", "direction": "min", "task": "binary"},
+        TRIGGER, ("direction", "must be 'max'")),
     Bad("threshold of the wrong sign: mae_upper_bound", {"mae_upper_bound": -1.0}, TRIGGER,
         ("mae_upper_bound", "less than or equal to the minimum of 0")),
     Bad("threshold of the wrong sign: max_mae_increase", {"max_mae_increase": -0.5}, TRIGGER,
@@ -84,7 +89,11 @@ BAD = [
     # rules that need the data: prepare_data exits 2, having written nothing
     Bad("label absent from the CSV", {"source": "{csv}", "label": "weight"}, PREPARE,
         ("--label", r"not in .* \(columns: .*carat")),
-    Bad("label not numeric", {"source": "{csv}", "label": "cut"}, PREPARE, ("--label", "must be numeric")),
+    # a text label is a classification: a regression on it, or an objective of the other task, is refused
+    Bad("text label for a regression", {"source": "{csv}", "label": "cut", "task": "regression"}, PREPARE,
+        ("--task", "regression needs a numeric label; 'cut' is a text label", "allowed: regression, binary")),
+    Bad("regression objective on an inferred classifier", {"source": "{csv}", "label": "cut", "objective": "val_mae"},
+        PREPARE, ("--objective", "'val_mae' is not reported for a multiclass task; allowed: val_auc")),
     Bad("unknown feature", {"source": "{csv}", "label": "price", "features": ["carat", "depthh"]}, PREPARE,
         ("--features", r"'depthh' not in .*columns: ")),
     # the same rules through `airflow dags trigger --conf`
@@ -93,8 +102,8 @@ BAD = [
         via="cli"),
     Bad("CLI: top_n > max_trials", {"top_n": 4, "max_trials": 2, "num_tuners": 1}, VALIDATE,
         ("top_n", r"at most max_trials \(2\)"), via="cli"),
-    Bad("CLI: label not numeric", {"source": "{csv}", "label": "colour"}, PREPARE, ("--label", "must be numeric"),
-        via="cli"),
+    Bad("CLI: binary task on 4 classes", {"source": "{csv}", "label": "colour", "task": "binary"}, PREPARE,
+        ("--task", "binary needs exactly 2 classes"), via="cli"),
 ]
 
 

@@ -92,7 +92,7 @@ class TFServingREST:
             raise ModelRejected(f"smoke test of version {version} of {self.model_name}: HTTP {response.status_code}: "
                                 f"{response.text[:500]}")
         predictions = response.json().get("predictions")
-        if not isinstance(predictions, list) or len(predictions) != 1 or not _all_finite(predictions[0]):
+        if not isinstance(predictions, list) or len(predictions) != 1 or not finite_prediction(predictions[0]):
             raise ModelRejected(f"smoke test of version {version} of {self.model_name}: "
                                 f"expected one finite prediction, got {str(predictions)[:500]}")
         return predictions[0]
@@ -110,9 +110,21 @@ def predict_body(instances: list[dict]) -> dict:
     return {"instances": instances}
 
 
-def _all_finite(value: Any) -> bool:
-    if isinstance(value, list):
-        return bool(value) and all(_all_finite(v) for v in value)
-    if isinstance(value, dict):
-        return bool(value) and all(_all_finite(v) for v in value.values())
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def finite_prediction(value: Any) -> bool:
+    """Every number in one prediction is finite and there is at least one. Text is allowed
+    beside the numbers: a classifier serves its class names with the probabilities."""
+    numbers: list[float] = []
+
+    def walk(v: Any) -> bool:
+        if isinstance(v, list):
+            return bool(v) and all(walk(x) for x in v)
+        if isinstance(v, dict):
+            return bool(v) and all(walk(x) for x in v.values())
+        if isinstance(v, str):
+            return True
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            numbers.append(v)
+            return math.isfinite(v)
+        return False
+
+    return walk(value) and bool(numbers)
