@@ -67,6 +67,45 @@ def export(model: keras.Model, path: str) -> str:
     return path
 
 
+CLASSES = ("small", "medium", "large")
+
+
+def make_classifier(path: str) -> str:
+    """A 3-class classifier exported as the trainer exports one (trainer.savedmodel): outputs
+    `probabilities` [None, 3] (softmax of fixed logits: size, weight, and their sum) and
+    `classes` [None, 3] (the class names, in vocabulary order)."""
+    inputs = {name: keras.Input(shape=(1,), name=name, dtype="float32") for name in NUMERIC}
+    inputs.update({name: keras.Input(shape=(1,), name=name, dtype="string") for name in CATEGORICAL})
+    x = keras.layers.Concatenate()([inputs["size"], inputs["weight"]])
+    dense = keras.layers.Dense(3, activation="softmax", name=LABEL)
+    model = keras.Model(inputs, dense(x))
+    dense.set_weights([np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]], "float32"), np.zeros(3, "float32")])
+    classes = tf.constant(CLASSES)
+
+    def outputs(probabilities):
+        return {"probabilities": probabilities,
+                "classes": tf.tile(tf.expand_dims(classes, 0), [tf.shape(probabilities)[0], 1])}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    raw_spec = {name: tf.TensorSpec([None], tf.float32, name=name) for name in NUMERIC}
+    raw_spec.update({name: tf.TensorSpec([None], tf.string, name=name) for name in CATEGORICAL})
+    archive.add_endpoint("serving_default", lambda features: outputs(
+        model({name: tf.reshape(t, [-1, 1]) for name, t in features.items()}, training=False)),
+        input_signature=[raw_spec])
+    archive.add_endpoint("from_examples", lambda examples: outputs(
+        model(tf.io.parse_example(examples, FEATURE_SPEC), training=False)),
+        input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    archive.write_out(path, verbose=False)
+    return path
+
+
+def expected_probabilities(instance: dict) -> np.ndarray:
+    logits = np.array([instance["size"], instance["weight"], instance["size"] + instance["weight"]])
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
 def make_saved_model(path: str, bias: float = 0.0, poison: bool = False) -> str:
     return export(build_model(bias, poison), path)
 
