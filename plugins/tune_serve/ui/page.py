@@ -117,6 +117,13 @@ def _candidate(c: dict, objective: str) -> str:
                     2 if curves else 0) + tensorboard + "</div>")
 
 
+def _eval_metric(version: dict) -> str:
+    """"MAE 411.9" for a regression, "AUC 0.83" / "accuracy 0.93" for a classifier."""
+    metric = version.get("eval_metric") or {"name": "mae", "value": version.get("eval_mae")}
+    name = {"mae": "MAE", "auc": "AUC"}.get(str(metric.get("name")), str(metric.get("name")))
+    return f"{_e(name)} {_format(metric.get('value'))}"
+
+
 def _versions(versions: list[dict], labels: dict[str, int] | None) -> str:
     if not versions:
         return '<p class="muted">No run under this storage root deployed this model.</p>'
@@ -128,14 +135,14 @@ def _versions(versions: list[dict], labels: dict[str, int] | None) -> str:
         f'<tr><td>{_e(v["version"])}</td>'
         f'<td class="label">{unknown if labels is None else _e(", ".join(by_version.get(int(v["version"]), [])))}</td>'
         f'<td><a href="{_e(quote(str(v["run_id"]), safe=""))}" target="_self">{_e(v["run_id"])}</a></td>'
-        f'<td>{_e(v.get("candidate_rank"))}</td><td>{_format(v.get("eval_mae"))}</td>'
+        f'<td>{_e(v.get("candidate_rank"))}</td><td>{_eval_metric(v)}</td>'
         f'<td>{_e(v.get("previous_version"))}</td></tr>'
         for v in versions)
     note = ('<p class="muted">Labels: what the model server routes now (stable takes requests without a '
             'version; canary is being smoke-tested).</p>' if labels is not None else
             '<p class="muted">The serving platform could not be asked for its labels just now.</p>')
     return ('<table id="versions"><tr><th>version</th><th>label</th><th>run</th><th>candidate rank</th>'
-            f'<th>eval MAE</th><th>replaced version</th></tr>{rows}</table>{note}')
+            f'<th>eval metric</th><th>replaced version</th></tr>{rows}</table>{note}')
 
 
 def render(state: RunState, versions: list[dict], sort: str = "objective", descending: bool = False,
