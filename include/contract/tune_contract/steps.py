@@ -265,8 +265,10 @@ class TrainArgs(StepArgs):
     trial_id: str | None = flag(help="the tuning trial these hyperparameters come from (echoed in the result)")
     epochs: int = flag(20, "maximum number of epochs")
     patience: int = flag(5, "stop after this many epochs without improvement of --objective (0 = never stop early)")
-    objective: str = flag(DEFAULT_OBJECTIVE, "metric for early stopping", choices=OBJECTIVES)
-    direction: str = flag("min", "whether --objective improves down (min) or up (max)", choices=DIRECTIONS)
+    objective: str | None = flag(help="metric for early stopping (default: the task's, val_mae for a regression, "
+                                      "val_auc for binary, val_accuracy for multiclass)", choices=OBJECTIVES)
+    direction: str | None = flag(help="whether --objective improves down (min) or up (max) (default: the "
+                                      "objective's)", choices=DIRECTIONS)
     seed: int = flag(42, "seed of weights initialisation, dropout and shuffling")
 
 

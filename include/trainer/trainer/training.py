@@ -13,6 +13,7 @@ import json
 import time
 
 from tune_contract import layout
+from tune_contract.enums import DEFAULT_OBJECTIVES, direction_of, objective_problem
 from tune_contract.steps import TrainArgs
 
 from trainer import data, storage
@@ -40,6 +41,11 @@ def run(args: TrainArgs) -> dict:
             raise BadInput(flag, f"must be >= {minimum}, got {value}")
     data_dir = data.data_dir(args.run_root)
     spec = data.load_feature_spec(data_dir)
+    # the task's default objective, and the objective's direction, unless given
+    objective = args.objective or DEFAULT_OBJECTIVES[spec.task]
+    if objective_problem(objective, spec.task):
+        raise BadInput("--objective", objective_problem(objective, spec.task))
+    direction = args.direction or direction_of(objective)
 
     import warnings
 
@@ -55,8 +61,8 @@ def run(args: TrainArgs) -> dict:
     started = time.monotonic()
     out = model_dir(args.run_root, args.rank)
     checkpoints, logs = storage.join(out, "checkpoints"), storage.join(out, "logs")
-    config_id = checkpointing.fingerprint(hyperparameters=hyperparameters, seed=args.seed, objective=args.objective,
-                                          direction=args.direction, feature_spec=spec.to_dict())
+    config_id = checkpointing.fingerprint(hyperparameters=hyperparameters, seed=args.seed, objective=objective,
+                                          direction=direction, feature_spec=spec.to_dict())
     checkpointing.reset_if_changed(checkpoints, config_id, logs)
 
     keras.utils.set_random_seed(args.seed)
@@ -65,7 +71,7 @@ def run(args: TrainArgs) -> dict:
     train_ds = data.load_dataset(data_dir, "train", spec, batch_size, shuffle=True, seed=args.seed)
     eval_ds = data.load_dataset(data_dir, "eval", spec, batch_size)
 
-    early_stopping = checkpointing.ResumableEarlyStopping(checkpoints, args.objective, args.direction, args.patience)
+    early_stopping = checkpointing.ResumableEarlyStopping(checkpoints, objective, direction, args.patience)
     if not early_stopping.stopped:  # a stop decided before a restart stands
         # shuffle=False: the dataset shuffles itself (seeded); Keras cannot shuffle a tf.data pipeline.
         model.fit(train_ds, validation_data=eval_ds, epochs=args.epochs, shuffle=False, verbose=2, callbacks=[
@@ -89,7 +95,7 @@ def run(args: TrainArgs) -> dict:
         "hyperparameters": hyperparameters,
         "model_path": model_path,
         "metrics": {name: float(value) for name, value in metrics.items()},
-        "objective": {"name": args.objective, "direction": args.direction,
+        "objective": {"name": objective, "direction": direction,
                       "best": early_stopping.state["best"], "best_epoch": early_stopping.state["best_epoch"]},
         "epochs": epochs_completed,
         "initial_epoch": initial_epoch,
