@@ -33,6 +33,7 @@ BENCHMARKS = {
     "serving": (SERVING_PY, "serving_latency.py"),
     "preemption": (TRAINER_PY, "preemption.py"),
     "quality": (TRAINER_PY, "model_quality.py"),
+    "classifier": (TRAINER_PY, "classifier_quality.py"),
 }
 DAG_BENCHMARKS = ("scaling", "overhead")
 

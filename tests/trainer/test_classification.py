@@ -234,3 +234,20 @@ def test_regression_thresholds_do_not_apply_to_a_classifier(titanic, titanic_mod
     result = _evaluate(titanic, titanic_model, "--max-mae-increase", "0")
     assert result["thresholds_not_applicable"] == {"max_mae_increase": 0.0}
     assert "max_mae_increase" not in result["thresholds"]
+
+
+def test_an_auc_change_threshold_refuses_the_lower_of_two_models(titanic, titanic_model):
+    """Two different models, each evaluated against the other as the serving baseline with no
+    AUC decrease allowed: exactly the one with the lower AUC is refused, and says so."""
+    code, weak = run_step("train", titanic["run_root"], "--rank", "1", "--epochs", "1", "--patience", "0",
+                          "--seed", "3", "--hyperparameters", json.dumps({"num_layers": 1, "units": 2,
+                                                                          "learning_rate": 1e-4}))
+    assert code == 0
+    one = _evaluate(titanic, titanic_model, "--baseline-model-path", weak["model_path"], "--max-auc-decrease", "0")
+    other = _evaluate(titanic, weak, "--baseline-model-path", titanic_model["model_path"], "--max-auc-decrease", "0")
+    assert one["overall"]["auc"] != pytest.approx(other["overall"]["auc"], abs=1e-9)
+    lower, higher = sorted((one, other), key=lambda e: e["overall"]["auc"])
+    assert higher["blessed"] and not lower["blessed"]
+    [failure] = lower["failed_thresholds"]
+    assert failure["metric"] == "auc_diff" and failure["threshold"] == "candidate - baseline >= -0"
+    assert any("auc on overall: lower than the model serving" in r for r in lower["reasons"]), lower["reasons"]

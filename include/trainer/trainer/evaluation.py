@@ -339,7 +339,8 @@ def verdict(validation_ok: bool, failed: list[dict], overall: dict, gated: bool,
 
 
 def _failure_reason(failure: dict) -> str:
-    if failure["metric"].endswith("_diff") and failure.get("higher_is_better"):
+    # a HIGHER_IS_BETTER change threshold reads "candidate - baseline >= -D" (see _describe_threshold)
+    if failure["metric"].endswith("_diff") and "baseline >=" in failure["threshold"]:
         return (f"{failure['value']:+.6g} {failure['metric'].removesuffix('_diff')} on {failure['slice']}: lower than "
                 f"the model serving by more than allowed ({failure['threshold']})")
     if failure["metric"].endswith("_diff"):
@@ -437,13 +438,10 @@ def _failed_thresholds(validation) -> list[dict]:
         slice_label = ", ".join(f"{k.column}={_slice_value(k)}" for k in keys) or OVERALL
         for failure in per_slice.failures:
             key = failure.metric_key
-            threshold = failure.metric_threshold
             failed.append({
                 # A change threshold is checked on the candidate-minus-baseline value,
                 # which TFMA's metrics output calls `<metric>_diff`.
                 "metric": f"{key.name}_diff" if key.is_diff else key.name,
-                "higher_is_better": threshold.HasField("change_threshold") and threshold.change_threshold.direction
-                == threshold.change_threshold.HIGHER_IS_BETTER,
                 "model": key.model_name or CANDIDATE,
                 "slice": slice_label,
                 "threshold": _describe_threshold(failure.metric_threshold),
@@ -472,7 +470,9 @@ def _describe_threshold(threshold) -> str:
             parts.append(f">= {bounds.lower_bound.value:g}")
     if threshold.HasField("change_threshold"):
         change = threshold.change_threshold
-        op = ">=" if change.direction == change.HIGHER_IS_BETTER else "<="
+        from tensorflow_model_analysis.proto import config_pb2
+
+        op = ">=" if change.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER else "<="
         if change.HasField("absolute"):
             parts.append(f"candidate - baseline {op} {change.absolute.value:g}")
         if change.HasField("relative"):
