@@ -7,7 +7,6 @@ import base64
 
 import numpy as np
 import pytest
-
 import saved_models
 from serving_helpers import ServingProcess
 

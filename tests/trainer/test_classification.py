@@ -11,7 +11,6 @@ from conftest import run_step
 
 from tune_contract.enums import MAX_INFERRED_CLASSES
 
-
 # -- the task: inferred, or given and checked against the data --------------------------------------
 
 @pytest.mark.parametrize("values,task", [
@@ -75,7 +74,6 @@ def titanic(tmp_path_factory) -> dict:
 
 def test_prepare_records_the_inferred_task_and_vocabulary(iris):
     import tensorflow as tf
-
     from trainer.featurespec import FeatureSpec
 
     result = iris["result"]
@@ -120,7 +118,6 @@ def test_each_task_compiles_its_loss_and_named_metrics(task, loss, metrics):
 
 def test_multiclass_auc_is_micro_averaged_one_vs_rest():
     import numpy as np
-
     from trainer import heads
 
     auc = next(m for m in heads.metrics("multiclass") if m.name == "auc")
@@ -149,10 +146,9 @@ def test_the_builtin_model_fits_every_classification_task(request, fixture, obje
 
 
 def test_the_example_classifier_declares_its_space_and_a_conditional_parameter(iris, titanic):
-    import keras_tuner as kt
-
     import sys
 
+    import keras_tuner as kt
     from trainer import data
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "include" / "models"))  # the models folder
     from tune_serve_models.classifier import build

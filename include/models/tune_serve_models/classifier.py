@@ -16,7 +16,6 @@ from __future__ import annotations
 
 def build(hp, spec, task: str):
     import keras
-
     from trainer import heads
 
     blocks = hp.Int("blocks", 1, 3, default=2)
