@@ -1,6 +1,9 @@
 """Both classification tasks through the real scheduler, each to a served prediction with class
-probabilities: titanic (binary, the task given) and iris (multiclass, the task inferred)."""
+probabilities: titanic (bundled, binary, the task given) and a CSV whose text label has three
+values (multiclass, the task left to prepare: the plan says so, prepare infers it)."""
 from __future__ import annotations
+
+import random
 
 import httpx
 import pytest
@@ -12,15 +15,30 @@ SMALL = {"algorithm": "random", "max_trials": 2, "num_tuners": 1, "tuning_epochs
 RUNS = {
     "binary": {**SMALL, "source": "titanic", "sample_rows": 600, "task": "binary", "objective": "val_auc",
                "auc_lower_bound": 0.5, "model_name": "titanic-e2e"},
-    # task and objective auto: iris is a bundled multiclass table, its default objective val_accuracy
-    "multiclass": {**SMALL, "source": "iris", "model_name": "iris-e2e"},
+    # task, objective and direction auto on a user's file: only prepare can tell the task
+    "multiclass": {**SMALL, "label": "band", "model_name": "bands-e2e"},
 }
-CLASSES = {"binary": ["no", "yes"], "multiclass": ["setosa", "versicolor", "virginica"]}
+CLASSES = {"binary": ["no", "yes"], "multiclass": ["high", "low", "mid"]}
+OBJECTIVES = {"binary": {"name": "val_auc", "direction": "max"}, "multiclass": {"name": "val_loss", "direction": "min"}}
+
+
+def _bands_csv(path) -> str:
+    """300 rows: `band` (low/mid/high) from x1 + x2 with some noise, and a colour that does not matter."""
+    rng = random.Random(0)
+    rows = ["x1,x2,colour,band"]
+    for _ in range(300):
+        x1, x2 = rng.uniform(0, 10), rng.uniform(0, 10)
+        score = x1 + x2 + rng.gauss(0, 1.5)
+        band = "low" if score < 8 else "mid" if score < 12 else "high"
+        rows.append(f"{x1:.3f},{x2:.3f},{rng.choice(['red', 'green', 'blue'])},{band}")
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
 
 
 @pytest.fixture(scope="module")
-def classifier_runs(stack):
+def classifier_runs(stack, tmp_path_factory):
     client, _ = stack
+    RUNS["multiclass"]["source"] = _bands_csv(tmp_path_factory.mktemp("bands") / "bands.csv")
     run_ids = {task: client.trigger(conf, run_id=f"e2e-{task}") for task, conf in RUNS.items()}
     return client, {task: (run_id, client.wait(run_id, timeout=1500)) for task, run_id in run_ids.items()}
 
@@ -34,11 +52,12 @@ def test_a_classifier_runs_to_a_served_prediction_with_class_probabilities(class
     assert state == "success", failed
 
     plan = client.xcom(run_id, "validate_params")
-    assert plan["task"] == task
-    assert plan["objective"] == {"name": "val_auc" if task == "binary" else "val_accuracy", "direction": "max"}
+    assert plan["task"] == (task if task == "binary" else "auto (inferred by prepare)")
+    assert plan["objective"] == OBJECTIVES[task]
     prepared = client.xcom(run_id, "prepare_data")
     assert prepared["task"] == task and prepared["label_vocabulary"] == CLASSES[task]
-    assert prepared["task_reason"].startswith("given by the run" if task == "binary" else "inferred: 'Species'")
+    assert prepared["task_reason"] == ("given by the run ('survived' is a text label with 2 distinct values)"
+                                       if task == "binary" else "inferred: 'band' is a text label with 3 distinct values")
 
     evaluation = client.xcom(run_id, "evaluation.evaluate", 0)
     assert evaluation["task"] == task and evaluation["blessed"], evaluation["reasons"]
