@@ -59,7 +59,10 @@ def tune_train_serve():
             validate_conf(params)
         except ConfError as exc:
             raise AirflowFailException(str(exc)) from None  # bad input: never retried
-        return planning.build_plan(dict(params), run_id)
+        plan = planning.build_plan(dict(params), run_id)
+        # the decisions taken for the run, where its first log shows them
+        print(f"task: {plan['task']}; objective: {plan['objective']['name']} ({plan['objective']['direction']})")
+        return plan
 
     plan = validate_params()
     prepare = backend.pod_operator(PREPARE, arguments=plan["prepare"])

@@ -52,8 +52,9 @@ def dag_params() -> dict[str, Param]:
     data, search, train, evaluation, serving = "Data", "Search", "Training", "Evaluation", "Serving"
     return {
         "source": Param("diamonds", type="string", minLength=1, title="Data source", section=data,
-                        description="A CSV or Parquet URI (local path or gs://), or the bundled dataset "
-                                    "diamonds (53,940 diamonds, price regression)."),
+                        description="A CSV or Parquet URI (local path or gs://), or a bundled dataset: "
+                                    "diamonds (53,940 diamonds, price regression), titanic (1,316 passengers, "
+                                    "survived: binary), iris (150 flowers, species: multiclass)."),
         "label": Param(None, type=["null", "string"], title="Label column", section=data,
                        description="Column to predict. Empty means the bundled dataset's: price for diamonds, "
                                    "Species for iris, survived for titanic."),

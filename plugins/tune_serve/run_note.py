@@ -1,6 +1,7 @@
 """The one line a run says about what it shipped: its Airflow run note and the view's banner.
 
-"deployed diamonds v3 (candidate 1, MAE 411.9, was 420.2)" or
+"deployed diamonds v3 (candidate 1, MAE 411.9, was 420.2)", "deployed titanic v2 (binary,
+candidate 1, AUC 0.828)" or
 "nothing deployed: rank 0 not blessed: MAE 1,238 > bound 1,000".
 """
 from __future__ import annotations
@@ -15,6 +16,12 @@ def _number(value: Any) -> str:
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return str(value)
     return f"{value:,.1f}" if abs(value) < 1e6 else f"{value:,.0f}"
+
+
+def _task(summary: dict) -> str:
+    """"binary, " for a classifier (the task prepare recorded); nothing for a regression."""
+    task = summary.get("task")
+    return f"{task}, " if task in ("binary", "multiclass") else ""
 
 
 def _metric(name: str, value: Any) -> str:
@@ -42,7 +49,7 @@ def text(summary: dict, evaluations: list[dict] | None = None) -> str:
         else:
             was = ""  # the full evaluation is not at hand
         return (f"deployed {deployed.get('model_name')} v{deployed.get('version')} "
-                f"(candidate {rank}, {_metric(metric, value)}{was})")
+                f"({_task(summary)}candidate {rank}, {_metric(metric, value)}{was})")
     if summary.get("failed_steps"):
         return f"nothing deployed: failed steps: {', '.join(summary['failed_steps'])}"
     if not evaluations:
