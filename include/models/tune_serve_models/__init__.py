@@ -1,1 +1,0 @@
-"""Example models following the model contract (docs/contracts.md): `build(hp, spec, task)`."""
