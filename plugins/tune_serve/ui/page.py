@@ -155,7 +155,9 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
     over_time, bars = charts.trials_over_time(state)
     importance, importance_note = charts.importance(state)
     n_done, n_params = len(state.completed), len(state.hyperparameter_names)
-    search = (f"{n_done} of {state.max_trials} trials completed, {len(state.trials) - n_done} lost; "
+    task = (state.summary or {}).get("task")
+    search = (f"{'task ' + _e(task) + '; ' if task else ''}"
+              f"{n_done} of {state.max_trials} trials completed, {len(state.trials) - n_done} lost; "
               f"objective {_e(objective)} ({_e(state.objective.get('direction'))}); "
               f"tuners lost at least once: {_e(', '.join(state.lost_tuners) or 'none')}"
               + ("; the search deadline was hit" if state.deadline_hit else ""))
