@@ -34,7 +34,7 @@ chaos: envs
 	$(AIRFLOW_PY) -m pytest tests/chaos -q; status=$$?; $(AIRFLOW_PY) tests/chaos/summary.py && exit $$status
 
 # Measurements, not tests (bench/): search quality, tuner scaling, orchestration overhead,
-# serving latency, preemption cost, model quality. ~35 min; BENCH="--quick" for a smoke run.
+# serving latency, preemption cost, model quality, classifier quality. ~45 min; BENCH="--quick" for a smoke run.
 bench: envs
 	$(AIRFLOW_PY) bench/run.py $(BENCH)
 

@@ -247,3 +247,31 @@ def test_an_auc_change_threshold_refuses_the_lower_of_two_models(titanic, titani
     [failure] = lower["failed_thresholds"]
     assert failure["metric"] == "auc_diff" and failure["threshold"] == "candidate - baseline >= -0"
     assert any("auc on overall: lower than the model serving" in r for r in lower["reasons"]), lower["reasons"]
+
+
+def test_the_example_classifier_trains_and_exports_through_the_trainers_path(titanic, tmp_path):
+    """build() → compile_for_task → fit → the same export as `train`: served probabilities and
+    class names (what the model loader will do with it)."""
+    import sys
+
+    import keras
+    import keras_tuner as kt
+    import tensorflow as tf
+
+    from trainer import data, heads, savedmodel
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "include" / "models"))
+    from tune_serve_models.classifier import build
+
+    data_dir = titanic["result"]["data_dir"]
+    spec = data.load_feature_spec(data_dir)
+    keras.utils.set_random_seed(0)
+    hp = kt.HyperParameters()
+    model = heads.compile_for_task(build(hp, spec, spec.task), spec.task, hp.get("learning_rate"))
+    history = model.fit(data.load_dataset(data_dir, "train", spec, hp.get("batch_size")), epochs=2, verbose=0,
+                        validation_data=data.load_dataset(data_dir, "eval", spec, 64)).history
+    assert history["val_auc"][-1] > 0.6
+    path = savedmodel.export_saved_model(model, spec, str(tmp_path / "saved_model"))
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    instance = titanic["result"]["sample_instance"]
+    out = serve(**{k: tf.constant([v]) for k, v in instance.items()})
+    assert out["probabilities"].shape == (1, 2) and [c.decode() for c in out["classes"].numpy()[0]] == ["no", "yes"]
