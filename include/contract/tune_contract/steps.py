@@ -181,6 +181,15 @@ class PrepareArgs(StepArgs):
     sample_rows: int | None = flag(help="use a deterministic sample of this many rows (tiny runs)")
     task: str | None = flag(help=f"one of {', '.join(TASKS)} (default: inferred from the label column)",
                             choices=TASKS)
+    # the run's model and search, checked here against the feature spec (a CPU pod), so that a
+    # model that cannot be imported or built never reaches the chief or a GPU tuner
+    model: str = flag(DEFAULT_MODEL, f"the Keras model the run tunes, `module:callable` (default {DEFAULT_MODEL}); "
+                                     "loaded, built and checked against the feature spec before anything is written",
+                      group="model check")
+    search_space: str | JSON | None = flag(help="the run's search space, checked against what the model declares",
+                                           group="model check")
+    algorithm: str = flag("random", "the run's search algorithm (grid needs a discrete space)", group="model check",
+                          choices=ALGORITHMS)
 
 
 _SEARCH = "search (identical on the oracle and every tune worker)"

@@ -1,0 +1,44 @@
+"""Which tf.distribute strategy a step trains under, and the batch size it implies.
+
+A training pod asks for 2 GPUs by default (and a tuner pod may ask for more than one):
+with more than one visible GPU the model is built, compiled and trained under
+`tf.distribute.MirroredStrategy` (one replica per GPU, gradients all-reduced); otherwise
+under the default strategy (one device, no overhead).
+
+As Keras documents for MirroredStrategy, the batch the dataset yields is the *global*
+batch, split across replicas: global = per-replica × `num_replicas_in_sync`, so each GPU
+sees the batch size the hyperparameters name and adding GPUs does not change the
+per-device optimisation (Keras distributed training guide).
+"""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("trainer.distribution")
+
+
+def replica_devices() -> list[str]:
+    """The devices to mirror over: the visible GPUs (a test with no GPU replaces this with
+    logical CPU devices)."""
+    import tensorflow as tf
+
+    return [d.name for d in tf.config.list_logical_devices("GPU")]
+
+
+def strategy():
+    """MirroredStrategy over the replica devices when there are more than one, else the
+    default strategy."""
+    import tensorflow as tf
+
+    devices = replica_devices()
+    if len(devices) > 1:
+        chosen = tf.distribute.MirroredStrategy(devices=devices)
+        log.info("training under MirroredStrategy over %d devices: %s", chosen.num_replicas_in_sync,
+                 ", ".join(devices))
+        return chosen
+    return tf.distribute.get_strategy()
+
+
+def global_batch_size(per_replica: int, chosen) -> int:
+    """The batch the input pipeline yields: each replica gets `per_replica` examples."""
+    return int(per_replica) * int(chosen.num_replicas_in_sync)
