@@ -21,9 +21,10 @@ import copy
 import importlib
 import importlib.util
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from tune_contract import models as model_names
 
