@@ -61,6 +61,7 @@ class TrainResult(TypedDict, total=False):
     model: str  # the builder, `module:callable` (the model contract)
     hyperparameters: dict[str, Any]
     replicas: int  # MirroredStrategy replicas it trained on (1: one device)
+    global_batch_size: int  # the per-replica batch_size x replicas
     model_path: str
     metrics: dict[str, float | None]
     epochs: int

@@ -42,3 +42,20 @@ def strategy():
 def global_batch_size(per_replica: int, chosen) -> int:
     """The batch the input pipeline yields: each replica gets `per_replica` examples."""
     return int(per_replica) * int(chosen.num_replicas_in_sync)
+
+
+def build_for_fit(model, dataset, chosen) -> None:
+    """Build `model`'s state (layers, loss, metrics) from one batch of `dataset` before fit.
+
+    Keras 3.15 builds a model trained under a tf.distribute strategy from its first input
+    batch *averaged across replicas* (`Trainer._maybe_symbolic_build` reduces it with MEAN),
+    which fails on string features (AddN of strings): every model here takes raw categorical
+    strings. The build only needs shapes and dtypes, so it is done here from one batch of
+    the undistributed dataset, and Keras' reduce, left with nothing to build, is skipped.
+    With one replica nothing changes."""
+    if chosen.num_replicas_in_sync <= 1:
+        return
+    batch = next(iter(dataset.take(1)))
+    with chosen.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None

@@ -96,6 +96,7 @@ def run(args: TrainArgs) -> dict:
     batch_size = distribution.global_batch_size(user_model.batch_size(hp), strategy)
     train_ds = data.load_dataset(data_dir, "train", spec, batch_size, shuffle=True, seed=args.seed)
     eval_ds = data.load_dataset(data_dir, "eval", spec, batch_size)
+    distribution.build_for_fit(model, eval_ds, strategy)
 
     early_stopping = checkpointing.ResumableEarlyStopping(checkpoints, args.objective, args.direction, args.patience)
     if not early_stopping.stopped:  # a stop decided before a restart stands
@@ -121,6 +122,7 @@ def run(args: TrainArgs) -> dict:
         "model": args.model,
         "hyperparameters": hyperparameters,
         "replicas": strategy.num_replicas_in_sync,
+        "global_batch_size": batch_size,
         "model_path": model_path,
         "metrics": {name: float(value) for name, value in metrics.items()},
         "objective": {"name": args.objective, "direction": args.direction,

@@ -77,6 +77,7 @@ class KerasTrialTuner(LeasedTuner):
         batch_size = distribution.global_batch_size(user_model.batch_size(hp), self.strategy)
         train = data.load_dataset(self.data_dir, "train", self.spec, batch_size, shuffle=True, seed=seed)
         evals = data.load_dataset(self.data_dir, "eval", self.spec, batch_size)
+        distribution.build_for_fit(net, evals, self.strategy)
 
         self.note_resumed(max(progress.backed_up_epoch(execution) - initial_epoch, 0))
         callbacks = [_LeaseGuard(self), _EpochLog(progress, execution, record)]
