@@ -114,8 +114,8 @@ def test_a_space_naming_what_the_model_does_not_declare_fails_at_prepare(tmp_pat
     space = json.dumps([{"name": "units", "type": "int", "min": 8, "max": 64}])
     message = _prepare_fails(tmp_path / "runs" / "r", capsys, "--model", WIDE_AND_DEEP, "--search-space", space)
     assert message == (f"error: --search-space.units: not a hyperparameter of {WIDE_AND_DEEP}; it declares: "
-                       "num_hidden_layers, hidden_size, dropout, cross_bins, bottleneck, learning_rate, batch_size, "
-                       "bottleneck_units"), message
+                       "num_hidden_layers, hidden_size, dropout, cross_bins, bottleneck, bottleneck_units, learning_rate, "
+                       "batch_size"), message
 
 
 def test_grid_refuses_a_continuous_declared_parameter_at_prepare(models_dir, tmp_path, capsys):
@@ -229,3 +229,20 @@ def test_training_under_mirrored_strategy_with_two_replicas_resumes_and_exports(
                for name in spec.feature_names}
     predicted = loaded.signatures["serving_default"](**columns)["price"].numpy()
     assert predicted.shape == (len(instances), 1) and np.isfinite(predicted).all()
+
+
+def test_the_readme_model_is_a_working_model(models_dir, prepared, tmp_path, capsys):
+    """The README's complete user model, as a user saves it, passes prepare and trains."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [source] = re.findall(r"save this as `include/models/my_models/price.py`.*?```python\n(.*?)```", readme, re.S)
+    name = _package(models_dir, "readme_models", source)
+
+    code, result = run_step("prepare", tmp_path / "runs" / "readme", "--sample-rows", "300", "--model", name,
+                            "--search-space", '[{"name": "dropout", "type": "choice", "values": [true]}]')
+    assert code == 0, capsys.readouterr().err[-2000:]
+    assert result["model"]["hyperparameters"] == ["layers", "units", "dropout", "rate", "learning_rate"]
+    code, trained = run_step("train", tmp_path / "runs" / "readme", "--rank", "0", "--epochs", "1", "--model", name,
+                             "--hyperparameters", '{"dropout": true, "rate": 0.2, "units": 32}')
+    assert code == 0 and trained["hyperparameters"]["rate"] == 0.2 and trained["replicas"] == 1

@@ -31,8 +31,8 @@ def build(hp, spec: FeatureSpec, task: str):
     dropout = hp.Choice("dropout", [0.0, 0.1, 0.2, 0.3], default=0.1)
     cross_bins = hp.Choice("cross_bins", [64, 256, 1024], default=256)
     bottleneck = hp.Boolean("bottleneck", default=False)
-    with hp.conditional_scope("bottleneck", [True]):
-        bottleneck_units = hp.Int("bottleneck_units", 4, 32, step=4, default=8) if bottleneck else None
+    with hp.conditional_scope("bottleneck", [True]):  # None while the bottleneck is off
+        bottleneck_units = hp.Int("bottleneck_units", 4, 32, step=4, default=8)
     hp.Choice("learning_rate", [1e-3, 3e-3, 1e-2], default=3e-3)  # read by the trainer's compile
     hp.Choice("batch_size", [64, 128, 256], default=128)  # per replica, read by the trainer
 
