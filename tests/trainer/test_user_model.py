@@ -246,3 +246,31 @@ def test_the_readme_model_is_a_working_model(models_dir, prepared, tmp_path, cap
     code, trained = run_step("train", tmp_path / "runs" / "readme", "--rank", "0", "--epochs", "1", "--model", name,
                              "--hyperparameters", '{"dropout": true, "rate": 0.2, "units": 32}')
     assert code == 0 and trained["hyperparameters"]["rate"] == 0.2 and trained["replicas"] == 1
+
+
+def test_the_built_in_model_declares_the_contract_space_with_its_defaults(prepared):
+    from tune_contract.enums import DEFAULT_MODEL
+    from tune_contract.search_space import MODEL_HYPERPARAMETERS
+
+    from trainer.featurespec import FeatureSpec
+    from trainer.model import DEFAULT_HYPERPARAMETERS
+    from trainer.tuning import search_space as ss
+    from trainer.user_model import load
+
+    declared = load(DEFAULT_MODEL).declared_space(FeatureSpec.load(prepared["result"]["feature_spec"]))
+    assert tuple(ss.declared_names(declared)) == MODEL_HYPERPARAMETERS
+    assert declared.values == DEFAULT_HYPERPARAMETERS
+    # declared exactly as the declarative default space turns into the oracle's (same grid points)
+    assert [hp.get_config() | {"default": None} for hp in declared.space] == \
+        [hp.get_config() | {"default": None} for hp in ss.to_hyperparameters(ss.load(None)).space]
+
+
+def test_the_models_folder_imports_no_airflow():
+    import ast
+
+    models = Path(__file__).resolve().parents[2] / "include" / "models"
+    for path in models.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not [n for n in names if n.split(".")[0] in ("airflow", "tune_serve")], path
