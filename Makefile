@@ -54,6 +54,9 @@ envs: $(VENV)/airflow/.done $(VENV)/trainer/.done $(VENV)/serving/.done
 # The contract package (include/contract, standard library only) is importable in every
 # environment: a .pth file puts its folder on the path, as the images' PYTHONPATH does.
 CONTRACT_PTH = echo "$(CURDIR)/include/contract" > $$($(1) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tune_contract.pth
+# The models folder (user Keras models, docs/contracts.md "Model contract"), on the trainer's path
+# only, as /opt/models is in the trainer image: the Airflow side never imports a model.
+MODELS_PTH = echo "$(CURDIR)/include/models" > $$($(1) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tune_serve_models.pth
 
 # Each environment is exactly its lock file (compiled from its requirements files by `make
 # lock`): `pip sync` installs that set and nothing else, and --require-hashes refuses any
@@ -79,6 +82,7 @@ $(VENV)/trainer/.done: include/trainer/requirements.txt include/trainer/requirem
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)/trainer
 	$(SYNC) --python $(VENV)/trainer/bin/python constraints/trainer.txt
 	$(call CONTRACT_PTH,$(VENV)/trainer/bin/python)
+	$(call MODELS_PTH,$(VENV)/trainer/bin/python)
 	touch $@
 
 # The local stand-in for TensorFlow Serving (KServe speaks TF Serving's REST API).

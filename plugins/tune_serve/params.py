@@ -13,8 +13,9 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from tune_contract import enums, search_space
+from tune_contract import enums, models, search_space
 from tune_contract.errors import BadInput
+from tune_serve import config
 
 # The form's enums are the contract's: the trainer accepts exactly what the form offers.
 ALGORITHMS = list(enums.ALGORITHMS)
@@ -26,6 +27,9 @@ BUNDLED_DATASETS = list(enums.BUNDLED_DATASETS)
 MAX_TUNING_DEADLINE_MINUTES = 10_080  # a week
 
 SEARCH_PARAMETER_SCHEMA = search_space.PARAMETER_JSON_SCHEMA
+# the models folder the local backend's trainer imports `model` from (/opt/models in the image)
+MODELS_DIR = str(config.REPO_ROOT / "include" / "models")
+MODEL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 
 
 def _int(default: int | None, minimum: int, maximum: int, title: str, description: str, section: str,
@@ -73,6 +77,15 @@ def dag_params() -> dict[str, Param]:
         "sample_rows": Param(None, type=["null", "integer"], exclusiveMinimum=99, title="Sample rows", section=data,
                              description="Use a seeded sample of this many rows, at least 100 (quick runs). "
                                          "Empty means all."),
+        "model": Param(enums.DEFAULT_MODEL, type="string", minLength=3, maxLength=models.MAX_LENGTH,
+                       pattern=MODEL_PATTERN, title="Model", section=search,
+                       description="The Keras model to tune and train, package.module:callable, from the models "
+                                   "folder (include/models; /opt/models in the trainer image): build(hp, spec, "
+                                   "task) returning a keras.Model with one input per feature (docs/contracts.md, "
+                                   "Model contract). Shipped: tune_serve_models.tabular:build (the built-in "
+                                   "model) and tune_serve_models.wide_and_deep:build (crossed categorical "
+                                   "features, tuned deep side). The hyperparameters it declares are the search "
+                                   "space."),
         "algorithm": Param("bayesian", type="string", enum=ALGORITHMS, title="Search algorithm", section=search,
                            description="Keras Tuner oracle: random, bayesian (Gaussian process), hyperband, grid."),
         "search_space": Param(None, type=["null", "array"], items=SEARCH_PARAMETER_SCHEMA, minItems=1,
@@ -81,7 +94,9 @@ def dag_params() -> dict[str, Param]:
                                           '"max": 128, "step": 16}, {"name": "learning_rate", "type": "float", '
                                           '"min": 1e-4, "max": 1e-1, "log": true}, {"name": "batch_size", '
                                           '"type": "choice", "values": [64, 128]}]. Empty means the default '
-                                          'space (num_layers, units, dropout, learning_rate, batch_size).'),
+                                          'space (num_layers, units, dropout, learning_rate, batch_size). With '
+                                          'another model, empty means the hyperparameters it declares, and '
+                                          'a list narrows or fixes some of them (a choice of one value fixes it).'),
         "objective": Param(enums.AUTO, type="string", enum=[enums.AUTO, *OBJECTIVES], title="Objective",
                            section=search,
                            description="Metric the search optimises. auto: the task's default (val_mae for "
@@ -154,10 +169,11 @@ class ConfError(ValueError):
 
 def _search_space_problem(conf: dict[str, Any]) -> str | None:
     """The trainer's own rule for the space (tune_contract.search_space.check): well-formed,
-    names the model (or the benchmark function) takes, discrete for grid."""
+    names the model (or the benchmark function) takes, discrete for grid. For a user model
+    only the form: its names are checked where it can be imported, at prepare_data."""
     try:
         search_space.check(conf.get("search_space") or None, conf["algorithm"], conf.get("objective_function"),
-                           field="search_space")
+                           field="search_space", model=conf.get("model") or enums.DEFAULT_MODEL)
     except BadInput as exc:
         return str(exc)
     return None
@@ -182,6 +198,18 @@ def resolve_objective(conf: dict[str, Any]) -> tuple[str, str]:
         objective = enums.DEFAULT_OBJECTIVES.get(task, enums.TASK_NEUTRAL_OBJECTIVE)
     direction = conf.get("direction") or enums.AUTO
     return objective, enums.direction_of(objective) if direction == enums.AUTO else direction
+def _model_problem(conf: dict[str, Any]) -> str | None:
+    """The `model` name's form (dotted identifiers, never a path) and, with the local backend
+    (whose trainer imports from this repository's models folder), that its module is there.
+    Never imported here: the Airflow side runs no user code; prepare_data checks the rest."""
+    name = conf.get("model") or enums.DEFAULT_MODEL
+    try:
+        module, _ = models.parse(name, "model")
+    except BadInput as exc:
+        return str(exc)
+    if config.backend() == "local" and not any(os.path.isfile(f) for f in models.module_files(module, MODELS_DIR)):
+        return f"model: {name}: no module {module} in the models folder {MODELS_DIR}"
+    return None
 
 
 def validate_conf(conf: dict[str, Any]) -> None:
@@ -211,6 +239,9 @@ def validate_conf(conf: dict[str, Any]) -> None:
     if (conf.get("early_stopping_patience") or 1) > conf["training_epochs"]:
         problems.append(f"early_stopping_patience ({conf['early_stopping_patience']}) must be at most "
                         f"training_epochs ({conf['training_epochs']})")
+    model_problem = _model_problem(conf)
+    if model_problem:
+        problems.append(model_problem)
     space_problem = _search_space_problem(conf)
     if space_problem:
         problems.append(space_problem)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from tune_contract import layout
-from tune_contract.enums import AUTO, FUNCTION_OBJECTIVE
+from tune_contract.enums import AUTO, DEFAULT_MODEL, FUNCTION_OBJECTIVE
 from tune_contract.results import Objective, RankedTrial, TrainResult
 from tune_contract.steps import EvaluateArgs, OracleArgs, PrepareArgs, TrainArgs, TuneArgs
 from tune_serve import config
@@ -47,24 +47,29 @@ def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
     conf_objective, conf_direction = resolve_objective(conf)
     objective = FUNCTION_OBJECTIVE if function else conf_objective
     direction = "min" if function else conf_direction
+    model = conf.get("model") or DEFAULT_MODEL
     search: dict[str, Any] = dict(
         run_root=root, algorithm=conf["algorithm"], search_space=conf.get("search_space") or None,
         objective=objective, direction=direction, max_trials=conf["max_trials"],
         executions_per_trial=conf["executions_per_trial"], epochs=conf["tuning_epochs"], seed=conf["seed"],
-        objective_function=function,
+        objective_function=function, model=model,
     )
+    # prepare_data loads and checks the model (and the space against it) before any tuner starts;
+    # a benchmark function tunes no model
+    checked = {} if function else dict(model=model, search_space=conf.get("search_space") or None,
+                                       algorithm=conf["algorithm"])
     prepare = PrepareArgs(
         run_root=root, source=conf["source"], label=conf.get("label") or None,
         features=",".join(features) if features else None, feature_spec=conf.get("feature_spec"),
         eval_fraction=conf["eval_fraction"], seed=conf["seed"], sample_rows=conf.get("sample_rows"),
-        task=None if task == AUTO else task, objective=None if function else conf_objective,
+        task=None if task == AUTO else task, objective=None if function else conf_objective, **checked,
     )
     oracle = OracleArgs(**search, lease_seconds=conf["tuner_lease_seconds"], standby_tuners=conf["standby_tuners"],
                         deadline_seconds=conf["tuning_deadline_minutes"] * 60)
     # a healthy tuner renews its lease four times per lease, so one slow RPC never costs it
     tune = TuneArgs(**search, heartbeat_seconds=_heartbeat_seconds(conf["tuner_lease_seconds"]),
                     sleep_seconds=conf.get("trial_sleep_seconds", 1.0) if function == "sleep" else None)
-    train = TrainArgs(run_root=root, epochs=conf["training_epochs"], patience=patience(conf),
+    train = TrainArgs(run_root=root, model=model, epochs=conf["training_epochs"], patience=patience(conf),
                       objective=conf_objective, direction=conf_direction, seed=conf["seed"])
     # every gate given; evaluate applies those of the task the feature spec records
     evaluate = EvaluateArgs(run_root=root, mae_upper_bound=conf.get("mae_upper_bound"),

@@ -226,3 +226,53 @@ def test_plan_resolves_task_objective_and_direction(conf, objective, direction, 
     assert plan["train"]["objective"] == objective and plan["train"]["direction"] == direction
     assert f"--objective={objective}" in plan["prepare"]
     assert any(a.startswith("--task=") for a in plan["prepare"]) == (not task.startswith("auto"))
+
+
+# -- the model (the model contract): its name is checked here, the model itself at prepare_data ----
+
+WIDE_AND_DEEP = "tune_serve_models.wide_and_deep:build"
+
+
+def test_the_model_reaches_prepare_the_chief_the_tuners_and_training(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUNE_SERVE_STORAGE_ROOT", str(tmp_path))
+    space = [{"name": "bottleneck", "type": "choice", "values": [True]}]  # a name only the model declares
+    conf = resolved(model=WIDE_AND_DEEP, search_space=space, algorithm="random")
+    validate_conf(conf)  # the names are the model's business, checked where it is imported
+    plan = planning.build_plan(conf, "run-1")
+    prepare = PrepareArgs.from_argv(plan["prepare"])
+    assert (prepare.model, json.loads(prepare.search_space), prepare.algorithm) == (WIDE_AND_DEEP, space, "random")
+    oracle = OracleArgs.from_argv(planning.oracle_arguments(plan["oracle"], port=9999, bind="127.0.0.1"))
+    tune = TuneArgs.from_argv(planning.tuner_arguments(plan, "127.0.0.1:9999")[0])
+    (train,) = planning.training_arguments(plan, [{"rank": 0, "trial_id": "1", "hyperparameters": {"bottleneck": True}}])
+    assert oracle.model == tune.model == TrainArgs.from_argv(train).model == WIDE_AND_DEEP
+
+
+def test_the_default_model_is_the_built_in_one():
+    from tune_contract.enums import DEFAULT_MODEL
+
+    plan = planning.build_plan(resolved(), "run-1")
+    assert resolved()["model"] == DEFAULT_MODEL == "tune_serve_models.tabular:build"
+    assert PrepareArgs.from_argv(plan["prepare"]).model == TrainArgs(**plan["train"]).model == DEFAULT_MODEL
+
+
+@pytest.mark.parametrize("model", ["../models/x.py:build", "/etc/passwd", "my models:build", "a.b", "a:b:c"])
+def test_a_model_that_is_not_a_dotted_name_is_refused_by_the_form(model):
+    with pytest.raises(ParamValidationError, match="model"):
+        resolved(model=model)
+
+
+@pytest.mark.parametrize("model, message", [
+    ("tune_serve_models.class:build", r"model: 'tune_serve_models.class:build': 'class' is a Python keyword"),
+    ("tune_serve_models.nowhere:build", r"model: tune_serve_models.nowhere:build: no module tune_serve_models.nowhere "
+                                        r"in the models folder .*include/models"),
+    ("json:loads", r"model: json:loads: no module json in the models folder"),  # never imported here
+])
+def test_a_model_the_local_trainer_cannot_find_is_refused_before_anything_runs(model, message, monkeypatch):
+    monkeypatch.setenv("TUNE_SERVE_BACKEND", "local")
+    with pytest.raises(ConfError, match=message):
+        validate_conf(resolved(model=model))
+
+
+def test_a_space_for_the_built_in_model_still_names_its_parameters():
+    with pytest.raises(ConfError, match=r"search_space\.bottleneck: not a hyperparameter of the tabular model"):
+        validate_conf(resolved(search_space=[{"name": "bottleneck", "type": "choice", "values": [True]}]))

@@ -81,6 +81,9 @@ BAD = [
     Bad("grid over a continuous space", {"algorithm": "grid", "search_space": [
         {"name": "learning_rate", "type": "float", "min": 0.001, "max": 0.1}]}, TRIGGER,
         ("search_space.learning_rate", "the grid algorithm needs every parameter discrete")),
+    Bad("model: a path, not a dotted name", {"model": "../models/x.py:build"}, TRIGGER, ("model", "does not match")),
+    Bad("model: not in the models folder", {"model": "json:loads"}, TRIGGER,
+        ("model", "no module json in the models folder")),
     Bad("missing dataset file", {"source": "/nonexistent/diamonds.csv", "label": "price"}, TRIGGER,
         ("source", "no file at", "CSV or Parquet")),
     Bad("CSV without a label", {"source": "{csv}"}, TRIGGER, ("label", "required for a source other than")),
@@ -96,6 +99,13 @@ BAD = [
         PREPARE, ("--objective", "'val_mae' is not reported for a multiclass task; allowed: val_auc")),
     Bad("unknown feature", {"source": "{csv}", "label": "price", "features": ["carat", "depthh"]}, PREPARE,
         ("--features", r"'depthh' not in .*columns: ")),
+    Bad("model: not a builder", {"model": "tune_serve_models.tabular:DEFAULT_HYPERPARAMETERS"}, PREPARE,
+        ("--model", "tune_serve_models.tabular:DEFAULT_HYPERPARAMETERS is not callable")),
+    Bad("search space: a name the model does not declare", {"model": "tune_serve_models.wide_and_deep:build",
+                                                           "search_space": [{"name": "units", "type": "int",
+                                                                             "min": 8, "max": 64}]},
+        PREPARE, (r"--search-space\.units", "not a hyperparameter of tune_serve_models.wide_and_deep:build; "
+                                             "it declares: num_hidden_layers")),
     # the same rules through `airflow dags trigger --conf`
     Bad("CLI: wrong type", {"max_trials": "four"}, TRIGGER, ("max_trials", "of type 'integer'"), via="cli"),
     Bad("CLI: unknown algorithm", {"algorithm": "annealing"}, TRIGGER, ("algorithm", "'random', 'bayesian'"),

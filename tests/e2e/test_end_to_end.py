@@ -68,7 +68,7 @@ def test_the_readme_prediction_example_works_on_the_served_model(happy_run):
     client, _, run_id, _ = happy_run
     deployed = client.xcom(run_id, "serving.deploy_serving")
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    [example] = re.findall(r"curl -d '(\{.*?\})'", readme)
+    [example] = set(re.findall(r"curl -d '(\{.*?\})'", readme))  # every example asks with the same row
     response = httpx.post(deployed["url"], content=example, timeout=30)  # as curl -d sends it
     assert response.status_code == 200, response.text
     [[prediction]] = response.json()["predictions"]
@@ -87,3 +87,38 @@ def test_bad_conf_is_refused_at_trigger_and_changes_nothing(stack, happy_run):
     assert tree(env["TUNE_SERVE_SERVING_ROOT"]) == before
     with pytest.raises(ValueError, match="algorithm"):
         client.trigger({**TINY, "algorithm": "annealing"})  # the schema refuses it at trigger time
+
+
+WIDE_AND_DEEP = "tune_serve_models.wide_and_deep:build"
+
+
+def test_a_user_model_from_the_models_folder_runs_to_a_served_prediction(stack):
+    """The shipped wide-and-deep example through the scheduler: its declared space searched
+    with one parameter fixed by search_space (the conditional bottleneck on), trained, evaluated
+    and deployed under its own name."""
+    client, env = stack
+    conf = {**TINY, "model": WIDE_AND_DEEP, "sample_rows": 1000, "max_trials": 2, "top_n": 1, "training_epochs": 2,
+            "search_space": [{"name": "bottleneck", "type": "choice", "values": [True]}],
+            "model_name": "diamonds-wide-deep"}
+    run_id = client.trigger(conf, run_id="e2e-wide-and-deep")
+    state = client.wait(run_id, timeout=1500)
+    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
+              if t["state"] not in ("success", "skipped")]
+    assert state == "success", failed
+
+    prepared = client.xcom(run_id, "prepare_data")
+    assert prepared["model"]["name"] == WIDE_AND_DEEP and "bottleneck_units" in prepared["model"]["hyperparameters"]
+    search = client.xcom(run_id, "tuning.wait_oracle")
+    assert search["completed"] == 2
+    assert all(t["hyperparameters"]["bottleneck"] is True and "bottleneck_units" in t["hyperparameters"]
+               for t in search["trials"])
+    trained = client.xcom(run_id, "training.train", 0)
+    assert trained["model"] == WIDE_AND_DEEP and trained["hyperparameters"]["bottleneck"] is True
+
+    deployed = client.xcom(run_id, "serving.deploy_serving")
+    assert deployed["model_name"] == "diamonds-wide-deep"
+    instance = prepared["sample_instance"]
+    served = httpx.post(deployed["url"], json={"instances": [instance]}, timeout=30).json()["predictions"]
+    own = savedmodel_predict(f"{env['TUNE_SERVE_SERVING_ROOT']}/{deployed['model_name']}/{deployed['version']}",
+                             instance)
+    assert served[0] == pytest.approx(own, rel=1e-5)

@@ -20,6 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 SAMPLE_ROWS = 600
 TINY_HYPERPARAMETERS = {"num_layers": 1, "units": 16, "batch_size": 64, "learning_rate": 0.01}
+WIDE_AND_DEEP = "tune_serve_models.wide_and_deep:build"
+# the bottleneck layer exists only with `bottleneck` on; its width is a conditional hyperparameter
+WIDE_AND_DEEP_HYPERPARAMETERS = {"num_hidden_layers": 1, "hidden_size": 32, "bottleneck": True, "bottleneck_units": 12,
+                                 "batch_size": 64, "learning_rate": 0.01}
 
 
 def run_step(step: str, run_root: Path | str, *flags: str, xcom: Path | None = None) -> tuple[int, dict | None]:
@@ -59,4 +63,14 @@ def trained(prepared) -> dict:
                             "--trial-id", "t-007",
                             "--hyperparameters", json.dumps({**TINY_HYPERPARAMETERS, "tuner/epochs": 4}))
     assert code == 0, "train failed"
+    return result
+
+
+@pytest.fixture(scope="session")
+def trained_wide_and_deep(prepared) -> dict:
+    """The shipped wide-and-deep example (a user model) as rank 3, 2 epochs, bottleneck on."""
+    code, result = run_step("train", prepared["run_root"], "--rank", "3", "--epochs", "2", "--seed", "1",
+                            "--model", WIDE_AND_DEEP, "--trial-id", "t-wd",
+                            "--hyperparameters", json.dumps({**WIDE_AND_DEEP_HYPERPARAMETERS, "tuner/epochs": 2}))
+    assert code == 0, "train of the wide-and-deep model failed"
     return result

@@ -215,10 +215,20 @@ def test_grid_search_with_two_workers_runs_every_point_once(searches, tmp_path):
     assert search.resume_dirs() == [], "progress of ended trials must be removed"
 
 
-def test_sigkilled_worker_resumes_its_trial_from_the_last_epoch(searches, tmp_path, prepared):
+TABULAR_HYPERPARAMETERS = {"num_layers", "units", "dropout", "learning_rate", "batch_size"}
+WIDE_AND_DEEP_HYPERPARAMETERS = {"num_hidden_layers", "hidden_size", "dropout", "cross_bins", "bottleneck",
+                                 "learning_rate", "batch_size"}  # and bottleneck_units when bottleneck is on
+
+
+@pytest.mark.parametrize("model, declared", [
+    (None, TABULAR_HYPERPARAMETERS),  # the built-in model
+    ("tune_serve_models.wide_and_deep:build", WIDE_AND_DEEP_HYPERPARAMETERS),  # a user model
+])
+def test_sigkilled_worker_resumes_its_trial_from_the_last_epoch(model, declared, searches, tmp_path, prepared):
     run_root = tmp_path / "runs" / "r1"
     shutil.copytree(prepared["run_root"] / "data", run_root / "data")
-    search = _search(searches, tmp_path, "--max-trials", "3", "--epochs", "10", "--seed", "3")
+    search = _search(searches, tmp_path, "--max-trials", "3", "--epochs", "10", "--seed", "3",
+                     *(["--model", model] if model else []))
     chief = search.chief("--lease-seconds", "300")  # the restarted worker must find its trial still held
     workers = {t: search.worker(t, "--heartbeat-seconds", "1") for t in ("tuner-0", "tuner-1")}
 
@@ -241,7 +251,9 @@ def test_sigkilled_worker_resumes_its_trial_from_the_last_epoch(searches, tmp_pa
     assert resumed["epochs"] == 10
     assert [t["trial_id"] for t in tuned[0]["trials"]].count(trial_id) == 1
     assert all(t["resumed_from_epoch"] == 0 for i, t in trials.items() if i != trial_id)
-    assert set(resumed["hyperparameters"]) == {"num_layers", "units", "dropout", "learning_rate", "batch_size"}
+    for trial in trials.values():  # a conditional hyperparameter is a value of the trials it is active in
+        conditional = {"bottleneck_units"} if trial["hyperparameters"].get("bottleneck") else set()
+        assert set(trial["hyperparameters"]) == declared | conditional
     assert oracle["lost_tuners"] == []
     assert _run_times(search) == {i: 1 for i in trials}
     assert search.resume_dirs() == [], "the backup of an ended trial must be removed"

@@ -86,6 +86,23 @@ def test_change_threshold_against_the_baseline(prepared, trained, weak_model):
     assert better["baseline"]["overall"]["mae"] == pytest.approx(worse["overall"]["mae"], rel=1e-6)
 
 
+def test_a_user_model_against_the_serving_baseline(prepared, trained_wide_and_deep, weak_model):
+    """TFMA takes a user model (the wide-and-deep example) through the same signature and gate."""
+    result = evaluate(prepared, trained_wide_and_deep["model_path"], 5, "--baseline-model-path", weak_model,
+                      "--max-mae-increase", "0", "--mae-upper-bound", "1e9")
+    assert result["overall"]["example_count"] == prepared["result"]["eval_examples"]
+    assert result["overall"]["mae"] == pytest.approx(trained_wide_and_deep["metrics"]["mae"], rel=1e-3)
+    assert result["overall"]["mae"] < result["baseline"]["overall"]["mae"]
+    assert result["blessed"] is True and result["failed_thresholds"] == []
+    assert all("baseline_mae" in s for s in result["slices"])
+
+    # and refused against a baseline it does not beat, with the reason
+    refused = evaluate(prepared, weak_model, 6, "--baseline-model-path", trained_wide_and_deep["model_path"],
+                       "--max-mae-increase", "0")
+    assert refused["blessed"] is False
+    assert [f["metric"] for f in refused["failed_thresholds"]] == ["mean_absolute_error_diff"]
+
+
 def test_report_is_self_contained_with_the_slice_table(loose):
     html = Path(loose["report"]).read_text()
     assert "BLESSED" in html and "NOT BLESSED" not in html

@@ -57,11 +57,13 @@ def signature_def_inputs(model_path: str, signature: str = "serving_default") ->
     return dict(loader_impl.parse_saved_model(model_path).meta_graphs[0].signature_def[signature].inputs)
 
 
-def test_both_signatures_give_the_same_predictions(trained, prepared):
+@pytest.mark.parametrize("model", ["trained", "trained_wide_and_deep"])  # the built-in model, a user model
+def test_both_signatures_give_the_same_predictions(model, prepared, request):
     import tensorflow as tf
 
     from trainer.featurespec import FeatureSpec
 
+    trained = request.getfixturevalue(model)
     spec = FeatureSpec.load(prepared["result"]["feature_spec"])
     loaded = tf.saved_model.load(trained["model_path"])
     # serving_default takes what a REST client sends without a signature name (named raw

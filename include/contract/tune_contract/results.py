@@ -58,7 +58,10 @@ class TuneResult(TypedDict):
 class TrainResult(TypedDict, total=False):
     rank: int
     trial_id: str
+    model: str  # the builder, `module:callable` (the model contract)
     hyperparameters: dict[str, Any]
+    replicas: int  # MirroredStrategy replicas it trained on (1: one device)
+    global_batch_size: int  # the per-replica batch_size x replicas
     model_path: str
     metrics: dict[str, float | None]
     epochs: int

@@ -13,7 +13,10 @@ A space is a list of parameters (a mapping `{"parameters": [...]}` is accepted t
 log: true}` is 1e-4, 1e-3, 1e-2, 1e-1.
 
 `validate_params` (Airflow) and the trainer's `oracle`/`tune` steps both call `check()`, so
-a space the form accepts is a space the chief accepts. Parsing YAML or reading a URI is the
+a space the form accepts is a space the chief accepts. For a user model (the `model` run
+parameter) the space is the hyperparameters the model declares, and this list narrows or
+fixes some of them (a choice of one value fixes it); `prepare` refuses a name the model does
+not declare. Parsing YAML or reading a URI is the
 trainer's business; this module takes the parsed data.
 """
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from tune_contract.enums import ALGORITHMS_NEEDING_DISCRETE
+from tune_contract.enums import ALGORITHMS_NEEDING_DISCRETE, DEFAULT_MODEL
 from tune_contract.errors import BadInput
 
 TYPES: Final = ("int", "float", "choice")
@@ -191,9 +194,22 @@ class SearchSpace:
                 raise BadInput(f"{field}.{p.name}", f"not a hyperparameter of {what}; allowed: {', '.join(allowed)}")
 
 
-def check(data: Any, algorithm: str, function: str | None = None, field: str = "--search-space") -> SearchSpace:
+def check(data: Any, algorithm: str, function: str | None = None, field: str = "--search-space",
+          model: str | None = None) -> SearchSpace | None:
     """The whole rule for a run's space: well-formed, names the tuned thing takes, and
-    discrete for an algorithm that enumerates it. `data` None means the default space."""
+    discrete for an algorithm that enumerates it. `data` None means the default space.
+
+    For a user model (`model` other than the built-in DEFAULT_MODEL) the space is what the
+    model declares and `data` only narrows or fixes some of its parameters: only its form is
+    checked here (None stays None); its names are checked against the model's declarations
+    where the model can be imported, in the trainer (trainer.user_model, at `prepare`)."""
+    if function is None and model not in (None, DEFAULT_MODEL):
+        if data is None:
+            return None
+        overrides = validate(data, field)
+        if algorithm in ALGORITHMS_NEEDING_DISCRETE:
+            overrides.require_discrete(algorithm, field)
+        return overrides
     space = validate(default_space(function) if data is None else data, field)
     space.require_names(parameter_names(function), f"the {function} function" if function else "the tabular model",
                         field)

@@ -184,6 +184,15 @@ class PrepareArgs(StepArgs):
                                  "boolean, or integer with few values, is a classification)", choices=TASKS)
     objective: str | None = flag(help="the run's objective, checked against the (inferred) task before any tuning "
                                       "(default: not checked)")
+    # the run's model and search, checked here against the feature spec (a CPU pod), so that a
+    # model that cannot be imported or built never reaches the chief or a GPU tuner
+    model: str = flag(DEFAULT_MODEL, f"the Keras model the run tunes, `module:callable` (default {DEFAULT_MODEL}); "
+                                     "loaded, built and checked against the feature spec before anything is written",
+                      group="model check")
+    search_space: str | JSON | None = flag(help="the run's search space, checked against what the model declares",
+                                           group="model check")
+    algorithm: str = flag("random", "the run's search algorithm (grid needs a discrete space)", group="model check",
+                          choices=ALGORITHMS)
 
 
 _SEARCH = "search (identical on the oracle and every tune worker)"

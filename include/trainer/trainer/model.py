@@ -1,9 +1,9 @@
-"""The tabular regression model shared by tuning and training.
+"""The built-in model's hyperparameters: their defaults and the values it takes.
 
-One `keras.Input` per feature (shape (1,), named by the spec's Keras key of the feature): numeric features are
-normalised with the train-split statistics of the feature spec, categorical features are
-one-hot encoded with its vocabulary (index 0 = out of vocabulary). A Dense/Dropout stack
-follows, and a single output named as the label.
+The model itself is include/models/tune_serve_models/tabular.py, behind the model contract
+(trainer.user_model) like any user model; what stays here is what the trainer checks before
+building it: a `--hyperparameters` value of the built-in model must be in the limits the
+contract sets (tune_contract.search_space.MODEL_LIMITS), whatever search produced it.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any, Mapping
 
 from tune_contract.search_space import MODEL_LIMITS, model_rule, model_value_ok
 
-from trainer import heads
 from trainer.errors import BadInput
 from trainer.featurespec import FeatureSpec
 
@@ -48,33 +47,16 @@ def resolve_hyperparameters(values: Mapping[str, Any] | None, field: str = "hype
     return resolved
 
 
-def build_model(values: Mapping[str, Any], spec: FeatureSpec, task: str | None = None):
-    """A compiled keras.Model (Adam, loss mse, metric mae → `val_mae` during fit).
+def build_model(values: Mapping[str, Any], spec: FeatureSpec, task: str | None = None, strategy=None):
+    """The built-in model (tune_serve_models.tabular, through the model contract) for `values`
+    checked by `resolve_hyperparameters`, compiled for the task (regression: Adam, loss mse,
+    metric mae → `val_mae`); the task reaches the model through the feature spec.
 
     Deterministic after keras.utils.set_random_seed(seed)."""
-    import keras
+    from tune_contract.enums import DEFAULT_MODEL
 
-    hp = resolve_hyperparameters(values)
-    task = task or spec.task  # the task reaches the model through the feature spec
-    inputs, encoded = {}, []
-    for name, stats in spec.numeric.items():
-        key = spec.keras_key(name)
-        inputs[key] = keras.Input(shape=(1,), name=key, dtype="float32")
-        norm = keras.layers.Normalization(mean=stats["mean"], variance=stats["variance"], name=f"normalize_{key}")
-        encoded.append(norm(inputs[key]))
-    for name, vocab in spec.categorical.items():
-        key = spec.keras_key(name)
-        inputs[key] = keras.Input(shape=(1,), name=key, dtype="string")
-        lookup = keras.layers.StringLookup(vocabulary=vocab, output_mode="one_hot", name=f"one_hot_{key}")
-        encoded.append(lookup(inputs[key]))
+    from trainer import user_model
 
-    x = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
-    for i in range(hp["num_layers"]):
-        x = keras.layers.Dense(hp["units"], activation="relu", name=f"dense_{i}")(x)
-        if hp["dropout"] > 0:
-            x = keras.layers.Dropout(hp["dropout"], name=f"dropout_{i}")(x)
-    output = heads.output(x, spec, task)
-
-    model = keras.Model(inputs=inputs, outputs=output, name="tabular_regressor")
-    return heads.compile_for_task(model, task, learning_rate=hp["learning_rate"])
-
+    model = user_model.load(DEFAULT_MODEL)
+    declared = model.declared_space(spec, task)
+    return model.build(model.hyperparameters(declared, resolve_hyperparameters(values)), spec, task, strategy=strategy)

@@ -9,7 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tune_contract.enums import BUNDLED_DATASETS, CLASSIFICATION_TASKS, MAX_INFERRED_CLASSES, TASKS, objective_problem
+from tune_contract.enums import (
+    BUNDLED_DATASETS,
+    CLASSIFICATION_TASKS,
+    DEFAULT_MODEL,
+    MAX_INFERRED_CLASSES,
+    TASKS,
+    objective_problem,
+)
 from tune_contract.steps import PrepareArgs
 
 from trainer import data, storage
@@ -39,6 +46,7 @@ def run(args: PrepareArgs) -> dict:
     spec = infer_spec(train, label, numeric, categorical, declared, task=task, label_vocabulary=vocabulary)
     train, eval_ = _impute(train, spec), _impute(eval_, spec)
 
+    checked_model = check_model(args, spec, eval_)  # before anything is written
     out_dir = data.data_dir(args.run_root)
     samples = sample_instances(eval_, spec)
     _write(out_dir, spec, train, eval_, samples)
@@ -58,7 +66,42 @@ def run(args: PrepareArgs) -> dict:
         # Column names that are not usable as-is as a Keras input or a signature key, and
         # what they become there (every other name is used unchanged everywhere).
         "name_mapping": spec.name_mapping(),
+        "model": checked_model,
     }
+
+
+# -- the run's model ----------------------------------------------------------------------
+
+
+def check_model(args: PrepareArgs, spec: FeatureSpec, eval_) -> dict:
+    """The first step that can run the run's model checks it (the model contract): importable
+    from the models folder, (hp, spec, task), declaring hyperparameters, inputs exactly the
+    features, `--search-space` naming only what it declares, and a forward pass on a few eval
+    rows. A BadInput naming the model otherwise: a bad model never reaches a GPU."""
+    import numpy as np
+    import tensorflow as tf
+
+    from trainer import user_model
+    from trainer.tuning import search_space as ss
+
+    model = user_model.load(args.model)
+    task = user_model.task_of(spec)
+    declared = model.declared_space(spec, task)
+    overrides = ss.check(ss.read(args.search_space), args.algorithm, model=args.model)
+    if args.model != DEFAULT_MODEL:
+        ss.apply_overrides(declared, overrides, args.model, args.algorithm)
+    rows = eval_.head(8)
+    inputs = {spec.keras_key(name): tf.constant(np.asarray(rows[name].astype(str) if spec.is_categorical(name)
+                                                           else rows[name]).reshape(-1, 1),
+                                                dtype=tf.string if spec.is_categorical(name) else tf.float32)
+              for name in spec.feature_names}
+    net = model.build(model.hyperparameters(declared), spec, task)
+    try:
+        net(inputs, training=False)
+    except Exception as exc:
+        raise BadInput("--model", f"{args.model}: its model fails on the prepared features: "
+                                  f"{user_model.one_line(exc)}") from None
+    return {"name": args.model, "task": task, "hyperparameters": ss.declared_names(declared)}
 
 
 # -- reading ----------------------------------------------------------------------------

@@ -10,10 +10,12 @@ Writes `{run_root}/models/{rank}/`:
 from __future__ import annotations
 
 import json
+import math
 import time
 
-from tune_contract import layout
-from tune_contract.enums import DEFAULT_OBJECTIVES, direction_of, objective_problem
+from tune_contract import layout, models
+from tune_contract.enums import DEFAULT_MODEL, DEFAULT_OBJECTIVES, direction_of, objective_problem
+from tune_contract.search_space import user_values
 from tune_contract.steps import TrainArgs
 
 from trainer import data, storage
@@ -24,18 +26,37 @@ def model_dir(run_root: str, rank: int) -> str:
     return layout.model_dir(run_root, rank)
 
 
-def parse_hyperparameters(text: str) -> dict:
+def parse_hyperparameters(text: str, model: str = DEFAULT_MODEL) -> dict:
+    """The `--hyperparameters` JSON object. The built-in model's are checked against its
+    limits (missing keys take its defaults); a user model's are the trial's values, checked
+    against what it declares once it is built (`check_declared`). Keras Tuner's own
+    `tuner/...` entries are dropped."""
     try:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInput("--hyperparameters", f"not valid JSON: {exc}") from None
     if not isinstance(values, dict):
         raise BadInput("--hyperparameters", f"must be a JSON object, got {type(values).__name__}")
-    return resolve_hyperparameters(values, field="--hyperparameters")
+    if model == DEFAULT_MODEL:
+        return resolve_hyperparameters(values, field="--hyperparameters")
+    values = user_values(values)
+    for name, value in values.items():
+        if not isinstance(value, (bool, int, float, str)) or isinstance(value, float) and not math.isfinite(value):
+            raise BadInput(f"--hyperparameters.{name}", f"must be a finite number, a string or a boolean, got {value!r}")
+    return values
+
+
+def check_declared(values: dict, declared, model: str) -> None:
+    names = [hp.name for hp in declared.space]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise BadInput(f"--hyperparameters.{unknown[0]}", f"not a hyperparameter of {model}; it declares: "
+                                                          f"{', '.join(names)}")
 
 
 def run(args: TrainArgs) -> dict:
-    hyperparameters = parse_hyperparameters(args.hyperparameters)
+    models.parse(args.model, "--model")
+    hyperparameters = parse_hyperparameters(args.hyperparameters, args.model)
     for flag, value, minimum in (("--rank", args.rank, 0), ("--epochs", args.epochs, 1), ("--patience", args.patience, 0)):
         if value < minimum:
             raise BadInput(flag, f"must be >= {minimum}, got {value}")
@@ -55,21 +76,31 @@ def run(args: TrainArgs) -> dict:
     # out of data and warns about it every epoch; that is expected here.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
 
-    from trainer import checkpointing, savedmodel
-    from trainer.model import build_model
+    from trainer import checkpointing, distribution, savedmodel, user_model
+
+    model_builder = user_model.load(args.model)
+    declared = model_builder.declared_space(spec)  # checks the model before anything is written
+    check_declared(hyperparameters, declared, args.model)
+    # Built with a HyperParameters whose values are the trial's (the model's defaults for the rest).
+    hp = model_builder.hyperparameters(declared, hyperparameters)
+    hyperparameters = dict(hp.values)
 
     started = time.monotonic()
     out = model_dir(args.run_root, args.rank)
     checkpoints, logs = storage.join(out, "checkpoints"), storage.join(out, "logs")
-    config_id = checkpointing.fingerprint(hyperparameters=hyperparameters, seed=args.seed, objective=objective,
-                                          direction=direction, feature_spec=spec.to_dict())
+    config_id = checkpointing.fingerprint(model=args.model, hyperparameters=hyperparameters, seed=args.seed,
+                                          objective=objective, direction=direction, feature_spec=spec.to_dict())
     checkpointing.reset_if_changed(checkpoints, config_id, logs)
 
     keras.utils.set_random_seed(args.seed)
-    model = build_model(hyperparameters, spec)
-    batch_size = hyperparameters["batch_size"]
+    # Over every GPU of the pod (MirroredStrategy) when it has more than one: the model is
+    # built and compiled in the strategy's scope, and the dataset yields the global batch.
+    strategy = distribution.strategy()
+    model = model_builder.build(hp, spec, strategy=strategy)
+    batch_size = distribution.global_batch_size(user_model.batch_size(hp), strategy)
     train_ds = data.load_dataset(data_dir, "train", spec, batch_size, shuffle=True, seed=args.seed)
     eval_ds = data.load_dataset(data_dir, "eval", spec, batch_size)
+    distribution.build_for_fit(model, eval_ds, strategy)
 
     early_stopping = checkpointing.ResumableEarlyStopping(checkpoints, objective, direction, args.patience)
     if not early_stopping.stopped:  # a stop decided before a restart stands
@@ -92,7 +123,10 @@ def run(args: TrainArgs) -> dict:
     result = {
         "rank": args.rank,
         "trial_id": args.trial_id,
+        "model": args.model,
         "hyperparameters": hyperparameters,
+        "replicas": strategy.num_replicas_in_sync,
+        "global_batch_size": batch_size,
         "model_path": model_path,
         "metrics": {name: float(value) for name, value in metrics.items()},
         "objective": {"name": objective, "direction": direction,

@@ -79,7 +79,9 @@ def _task_dir(context, kind: str) -> Path:
 
 
 def _process_env(env_vars: dict[str, str] | None) -> dict[str, str]:
-    env = inherited_env(PYTHONPATH=str(config.REPO_ROOT / "include" / "trainer"), PYTHONUNBUFFERED="1",
+    # the image's PYTHONPATH: the trainer and the models folder (the run's `model` is imported from it)
+    trainer_path = os.pathsep.join(str(config.REPO_ROOT / "include" / d) for d in ("trainer", "models"))
+    env = inherited_env(PYTHONPATH=trainer_path, PYTHONUNBUFFERED="1",
                         TF_CPP_MIN_LOG_LEVEL="2")
     env.update({k: str(v) for k, v in (env_vars or {}).items()})
     return env

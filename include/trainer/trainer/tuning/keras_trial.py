@@ -1,4 +1,5 @@
-"""Trials of the tabular Keras model (trainer.model) on the prepared data (trainer.data)."""
+"""Trials of the run's Keras model (the model contract, trainer.user_model) on the prepared
+data (trainer.data), under MirroredStrategy when the tuner pod has more than one GPU."""
 from __future__ import annotations
 
 import zlib
@@ -6,16 +7,16 @@ import zlib
 import keras
 from keras_tuner.src.engine import tuner_utils
 
-from trainer import data, model as model_lib
+from trainer import data, distribution, user_model
 from trainer.errors import BadInput
 from trainer.tuning.resume import ExecutionLog, TrialProgress
 from trainer.tuning.worker import LeasedTuner
 
 
-def check_objective(objective: str, data_dir: str, spec) -> None:
+def check_objective(objective: str, data_dir: str, spec, model: user_model.UserModel, space) -> None:
     """Fail fast (bad input) when `objective` is not a metric the model reports: every trial
-    would otherwise train to the end and then fail. One batch, no training."""
-    net = model_lib.build_model(model_lib.DEFAULT_HYPERPARAMETERS, spec)
+    would otherwise train to the end and then fail. One batch of its default build, no training."""
+    net = model.build(model.hyperparameters(space), spec)
     x, y = next(iter(data.load_dataset(data_dir, "eval", spec, batch_size=8).take(1)))
     names = sorted(net.test_on_batch(x, y, return_dict=True))
     names += [f"val_{n}" for n in names]
@@ -56,22 +57,27 @@ class _EpochLog(keras.callbacks.Callback):
 
 
 class KerasTrialTuner(LeasedTuner):
-    def __init__(self, oracle, settings, tuner_id: str, data_dir: str, spec):
+    def __init__(self, oracle, settings, tuner_id: str, data_dir: str, spec, model: user_model.UserModel, space):
         super().__init__(oracle, settings, tuner_id)
         self.data_dir = data_dir
         self.spec = spec
+        self.model = model
+        self.space = space  # a trial's values replace its defaults (see UserModel.hyperparameters)
+        self.strategy = distribution.strategy()
 
     def run_execution(self, trial, values, execution, epochs, initial_epoch, progress, record):
         keras.backend.clear_session()  # trials of one worker must not accumulate graphs
         seed = zlib.crc32(f"{self.settings.seed}:{trial.trial_id}:{execution}".encode()) % 2**31
         keras.utils.set_random_seed(seed)
-        net = model_lib.build_model(values, self.spec)
+        hp = self.model.hyperparameters(self.space, values)
+        net = self.model.build(hp, self.spec, strategy=self.strategy)
         parent = trial.hyperparameters.values.get("tuner/trial_id")
         if parent:  # a Hyperband round continues from its parent trial's best weights
             net.load_weights(self._get_checkpoint_fname(parent))
-        batch_size = model_lib.resolve_hyperparameters(values)["batch_size"]
+        batch_size = distribution.global_batch_size(user_model.batch_size(hp), self.strategy)
         train = data.load_dataset(self.data_dir, "train", self.spec, batch_size, shuffle=True, seed=seed)
         evals = data.load_dataset(self.data_dir, "eval", self.spec, batch_size)
+        distribution.build_for_fit(net, evals, self.strategy)
 
         self.note_resumed(max(progress.backed_up_epoch(execution) - initial_epoch, 0))
         callbacks = [_LeaseGuard(self), _EpochLog(progress, execution, record)]

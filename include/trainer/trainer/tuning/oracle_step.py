@@ -43,6 +43,13 @@ def run(args) -> dict:
     # Keras Tuner, gRPC and TensorFlow only now: bad flags above exit 2 in a second, not after their import.
     from trainer.tuning.oracles import make_oracle
 
+    hyperparameters = None  # the declarative space (built-in model, benchmark function)
+    if settings.user_model:  # what the model declares, with --search-space applied
+        from trainer import data
+
+        spec = data.load_feature_spec(data.data_dir(settings.run_root))
+        hyperparameters = st.load_model(settings, spec)[2]
+
     server = _listen(f"{args.bind}:{port}", secret)  # before touching the state: a second chief must fail first
 
     search_file = storage.join(settings.tuning_dir, st.SEARCH_FILE)
@@ -50,7 +57,7 @@ def run(args) -> dict:
     st.check_same_search(settings, recorded, "oracle")
 
     oracle = make_oracle(settings, lease_seconds=lease, deadline_seconds=deadline, max_handoffs=max_handoffs,
-                         standby_tuners=standby)
+                         standby_tuners=standby, hyperparameters=hyperparameters)
     oracle._set_project_dir(settings.run_root, st.TUNING_DIR)
     if storage.exists(oracle._get_oracle_fname()):
         oracle.reload()  # overwrite=False: never delete a search other processes share

@@ -305,12 +305,15 @@ _LEASED = {name: type(f"Leased{base.__name__}", (LeaseMixin, base), {}) for name
 
 
 def make_oracle(settings: Settings, lease_seconds: float | None = None, deadline_seconds: float | None = None,
-                max_handoffs: int = 2, standby_tuners: int | None = None):
-    """The algorithm's oracle over the search space. With `lease_seconds` (the chief) it is a
-    leased oracle; without (a worker's local copy) the plain one, used only for its objective."""
+                max_handoffs: int = 2, standby_tuners: int | None = None, hyperparameters=None):
+    """The algorithm's oracle over the search space (`hyperparameters`, default: the
+    declarative space of the settings). With `lease_seconds` (the chief) it is a leased
+    oracle; without (a worker's local copy) the plain one, used only for its objective."""
+    if hyperparameters is None:
+        hyperparameters = ss.to_hyperparameters(settings.space)
     kwargs = dict(
         objective=kt.Objective(settings.objective, settings.direction),
-        hyperparameters=ss.to_hyperparameters(settings.space),
+        hyperparameters=hyperparameters,
         tune_new_entries=False,  # the space is data: nothing the model asks for is added to it
         seed=settings.seed + 1,  # Keras Tuner takes a seed of 0 as 'pick one at random'
     )
@@ -324,5 +327,7 @@ def make_oracle(settings: Settings, lease_seconds: float | None = None, deadline
         oracle = _LEASED[settings.algorithm](lease_seconds=lease_seconds, deadline_seconds=deadline_seconds,
                                              max_handoffs=max_handoffs, standby_tuners=standby_tuners, **kwargs)
     oracle.max_trials = settings.max_trials  # Hyperband has no such argument; it caps its brackets here
-    oracle.search_space = settings.space  # what reported hyperparameters are checked against
+    # what reported hyperparameters are checked against: the declarative space (every
+    # parameter present), or a user model's Keras Tuner space (inactive conditional ones absent)
+    oracle.search_space = ss.KerasSpace(hyperparameters) if settings.user_model else settings.space
     return oracle

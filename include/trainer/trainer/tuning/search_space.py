@@ -11,6 +11,9 @@ hand training unrounded values.
 """
 from __future__ import annotations
 
+import math
+
+from tune_contract.enums import ALGORITHMS_NEEDING_DISCRETE
 from tune_contract.search_space import (
     DEFAULT_SPACE,
     MAX_GRID_POINTS,
@@ -25,10 +28,12 @@ from tune_contract.search_space import (
     validate,
 )
 
+from trainer.errors import BadInput
 from trainer.featurespec import parse_mapping, read_mapping
 
-__all__ = ["DEFAULT_SPACE", "MAX_GRID_POINTS", "RESERVED_PREFIX", "TYPES", "Parameter", "SearchSpace", "check",
-           "default_space", "load", "parameter_names", "read", "to_hyperparameters", "user_values", "validate"]
+__all__ = ["DEFAULT_SPACE", "MAX_GRID_POINTS", "RESERVED_PREFIX", "TYPES", "Parameter", "SearchSpace", "KerasSpace", "apply_overrides",
+           "check", "declare", "declared_names", "default_space", "hyperparameters_violation", "load",
+           "parameter_names", "read", "to_hyperparameters", "user_values", "validate"]
 
 
 def read(value: str | None, field: str = "--search-space"):
@@ -57,13 +62,99 @@ def to_hyperparameters(space: SearchSpace):
 
     hps = kt.HyperParameters()
     for p in space.parameters:
-        sampling = "log" if p.log else "linear"
-        if p.type == "choice":
-            hps.Choice(p.name, list(p.values))
-        elif p.step is not None and (p.type == "float" or p.log):
-            hps.Choice(p.name, list(p.grid()), ordered=True)  # exact, rounded grid points
-        elif p.type == "int":
-            hps.Int(p.name, p.min, p.max, step=p.step, sampling=sampling)
-        else:
-            hps.Float(p.name, p.min, p.max, sampling=sampling)
+        declare(hps, p)
     return hps
+
+
+def declare(hps, p: Parameter, default=None):
+    """Declare one parameter of a declarative space on Keras Tuner `hps`, in the current
+    conditional scope; returns its value. A choice of one value is fixed (hp.Fixed)."""
+    sampling = "log" if p.log else "linear"
+    if p.type == "choice" and len(p.values) == 1:
+        return hps.Fixed(p.name, p.values[0])
+    if p.type == "choice":
+        return hps.Choice(p.name, list(p.values), default=default)
+    if p.step is not None and (p.type == "float" or p.log):
+        return hps.Choice(p.name, list(p.grid()), ordered=True, default=default)  # exact, rounded grid points
+    if p.type == "int":
+        return hps.Int(p.name, p.min, p.max, step=p.step, sampling=sampling, default=default)
+    return hps.Float(p.name, p.min, p.max, sampling=sampling, default=default)
+
+
+# -- a user model's space: what it declares, narrowed or fixed by `--search-space` -----------------
+
+
+def declared_names(hps) -> list[str]:
+    return [hp.name for hp in hps.space]
+
+
+def apply_overrides(declared, overrides: SearchSpace | None, model: str, algorithm: str,
+                    field: str = "--search-space"):
+    """The space a user model is searched over: the hyperparameters it declares (conditions
+    kept), each one `overrides` names replaced by that definition (a choice of one value
+    fixes it). A name the model does not declare is refused with the declared names: a typo
+    would otherwise be tuned and ignored."""
+    import keras_tuner as kt
+
+    names = declared_names(declared)
+    by_name = {p.name: p for p in (overrides.parameters if overrides else ())}
+    unknown = [name for name in by_name if name not in names]
+    if unknown:
+        raise BadInput(f"{field}.{unknown[0]}", f"not a hyperparameter of {model}; it declares: {', '.join(names)}")
+    space = kt.HyperParameters()
+    for hp in declared.space:
+        if hp.name in by_name:
+            with _conditions(space, hp.conditions):  # the override keeps the declared condition
+                declare(space, by_name[hp.name])
+        else:
+            space.merge([hp])  # a copy, with its own conditions
+    if algorithm in ALGORITHMS_NEEDING_DISCRETE:
+        continuous = [hp for hp in space.space if isinstance(hp, kt.engine.hyperparameters.Float) and not hp.step]
+        if continuous:
+            raise BadInput(f"{field}.{continuous[0].name}",
+                           f"the {algorithm} algorithm needs every parameter discrete; {model} declares "
+                           f"{continuous[0].name} as a continuous float: fix it or give it a step here")
+    return space
+
+
+def _conditions(hps, conditions):
+    """Nested `conditional_scope`s re-creating `conditions` (Keras Tuner's Parent conditions)."""
+    import contextlib
+
+    stack = contextlib.ExitStack()
+    for condition in conditions:
+        stack.enter_context(hps.conditional_scope(condition.name, condition.values))
+    return stack
+
+
+def hyperparameters_violation(hps, values) -> str | None:
+    """Why `values` (a trial's, without Keras Tuner's own entries) is not a point of the
+    Keras Tuner space `hps`, or None: an unknown name, or a value its parameter cannot take."""
+    known = {hp.name: hp for hp in hps.space}
+    for name, value in values.items():
+        hp = known.get(name)
+        if hp is None:
+            return f"{name} is not a parameter of the search space"
+        config = hp.get_config()
+        kind = type(hp).__name__
+        if kind in ("Choice", "Fixed"):
+            allowed = config.get("values") or [config.get("value")]
+            if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
+                return f"{name}={value!r} is not one of its values"
+        elif kind == "Boolean":
+            if not isinstance(value, bool):
+                return f"{name}={value!r} is not a boolean"
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not config["min_value"] <= value <= config["max_value"]:
+            return f"{name}={value!r} is outside [{config['min_value']}, {config['max_value']}]"
+    return None
+
+
+class KerasSpace:
+    """A Keras Tuner space with the `violation` check of the declarative SearchSpace."""
+
+    def __init__(self, hps):
+        self.hps = hps
+
+    def violation(self, values) -> str | None:
+        return hyperparameters_violation(self.hps, values)

@@ -13,8 +13,15 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from tune_contract import layout
-from tune_contract.enums import ALGORITHMS, BENCHMARK_FUNCTIONS, DEFAULT_OBJECTIVE, DIRECTIONS, FUNCTION_OBJECTIVE
+from tune_contract import layout, models
+from tune_contract.enums import (
+    ALGORITHMS,
+    BENCHMARK_FUNCTIONS,
+    DEFAULT_MODEL,
+    DEFAULT_OBJECTIVE,
+    DIRECTIONS,
+    FUNCTION_OBJECTIVE,
+)
 
 from trainer import storage
 from trainer.errors import BadInput
@@ -30,7 +37,9 @@ DONE_FILE = layout.ORACLE_RESULT_FILE  # the chief's result; its presence means 
 class Settings:
     run_root: str
     algorithm: str
-    space: ss.SearchSpace
+    # the built-in model's (or a benchmark function's) whole space; for a user model only
+    # the overrides of what it declares (None: none), see search_hyperparameters
+    space: ss.SearchSpace | None
     objective: str
     direction: str
     max_trials: int
@@ -38,6 +47,12 @@ class Settings:
     epochs: int
     seed: int
     function: str | None = None
+    model: str = DEFAULT_MODEL
+
+    @property
+    def user_model(self) -> bool:
+        """A model other than the built-in one: its space comes from what it declares."""
+        return self.function is None and self.model != DEFAULT_MODEL
 
     @property
     def tuning_dir(self) -> str:
@@ -46,8 +61,9 @@ class Settings:
     def identity(self) -> dict:
         """What makes two processes take part in the same search (max_trials may grow on a restart)."""
         return {
+            "model": None if self.function else self.model,
             "algorithm": self.algorithm,
-            "search_space": self.space.to_list(),
+            "search_space": self.space.to_list() if self.space is not None else None,
             "objective": {"name": self.objective, "direction": self.direction},
             "objective_function": self.function,
             "epochs": self.epochs,
@@ -74,9 +90,13 @@ def from_args(args: Any) -> Settings:
         objective = args.objective or DEFAULT_OBJECTIVE
         if not objective.replace("_", "").isalnum():
             raise BadInput("--objective", f"{objective!r} is not a metric name (e.g. val_mae, val_loss, mae)")
+    model = getattr(args, "model", None) or DEFAULT_MODEL
+    if not function:
+        models.parse(model, "--model")
     # the same rule validate_params runs: well-formed, known names, values the model takes,
-    # discrete for grid
-    space = ss.check(ss.read(args.search_space), algorithm, function)
+    # discrete for grid (for a user model, the names are checked against what it declares
+    # once it is loaded: search_hyperparameters)
+    space = ss.check(ss.read(args.search_space), algorithm, function, model=model)
     return Settings(
         run_root=args.run_root,
         algorithm=algorithm,
@@ -88,7 +108,28 @@ def from_args(args: Any) -> Settings:
         epochs=positive_int("--epochs", args.epochs),
         seed=integer("--seed", args.seed, minimum=0),
         function=function,
+        model=model,
     )
+
+
+def search_hyperparameters(settings: Settings, declared=None):
+    """The Keras Tuner space the oracle samples: the declarative space for the built-in model
+    and the benchmark functions; for a user model, what it declares (`declared`, from
+    trainer.user_model: conditional hyperparameters included) with `--search-space` applied."""
+    if not settings.user_model:
+        return ss.to_hyperparameters(settings.space)
+    return ss.apply_overrides(declared, settings.space, settings.model, settings.algorithm)
+
+
+def load_model(settings: Settings, spec):
+    """(the loaded model, the space a trial's model is built from, the oracle's space).
+    Builds the model (TensorFlow): a bad model fails here, as a BadInput naming it."""
+    from trainer import user_model
+
+    model = user_model.load(settings.model)
+    declared = model.declared_space(spec)
+    search = search_hyperparameters(settings, declared)
+    return model, (search if settings.user_model else declared), search
 
 
 # -- checks against what another process already started ----------------------------------------
@@ -102,7 +143,8 @@ def check_same_search(settings: Settings, recorded: dict | None, who: str) -> No
     mine = settings.identity()
     for key, value in mine.items():
         if recorded.get(key) != value:
-            flag = {"search_space": "--search-space", "objective_function": "--objective-function"}.get(key, f"--{key.replace('_', '-')}")
+            flag = {"search_space": "--search-space", "objective_function": "--objective-function"}.get(
+                key, f"--{key.replace('_', '-')}")
             raise BadInput(flag, f"{settings.tuning_dir} holds a search with {key}={json.dumps(recorded.get(key))}; "
                                  f"this {who} has {json.dumps(value)} (same flags everywhere, or a new run root)")
 

@@ -79,13 +79,14 @@ def run(args) -> dict:
     from trainer.tuning.oracles import make_oracle
     from trainer.tuning.rpc import LeasedOracleClient, SearchFinished
 
-    if not settings.function:
-        check_objective(settings.objective, data_dir, spec)
-    local = make_oracle(settings)  # only lends its objective to the client, as in Keras Tuner
     if settings.function:
+        local = make_oracle(settings)  # only lends its objective to the client, as in Keras Tuner
         tuner = function_tuner.make_tuner(local, settings, tuner_id, sleep)
     else:
-        tuner = KerasTrialTuner(local, settings, tuner_id, data_dir, spec)
+        model, build_space, search_space = st.load_model(settings, spec)
+        check_objective(settings.objective, data_dir, spec, model, build_space)
+        local = make_oracle(settings, hyperparameters=search_space)
+        tuner = KerasTrialTuner(local, settings, tuner_id, data_dir, spec, model, build_space)
     client = LeasedOracleClient(local, f"{host}:{port}", tuner_id, wait_seconds=wait, poll_seconds=poll,
                                 search_done=lambda: storage.exists(done_file), secret=secret)
     tuner.connect(client, heartbeat)
