@@ -1,5 +1,5 @@
 """Both classification tasks through the real scheduler, each to a served prediction with class
-probabilities: titanic (bundled, binary, the task given) and a CSV whose text label has three
+probabilities: the example classifier on titanic (bundled, binary, the task given) and a CSV whose text label has three
 values (multiclass, the task left to prepare: the plan says so, prepare infers it)."""
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ pytestmark = pytest.mark.e2e
 SMALL = {"algorithm": "random", "max_trials": 2, "num_tuners": 1, "tuning_epochs": 2, "top_n": 1,
          "training_epochs": 3, "early_stopping_patience": 2}
 RUNS = {
-    "binary": {**SMALL, "source": "titanic", "sample_rows": 600, "task": "binary", "objective": "val_auc",
+    # the shipped example classifier (the model contract), on the bundled titanic data
+    "binary": {**SMALL, "model": "tune_serve_models.classifier:build", "source": "titanic", "sample_rows": 600, "task": "binary", "objective": "val_auc",
                "auc_lower_bound": 0.5, "model_name": "titanic-e2e"},
     # task, objective and direction auto on a user's file: only prepare can tell the task
     "multiclass": {**SMALL, "label": "band", "model_name": "bands-e2e"},
@@ -58,6 +59,10 @@ def test_a_classifier_runs_to_a_served_prediction_with_class_probabilities(class
     assert prepared["task"] == task and prepared["label_vocabulary"] == CLASSES[task]
     assert prepared["task_reason"] == ("given by the run ('survived' is a text label with 2 distinct values)"
                                        if task == "binary" else "inferred: 'band' is a text label with 3 distinct values")
+
+    if "model" in RUNS[task]:  # the model the run named was the one tuned and trained
+        assert prepared["model"]["name"] == RUNS[task]["model"]
+        assert client.xcom(run_id, "training.train", 0)["model"] == RUNS[task]["model"]
 
     evaluation = client.xcom(run_id, "evaluation.evaluate", 0)
     assert evaluation["task"] == task and evaluation["blessed"], evaluation["reasons"]
