@@ -29,6 +29,9 @@ KERAS = {
     "tuning_epochs": 3, "top_n": 2, "training_epochs": 3, "early_stopping_patience": 2,
     "mae_upper_bound": 100000.0, "max_mae_increase": None,  # no baseline gate: both runs of a pair ship
 }
+# the model contract's shipped example, for the runs whose faults test the guarantees (resume,
+# checkpoints, deploy, rollback) with a user model
+USER_MODEL = "tune_serve_models.wide_and_deep:build"
 MAIN_MODEL = "chaos-main"  # the model the pair of case 8 deploys, and case 6 redeploys
 SLEEP = {
     "objective_function": "sleep", "trial_sleep_seconds": 4, "algorithm": "random", "max_trials": 6,

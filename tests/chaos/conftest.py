@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "scripts"))
 
 import private_airflow  # noqa: E402
-from chaos_helpers import KERAS, MAIN_MODEL, SLEEP, Pods, Results, Run, kill_leftovers  # noqa: E402
+from chaos_helpers import KERAS, MAIN_MODEL, SLEEP, USER_MODEL, Pods, Results, Run, kill_leftovers  # noqa: E402
 from injectors import (kill_chief_mid_search, kill_training_mid_way, kill_tuner_mid_trial,  # noqa: E402
                        kill_tuner_retry_at_start, stream_through_switch)
 
@@ -91,19 +91,21 @@ def runs(stack):
     """Five runs started at once, each with the faults it takes (injected from threads that wait
     for the right moment in the run's stored state):
 
-    - base       KERAS, unfaulted: the baseline of the faulted run's costs. Deploys to MAIN_MODEL.
-    - faulted    KERAS, same conf: a tuner SIGKILLed mid-trial (case 1), then its training
+    - base       KERAS with the shipped wide-and-deep example (USER_MODEL: every guarantee must hold
+                 for a user model, not only the built-in one), unfaulted: the baseline of the
+                 faulted run's costs. Deploys to MAIN_MODEL.
+    - faulted    KERAS + USER_MODEL, same conf: a tuner SIGKILLed mid-trial (case 1), then its training
                  SIGKILLed mid-way (case 4). Deploys to MAIN_MODEL too: with `base` it is the pair
                  of case 8, and their version switch happens under a prediction stream (case 6).
-    - lowbudget  KERAS, one retry per tuner (airflow_local_settings.py): the same tuner killed
+    - lowbudget  KERAS (the built-in model), one retry per tuner (airflow_local_settings.py): the same tuner killed
                  twice, so it never comes back (case 2); an MAE bound no model meets (case 6).
     - chief      SLEEP: the chief SIGKILLed mid-search (case 3)
     - sleepbase  SLEEP, unfaulted: the chief run's baseline
     """
     client = stack.client
     runs = {
-        "base": Run(client, "keras-base", {**KERAS, "model_name": MAIN_MODEL}),
-        "faulted": Run(client, "keras-faulted", {**KERAS, "model_name": MAIN_MODEL}),
+        "base": Run(client, "keras-base", {**KERAS, "model": USER_MODEL, "model_name": MAIN_MODEL}),
+        "faulted": Run(client, "keras-faulted", {**KERAS, "model": USER_MODEL, "model_name": MAIN_MODEL}),
         # lease 20 s: 10 s is allowed, but a healthy tuner renews its lease only every 10 s
         "lowbudget": Run(client, "lowbudget-lost-tuner", {**KERAS, "top_n": 1, "tuner_lease_seconds": 20,
                                                           "mae_upper_bound": 1.0, "model_name": "chaos-unblessed"}),

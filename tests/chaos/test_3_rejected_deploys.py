@@ -30,11 +30,11 @@ pytestmark = pytest.mark.chaos
 NAN_MODEL = """
 import json, sys
 import numpy as np
-from trainer import data, savedmodel
-from trainer.model import build_model, resolve_hyperparameters
-run_root, hyperparameters, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+from trainer import data, savedmodel, user_model
+run_root, model_name, hyperparameters, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 spec = data.load_feature_spec(data.data_dir(run_root))
-model = build_model(resolve_hyperparameters(hyperparameters), spec)
+builder = user_model.load(model_name)
+model = builder.build(builder.hyperparameters(builder.declared_space(spec), hyperparameters), spec)
 model.set_weights([np.full(w.shape, np.nan, w.dtype) if np.issubdtype(w.dtype, np.floating) else w
                    for w in model.get_weights()])
 savedmodel.export_saved_model(model, spec, out)
@@ -93,7 +93,8 @@ def rejected(stack, runs):
     stream.start()
     outcomes = {}
     try:
-        run_trainer_script(NAN_MODEL, str(stack.run_root(run.run_id)), json.dumps(trained["hyperparameters"]),
+        run_trainer_script(NAN_MODEL, str(stack.run_root(run.run_id)), trained["model"],
+                           json.dumps(trained["hyperparameters"]),
                            str(selected))
         outcomes["nan"] = _redeploy(stack, run)
         shutil.rmtree(selected)
