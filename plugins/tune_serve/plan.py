@@ -104,9 +104,10 @@ def training_arguments(plan: Plan, leaderboard: list[RankedTrial]) -> list[list[
 
 def evaluation_arguments(plan: Plan, trained: list[TrainResult], baseline_model: str | None) -> list[list[str]]:
     evaluate = EvaluateArgs(**plan["evaluate"])
+    # a candidate whose training failed (diverged) exported nothing: its reason goes to the summary
     return [evaluate.replace(rank=model["rank"], model_path=model["model_path"],
                              baseline_model_path=baseline_model or None).to_argv()
-            for model in trained]
+            for model in trained if model and not model.get("failed")]
 
 
 def _heartbeat_seconds(lease_seconds: float) -> float:

@@ -99,9 +99,11 @@ def _candidate(c: dict, objective: str) -> str:
         f"<tr><td>{_e(m)}</td><td>{_format(v)}</td><td>{_format((baseline or {}).get(m))}</td></tr>"
         for m, v in sorted(overall.items()) if isinstance(v, (int, float)))
     verdict = "blessed" if c.get("blessed") else "not blessed" if c.get("blessed") is False else "not evaluated"
+    training = c.get("training") or {}
+    if training.get("failed"):
+        verdict = f"training failed: {training['failed']}"
     deployed = (f'<p><b>deployed as version {_e(c["deployed_version"])}</b></p>'
                 if c.get("deployed_version") is not None else "")
-    training = c.get("training") or {}
     curves = charts.learning_curves(c, objective)
     logs = training.get("logs")
     tensorboard = f"<p>TensorBoard: <code>tensorboard --logdir {_e(logs)}</code></p>" if logs else ""
