@@ -7,6 +7,8 @@ ALGORITHMS: Final = ("random", "bayesian", "hyperband", "grid")
 # algorithms that enumerate the space: every parameter must be discrete
 ALGORITHMS_NEEDING_DISCRETE: Final = ("grid",)
 DIRECTIONS: Final = ("min", "max")
+# early stopping of trials across tuners (tune_contract.early_stopping): auto picks by algorithm
+EARLY_STOPPING: Final = ("auto", "median", "asha", "off")
 # what fit() logs for the compiled tabular model; the errors (mae, loss) are minimised
 OBJECTIVES: Final = ("val_mae", "val_loss", "mae", "loss")
 DEFAULT_OBJECTIVE: Final = "val_mae"

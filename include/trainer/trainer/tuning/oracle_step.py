@@ -121,6 +121,8 @@ def build_result(oracle, settings) -> dict:
         finisher = oracle.finished_by.get(trial_id)
         record = records.trial_record(trial, finisher or oracle.holder(trial_id),
                                       records.read_outcome(settings.tuning_dir, trial_id, finisher))
+        if trial_id in oracle.pruning.pruned:  # also a pruned trial the chief ended itself
+            record["pruned"] = oracle.pruning.pruned[trial_id]
         ok = trial.status == "COMPLETED" and record["objective"] is not None
         (completed if ok else incomplete).append(record)
     return {
@@ -131,4 +133,5 @@ def build_result(oracle, settings) -> dict:
         "lost_tuners": sorted(oracle.lost_tuners),
         "objective": settings.objective_dict(),
         "deadline_hit": bool(oracle.deadline_hit),
+        "early_stopping": settings.pruning_why,
     }

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from tune_contract import early_stopping as es
 from tune_contract import layout
 from tune_contract.enums import ALGORITHMS, BENCHMARK_FUNCTIONS, DEFAULT_OBJECTIVE, DIRECTIONS, FUNCTION_OBJECTIVE
 
@@ -38,6 +39,9 @@ class Settings:
     epochs: int
     seed: int
     function: str | None = None
+    # the chief's pruning rule (tune_contract.early_stopping.RULES) and why; not in `identity`
+    pruning: str = "none"
+    pruning_why: str = ""
 
     @property
     def tuning_dir(self) -> str:
@@ -77,6 +81,7 @@ def from_args(args: Any) -> Settings:
     # the same rule validate_params runs: well-formed, known names, values the model takes,
     # discrete for grid
     space = ss.check(ss.read(args.search_space), algorithm, function)
+    pruning, pruning_why = es.resolve(getattr(args, "early_stopping", None) or "auto", algorithm)
     return Settings(
         run_root=args.run_root,
         algorithm=algorithm,
@@ -88,6 +93,8 @@ def from_args(args: Any) -> Settings:
         epochs=positive_int("--epochs", args.epochs),
         seed=integer("--seed", args.seed, minimum=0),
         function=function,
+        pruning=pruning,
+        pruning_why=pruning_why,
     )
 
 
