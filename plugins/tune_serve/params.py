@@ -72,7 +72,7 @@ def dag_params() -> dict[str, Param]:
                               title="Search space", section=search,
                               description='Katib-style list, e.g. [{"name": "units", "type": "int", "min": 16, '
                                           '"max": 128, "step": 16}, {"name": "learning_rate", "type": "float", '
-                                          '"min": 1e-4, "max": 1e-1, "log": true}, {"name": "batch_size", '
+                                          '"min": 1e-4, "max": 1e-2, "log": true}, {"name": "batch_size", '
                                           '"type": "choice", "values": [64, 128]}]. Empty means the default '
                                           'space (num_layers, units, dropout, learning_rate, batch_size).'),
         "objective": Param("val_mae", type="string", enum=OBJECTIVES, title="Objective", section=search,

@@ -20,9 +20,15 @@ HISTORIES = {
     "a normal run": ([843506, 418565, 387002, 346085, 337013], 1.6e7, None),
     "NaN at once": ([843506, math.nan], None, 2),
     "+inf at once": ([math.inf], None, 1),
-    "far above a constant predictor for 3 epochs (lr 1.0)": ([4.3e17, 1.3e16, 3.8e15, 4.2e14], 1.6e7, 3),
-    "above a constant predictor, then recovering (lr 0.1 on 600 rows)": ([8.3e9, 1.95e8, 2.0e7, 1.3e7], 1.6e7, None),
-    "no baseline: only the relative rule": ([4.3e17, 1.3e16, 3.8e15, 4.2e14], None, None),
+    "lr 1.0: never better than the mean for 5 epochs": ([4.3e17, 1.3e16, 3.8e15, 4.2e14, 1.6e14], 1.6e7, 5),
+    "lr 0.046, 3x128 on diamonds: collapsed to the mean": (
+        [4360790, 3124824, 15076717, 15861249, 15851127], 15811567, 4),
+    "lr 0.1, 3x128 on diamonds: stuck at the mean": (
+        [155678752, 15974458, 15830654, 15849742, 15845614, 15851851], 15811567, 5),
+    "lr 0.046, 1x16: a rough start that recovers": (
+        [980839, 3011579, 3381518, 846171, 1043596, 709268, 491349], 15811567, None),
+    "slow but learning: below the mean before 5 epochs": ([1.9e7, 1.7e7, 1.6e7, 1.45e7, 1.2e7, 9e6], 1.6e7, None),
+    "no baseline: only the relative rules": ([4.3e17, 1.3e16, 3.8e15, 4.2e14, 1.6e14], None, None),
 }
 
 
@@ -57,12 +63,13 @@ def test_a_diverging_candidate_is_failed_with_its_reason_not_shipped(prepared):
     """Learning rate 1.0 on the tiny diamonds run: the loss stays orders of magnitude above
     that of predicting the mean price. Before the fix the step exported its best epoch."""
     hyperparameters = {"num_layers": 3, "units": 128, "dropout": 0.0, "batch_size": 64, "learning_rate": 1.0}
-    code, result = run_step("train", prepared["run_root"], "--rank", "5", "--epochs", "5", "--seed", "1",
+    code, result = run_step("train", prepared["run_root"], "--rank", "5", "--epochs", "7", "--seed", "1",
                             "--trial-id", "t-diverged", "--hyperparameters", json.dumps(hyperparameters))
     assert code == 0  # a finished verdict, not a crash: retrying would diverge again
     assert "model_path" not in result
     assert result["failed"].startswith("diverged: training loss"), result
-    assert result["epochs"] == 3 and result["trial_id"] == "t-diverged"
+    assert result["epochs"] == 5 and result["trial_id"] == "t-diverged"
+    assert "no better than predicting the label's mean" in result["failed"]
     out = prepared["run_root"] / "models" / "5"
     assert not (out / "saved_model").exists()
     assert json.loads((out / "training.json").read_text())["failed"] == result["failed"]
