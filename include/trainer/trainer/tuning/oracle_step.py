@@ -56,6 +56,10 @@ def run(args) -> dict:
         oracle.reload()  # overwrite=False: never delete a search other processes share
     else:
         oracle.save()
+        if args.warm_start_from:  # once, before any trial is handed out; a restart keeps the seeds
+            from trainer.tuning import warm_start
+
+            warm_start.seed(oracle, settings, args.warm_start_from)
     if recorded is None:
         storage.write_text(search_file, json.dumps(settings.identity(), indent=2, sort_keys=True))
     done_file = storage.join(settings.tuning_dir, st.DONE_FILE)
@@ -118,6 +122,8 @@ def build_result(oracle, settings) -> dict:
 
     completed, incomplete = [], []
     for trial_id, trial in sorted(oracle.trials.items()):
+        if trial_id in oracle.seeded:  # a previous run's: counted in warm_start, never in this run's top-N
+            continue
         finisher = oracle.finished_by.get(trial_id)
         record = records.trial_record(trial, finisher or oracle.holder(trial_id),
                                       records.read_outcome(settings.tuning_dir, trial_id, finisher))
@@ -134,4 +140,5 @@ def build_result(oracle, settings) -> dict:
         "objective": settings.objective_dict(),
         "deadline_hit": bool(oracle.deadline_hit),
         "early_stopping": settings.pruning_why,
+        "warm_start": oracle.warm_start,
     }

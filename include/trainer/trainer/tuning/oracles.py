@@ -93,6 +93,8 @@ class LeaseMixin:
         self._persisted_ongoing: dict[str, str] = {}
         self._persisted_pruned: dict[str, str] = {}
         self.pruning = Pruning("none", "", "min")  # make_oracle sets the search's rule
+        self.seeded: list[str] = []  # trials of a previous run seeding this one (warm_start)
+        self.warm_start: dict | None = None
         self.verbose = 0  # Keras Tuner's display: this module logs one line per event instead
 
     # -- who holds what ---------------------------------------------------------------------------
@@ -319,6 +321,7 @@ class LeaseMixin:
             "abort_reason": self.abort_reason,
         }
         state["pruning"] = {"rule": self.pruning.rule, "pruned": self.pruning.pruned}
+        state["warm_start"] = {"record": self.warm_start, "seeded": self.seeded}
         return state
 
     def set_state(self, state):
@@ -331,6 +334,8 @@ class LeaseMixin:
         self.finished_by = dict(leases.get("finished_by", {}))
         self.abort_reason = leases.get("abort_reason")
         self._persisted_pruned = dict((state.get("pruning") or {}).get("pruned") or {})
+        warm = state.get("warm_start") or {}
+        self.warm_start, self.seeded = warm.get("record"), list(warm.get("seeded") or [])
 
     def reload(self):
         super().reload()  # Keras Tuner re-queues every ongoing trial; undo that
@@ -350,9 +355,10 @@ class LeaseMixin:
             if trial.status == Status.RUNNING and trial_id not in held and trial_id not in self._retry_queue \
                     and not self._ended(trial_id):
                 self._retry_queue.append(trial_id)
+        self.max_trials += len(self.seeded)  # seeded trials do not count against max_trials
         # Pruning state: every reported epoch is on its trial, every decision in the state.
-        self.pruning = Pruning.rebuild(self.pruning.rule, self.pruning.objective, self.pruning.direction,
-                                       [self.trials[t] for t in sorted(self.trials, key=_trial_order)],
+        own = [self.trials[t] for t in sorted(self.trials, key=_trial_order) if t not in self.seeded]
+        self.pruning = Pruning.rebuild(self.pruning.rule, self.pruning.objective, self.pruning.direction, own,
                                        self._persisted_pruned)
         log.info("reloaded: %d trials, %d running (%s), %d queued", len(self.trials), len(self.ongoing_trials),
                  ", ".join(f"{t}:{tr.trial_id}" for t, tr in self.ongoing_trials.items()) or "-", len(self._retry_queue))
