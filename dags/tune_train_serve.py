@@ -59,7 +59,10 @@ def tune_train_serve():
             validate_conf(params)
         except ConfError as exc:
             raise AirflowFailException(str(exc)) from None  # bad input: never retried
-        return planning.build_plan(dict(params), run_id)
+        plan = planning.build_plan(dict(params), run_id)
+        print(f"early stopping: {plan['early_stopping']}")
+        print(plan["warm_start"])
+        return plan
 
     plan = validate_params()
     prepare = backend.pod_operator(PREPARE, arguments=plan["prepare"])
@@ -90,9 +93,11 @@ def tune_train_serve():
         top = leaderboard.top_n(trials, plan["top_n"], plan["objective"]["direction"])
         print(f"{len(trials)} trials completed of {search_result.get('max_trials')}; "
               f"lost tuners: {search_result.get('lost_tuners') or 'none'}")
+        for note in summaries.search_notes(search_result):
+            print(note)
         for entry in top:
             print(f"rank {entry['rank']}: {plan['objective']['name']}={entry['objective']:.4f} "
-                  f"trial {entry['trial_id']} {entry['hyperparameters']}")
+                  f"trial {entry['trial_id']}{' (pruned)' if entry.get('pruned') else ''} {entry['hyperparameters']}")
         if plan["objective_function"]:
             raise AirflowSkipException(f"benchmark objective {plan['objective_function']}: nothing to train")
         return top

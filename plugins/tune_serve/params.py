@@ -13,13 +13,14 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from tune_contract import enums, search_space
+from tune_contract import early_stopping, enums, search_space
 from tune_contract.errors import BadInput
 
 # The form's enums are the contract's: the trainer accepts exactly what the form offers.
 ALGORITHMS = list(enums.ALGORITHMS)
 OBJECTIVES = list(enums.OBJECTIVES)
 DIRECTIONS = list(enums.DIRECTIONS)
+EARLY_STOPPING = list(enums.EARLY_STOPPING)
 BENCHMARK_FUNCTIONS = list(enums.BENCHMARK_FUNCTIONS)
 BUNDLED_DATASETS = list(enums.BUNDLED_DATASETS)
 MAX_TUNING_DEADLINE_MINUTES = 10_080  # a week
@@ -75,6 +76,18 @@ def dag_params() -> dict[str, Param]:
                                           '"min": 1e-4, "max": 1e-2, "log": true}, {"name": "batch_size", '
                                           '"type": "choice", "values": [64, 128]}]. Empty means the default '
                                           'space (num_layers, units, dropout, learning_rate, batch_size).'),
+        "early_stopping": Param("auto", type="string", enum=EARLY_STOPPING, title="Early stopping of trials",
+                                section=search,
+                                description="Stop trials that fall behind, across tuners, after any epoch: median "
+                                            "(worse than the median of completed trials), asha (asynchronous "
+                                            "successive halving: only the best third goes on at epochs 1, 3, 9...) "
+                                            "or off. auto: asha for bayesian (and tpe), off for random, grid and "
+                                            "hyperband. A stopped trial is recorded as pruned, scored at its best "
+                                            "epoch, and its tuner takes the next trial at once."),
+        "warm_start": Param(True, type="boolean", title="Warm start from the previous run", section=search,
+                            description="Seed the search with the completed trials of the previous successful run "
+                                        "of this model, when its search space and feature spec are compatible "
+                                        "(the plan and the summary say which run, or why not)."),
         "objective": Param("val_mae", type="string", enum=OBJECTIVES, title="Objective", section=search,
                            description="Metric the search optimises."),
         "direction": Param("min", type="string", enum=DIRECTIONS, title="Direction", section=search,
@@ -153,6 +166,10 @@ def validate_conf(conf: dict[str, Any]) -> None:
     if (conf.get("early_stopping_patience") or 1) > conf["training_epochs"]:
         problems.append(f"early_stopping_patience ({conf['early_stopping_patience']}) must be at most "
                         f"training_epochs ({conf['training_epochs']})")
+    try:
+        early_stopping.resolve(conf.get("early_stopping") or "auto", conf["algorithm"], field="early_stopping")
+    except BadInput as exc:
+        problems.append(str(exc))
     space_problem = _search_space_problem(conf)
     if space_problem:
         problems.append(space_problem)

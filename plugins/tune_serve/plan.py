@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from tune_contract import layout
+from tune_contract import early_stopping, layout, search_space
 from tune_contract.enums import FUNCTION_OBJECTIVE
 from tune_contract.results import Objective, RankedTrial, TrainResult
 from tune_contract.steps import EvaluateArgs, OracleArgs, PrepareArgs, TrainArgs, TuneArgs
-from tune_serve import config
+from tune_serve import config, warm_start
 from tune_serve.params import patience
 
 
@@ -27,6 +27,8 @@ class Plan(TypedDict):
     top_n: int
     objective: Objective
     objective_function: str | None
+    early_stopping: str  # the rule the chief runs, and why (tune_contract.early_stopping)
+    warm_start: str  # whether a previous run seeds the search (the chief's result has the final word)
     prepare: list[str]
     oracle: dict[str, Any]
     tune: dict[str, Any]
@@ -48,15 +50,18 @@ def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
         run_root=root, algorithm=conf["algorithm"], search_space=conf.get("search_space") or None,
         objective=objective, direction=direction, max_trials=conf["max_trials"],
         executions_per_trial=conf["executions_per_trial"], epochs=conf["tuning_epochs"], seed=conf["seed"],
-        objective_function=function,
+        objective_function=function, early_stopping=conf.get("early_stopping") or "auto",
     )
+    _, early_stopping_why = early_stopping.resolve(search["early_stopping"], conf["algorithm"])
+    warm = warm_start.decide(conf.get("warm_start", True), config.storage_root(), conf["model_name"], run_id,
+                             _identity(conf, objective, direction, function))
     prepare = PrepareArgs(
         run_root=root, source=conf["source"], label=conf.get("label") or None,
         features=",".join(features) if features else None, feature_spec=conf.get("feature_spec"),
         eval_fraction=conf["eval_fraction"], seed=conf["seed"], sample_rows=conf.get("sample_rows"),
     )
     oracle = OracleArgs(**search, lease_seconds=conf["tuner_lease_seconds"], standby_tuners=conf["standby_tuners"],
-                        deadline_seconds=conf["tuning_deadline_minutes"] * 60)
+                        deadline_seconds=conf["tuning_deadline_minutes"] * 60, warm_start_from=warm["run_root"])
     # a healthy tuner renews its lease four times per lease, so one slow RPC never costs it
     tune = TuneArgs(**search, heartbeat_seconds=_heartbeat_seconds(conf["tuner_lease_seconds"]),
                     sleep_seconds=conf.get("trial_sleep_seconds", 1.0) if function == "sleep" else None)
@@ -72,12 +77,22 @@ def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
         "top_n": conf["top_n"],
         "objective": {"name": objective, "direction": direction},
         "objective_function": function,
+        "early_stopping": early_stopping_why,
+        "warm_start": warm["note"],
         "prepare": prepare.to_argv(),
         "oracle": oracle.to_dict(),
         "tune": tune.to_dict(),
         "train": train.to_dict(),
         "evaluate": evaluate.to_dict(),
     }
+
+
+def _identity(conf: dict[str, Any], objective: str, direction: str, function: str | None) -> dict[str, Any]:
+    """This run's search as the chief records it (`search.json`), for the warm-start rule."""
+    space = search_space.check(conf.get("search_space") or None, conf["algorithm"], function, field="search_space")
+    return {"algorithm": conf["algorithm"], "search_space": space.to_list(),
+            "objective": {"name": objective, "direction": direction}, "objective_function": function,
+            "epochs": conf["tuning_epochs"], "executions_per_trial": conf["executions_per_trial"]}
 
 
 def oracle_arguments(plan_oracle: dict[str, Any], *, port: int, bind: str, xcom_file: str | None = None) -> list[str]:

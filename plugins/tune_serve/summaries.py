@@ -1,6 +1,7 @@
 """What a run decided, in one record (`{run_root}/summary.json`)."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tune_serve import leaderboard, task_ids
@@ -44,6 +45,7 @@ def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[st
     failures = training_failures(trained)
     return {
         "run_id": plan["run_id"],
+        "finished_at": time.time(),  # the newest successful run of a model seeds the next (warm start)
         "model_name": plan["model_name"],
         "leaderboard": top,
         "search": search_notes(search),

@@ -21,14 +21,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from tune_contract.search_space import validate
+from tune_contract.search_space import Parameter, validate
 
 ALGORITHMS_WITHOUT_WARM_START: Final = {"grid": "grid enumerates its own points",
                                         "hyperband": "hyperband runs its own brackets"}
 _SAME: Final = ("model", "objective_function", "objective", "epochs", "executions_per_trial")
 
 
-def _kind(parameter) -> str:
+def _kind(parameter: Parameter) -> str:
     if parameter.type == "choice":
         return f"a choice of {type(parameter.values[0]).__name__ if parameter.values else 'nothing'}"
     return f"{'a log' if parameter.log else 'a linear'} {parameter.type}"
