@@ -59,7 +59,7 @@ def tune_train_serve():
             validate_conf(params)
         except ConfError as exc:
             raise AirflowFailException(str(exc)) from None  # bad input: never retried
-        plan = planning.build_plan(dict(params), run_id)
+        plan = planning.build_plan(dict(params), run_id, planning.find_warm_start(dict(params), run_id))
         print(f"early stopping: {plan['early_stopping']}")
         print(plan["warm_start"])
         return plan

@@ -40,7 +40,20 @@ def run_root(run_id: str) -> str:
     return layout.run_root(config.storage_root(), run_id)
 
 
-def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
+def find_warm_start(conf: dict[str, Any], run_id: str) -> warm_start.WarmStart:
+    """Whether a previous run seeds this search (reads the storage root: `validate_params` calls
+    it and hands the answer to `build_plan`, which stays free of I/O)."""
+    function = conf.get("objective_function")
+    objective = FUNCTION_OBJECTIVE if function else conf["objective"]
+    direction = "min" if function else conf["direction"]
+    return warm_start.decide(conf.get("warm_start", True), config.storage_root(), conf["model_name"], run_id,
+                             _identity(conf, objective, direction, function))
+
+
+NOT_LOOKED_UP: warm_start.WarmStart = {"run_root": None, "note": "no warm start: no previous run looked up"}
+
+
+def build_plan(conf: dict[str, Any], run_id: str, warm: warm_start.WarmStart = NOT_LOOKED_UP) -> Plan:
     root = run_root(run_id)
     features = conf.get("features")
     function = conf.get("objective_function")
@@ -53,8 +66,6 @@ def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
         objective_function=function, early_stopping=conf.get("early_stopping") or "auto",
     )
     _, early_stopping_why = early_stopping.resolve(search["early_stopping"], conf["algorithm"])
-    warm = warm_start.decide(conf.get("warm_start", True), config.storage_root(), conf["model_name"], run_id,
-                             _identity(conf, objective, direction, function))
     prepare = PrepareArgs(
         run_root=root, source=conf["source"], label=conf.get("label") or None,
         features=",".join(features) if features else None, feature_spec=conf.get("feature_spec"),

@@ -75,7 +75,11 @@ def decide(enabled: bool, storage_root: str, model_name: str, run_id: str, curre
         return {"run_root": None, "note": rule.note(None, why_not="turned off (warm_start=false)")}
     if current.get("objective_function"):
         return {"run_root": None, "note": rule.note(None, why_not="a benchmark objective")}
-    found = previous_run(storage_root, model_name, run_id)
+    try:
+        found = previous_run(storage_root, model_name, run_id)
+    except Exception as exc:  # a warm start is an optimisation: an unreadable past never stops a run
+        why = f"the previous runs could not be read ({type(exc).__name__}: {exc})".splitlines()[0]
+        return {"run_root": None, "note": rule.note(None, why_not=why)}
     if found is None:
         return {"run_root": None, "note": rule.note(None, why_not=f"no earlier successful run of {model_name}")}
     name, search = found

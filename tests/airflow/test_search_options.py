@@ -73,7 +73,7 @@ def test_the_newest_successful_run_of_the_model_seeds_the_chief(storage):
     _run(storage, "run-failed", finished_at=3.0, search=search, failed=["evaluation.evaluate_0"])
     _run(storage, "run-other-model", model_name="other", finished_at=4.0, search=search)
     _run(storage, "run-unfinished-search", finished_at=5.0, search=search, result=False)
-    plan = planning.build_plan(conf, "run-now")
+    plan = planning.build_plan(conf, "run-now", planning.find_warm_start(conf, "run-now"))
     assert plan["oracle"]["warm_start_from"] == f"{storage}/runs/run-new"
     assert plan["warm_start"].startswith("warm start from run run-new")
     oracle = OracleArgs.from_argv(planning.oracle_arguments(plan["oracle"], port=1, bind="127.0.0.1"))
@@ -90,8 +90,15 @@ def test_the_newest_successful_run_of_the_model_seeds_the_chief(storage):
 ])
 def test_no_warm_start_says_why(storage, change, why):
     _run(storage, "run-1", search=_identity(resolved()))
-    plan = planning.build_plan(resolved(**change), "run-2")
+    conf = resolved(**change)
+    plan = planning.build_plan(conf, "run-2", planning.find_warm_start(conf, "run-2"))
     assert plan["warm_start"] == why and "warm_start_from" not in plan["oracle"]
+
+
+def test_without_a_lookup_the_plan_reads_nothing_and_says_so(storage):
+    _run(storage, "run-1", search=_identity(resolved()))
+    plan = planning.build_plan(resolved(), "run-2")  # e.g. rendering the Kubernetes objects
+    assert plan["warm_start"] == "no warm start: no previous run looked up" and "warm_start_from" not in plan["oracle"]
 
 
 def test_a_run_folder_outside_the_storage_root_is_never_handed_to_the_chief(storage):
