@@ -73,3 +73,29 @@ def test_a_diverging_candidate_is_failed_with_its_reason_not_shipped(prepared):
     out = prepared["run_root"] / "models" / "5"
     assert not (out / "saved_model").exists()
     assert json.loads((out / "training.json").read_text())["failed"] == result["failed"]
+
+
+def test_a_tuning_trial_whose_loss_turns_nan_fails_with_the_reason():
+    """Keras Tuner records a FailedTrialError as a FAILED trial (the worker goes on with the
+    next one); the reason goes to the trial's outcome, so the chief's record carries it."""
+    import keras
+    import numpy as np
+    from keras_tuner.src import errors as kt_errors
+
+    from trainer.tuning.keras_trial import _DivergedTrial
+
+    class Tuner:
+        failure = None
+
+        def note_failure(self, reason):
+            self.failure = reason
+
+    tuner = Tuner()
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    y = np.ones((32,), "float32")
+    y[20] = np.inf
+    with pytest.raises(kt_errors.FailedTrialError, match="diverged: training loss is inf at epoch 1, batch 3"):
+        model.fit(np.ones((32, 1), "float32"), y, batch_size=8, epochs=2, shuffle=False, verbose=0,
+                  callbacks=[_DivergedTrial(tuner, "val_mae")])
+    assert tuner.failure == "diverged: training loss is inf at epoch 1, batch 3"
