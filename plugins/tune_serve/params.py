@@ -81,7 +81,7 @@ def dag_params() -> dict[str, Param]:
                                 description="Stop trials that fall behind, across tuners, after any epoch: median "
                                             "(worse than the median of completed trials), asha (asynchronous "
                                             "successive halving: only the best third goes on at epochs 1, 3, 9...) "
-                                            "or off. auto: asha for bayesian (and tpe), off for random, grid and "
+                                            "or off. auto: median for bayesian (and tpe), off for random, grid and "
                                             "hyperband. A stopped trial is recorded as pruned, scored at its best "
                                             "epoch, and its tuner takes the next trial at once."),
         "warm_start": Param(True, type="boolean", title="Warm start from the previous run", section=search,

@@ -14,7 +14,7 @@ from tune_serve.params import ConfError, validate_conf
 
 
 @pytest.mark.parametrize("conf,rule", [
-    ({}, "asha (auto for bayesian)"),  # the form's default algorithm is bayesian
+    ({}, "median (auto for bayesian)"),  # the form's default algorithm is bayesian
     ({"algorithm": "random"}, "off (auto for random: random search is the anchor: its trials run to the end)"),
     ({"early_stopping": "median", "algorithm": "random"}, "median (chosen)"),
     ({"early_stopping": "off"}, "off (early_stopping=off): every trial runs all its epochs"),
@@ -121,7 +121,7 @@ def test_a_pruned_trial_is_shown_pruned_with_its_reason():
     top = leaderboard.top_n(trials, 2, "min")
     assert top[1]["pruned"] == reason and "pruned" not in top[0]
     assert trial_status(trials[1], completed=True, handoffs=0) == PRUNED == "pruned"
-    result = {"early_stopping": "asha (auto for bayesian)", "trials": trials, "incomplete": [],
+    result = {"early_stopping": "median (auto for bayesian)", "trials": trials, "incomplete": [],
               "warm_start": {"from": "run-1", "trials": 5, "note": "warm start from run run-1: 5 trials"}}
-    assert summaries.search_notes(result) == ["early stopping: asha (auto for bayesian); 1 trial(s) pruned",
+    assert summaries.search_notes(result) == ["early stopping: median (auto for bayesian); 1 trial(s) pruned",
                                               "warm start from run run-1: 5 trials"]

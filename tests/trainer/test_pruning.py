@@ -12,8 +12,8 @@ from tuning_helpers import Search
 # -- which rule a search runs (the contract; the plan and the chief both call it) -----------------
 
 RESOLVED = {
-    ("auto", "bayesian"): ("asha", "asha (auto for bayesian)"),
-    ("auto", "tpe"): ("asha", "asha (auto for tpe)"),
+    ("auto", "bayesian"): ("median", "median (auto for bayesian)"),
+    ("auto", "tpe"): ("median", "median (auto for tpe)"),
     ("auto", "random"): ("none", "off (auto for random: random search is the anchor: its trials run to the end)"),
     ("auto", "grid"): ("none", "off (auto for grid: grid search is an anchor: its trials run to the end)"),
     ("auto", "hyperband"): ("none", "off (auto for hyperband: hyperband stops trials itself, by its brackets)"),

@@ -209,7 +209,7 @@ class SearchArgs(StepArgs):
                                           choices=BENCHMARK_FUNCTIONS)
     # not part of what defines the search (a restarted chief may apply another rule): the chief
     # applies it; a tuner reports each epoch only when it is not off
-    early_stopping: str = flag("auto", "stop bad trials early across tuners: auto (asha for bayesian/tpe, off "
+    early_stopping: str = flag("auto", "stop bad trials early across tuners: auto (median for bayesian/tpe, off "
                                        "otherwise), median, asha or off (default auto)", group=_SEARCH,
                                choices=EARLY_STOPPING)
     # not part of what defines the search: a restarted chief may get a new file path
