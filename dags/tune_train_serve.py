@@ -59,9 +59,11 @@ def tune_train_serve():
             validate_conf(params)
         except ConfError as exc:
             raise AirflowFailException(str(exc)) from None  # bad input: never retried
-        plan = planning.build_plan(dict(params), run_id)
+        plan = planning.build_plan(dict(params), run_id, planning.find_warm_start(dict(params), run_id))
         # the decisions taken for the run, where its first log shows them
         print(f"task: {plan['task']}; objective: {plan['objective']['name']} ({plan['objective']['direction']})")
+        print(f"early stopping: {plan['early_stopping']}")
+        print(plan["warm_start"])
         return plan
 
     plan = validate_params()
@@ -93,9 +95,11 @@ def tune_train_serve():
         top = leaderboard.top_n(trials, plan["top_n"], plan["objective"]["direction"])
         print(f"{len(trials)} trials completed of {search_result.get('max_trials')}; "
               f"lost tuners: {search_result.get('lost_tuners') or 'none'}")
+        for note in summaries.search_notes(search_result):
+            print(note)
         for entry in top:
             print(f"rank {entry['rank']}: {plan['objective']['name']}={entry['objective']:.4f} "
-                  f"trial {entry['trial_id']} {entry['hyperparameters']}")
+                  f"trial {entry['trial_id']}{' (pruned)' if entry.get('pruned') else ''} {entry['hyperparameters']}")
         if plan["objective_function"]:
             raise AirflowSkipException(f"benchmark objective {plan['objective_function']}: nothing to train")
         return top
@@ -151,13 +155,13 @@ def tune_train_serve():
     # ALL_DONE: ALL_DONE_MIN_ONE_SUCCESS skips as soon as one upstream was skipped, and a run that
     # blessed no candidate (select/deploy skipped) or tuned a benchmark objective needs its summary most.
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
-    def summarize(plan: dict, top, evaluations, deployed, ti=None) -> dict:
+    def summarize(plan: dict, top, search_result, trained, evaluations, deployed, ti=None) -> dict:
         """One record of what this run decided, next to its artifacts; fails the run if a
         step that matters failed (a tuner lost for good does not: the search covered it)."""
         if not plan:  # the parameters were rejected: nothing ran, nothing to record
             raise AirflowFailException("no run plan: validate_params rejected the run's parameters")
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id])[ti.run_id]
-        summary = summaries.build(plan, top, evaluations, deployed, states)
+        summary = summaries.build(plan, top, evaluations, deployed, states, trained=trained, search=search_result)
         path = storage.path(plan["run_root"])
         path.mkdir(parents=True, exist_ok=True)
         (path / layout.SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
@@ -166,7 +170,7 @@ def tune_train_serve():
             raise AirflowFailException(f"failed steps: {', '.join(summary['failed_steps'])} (summary in {path})")
         return summary
 
-    summarize(plan, top, evaluated.output, deployed)
+    summarize(plan, top, search.output, trained.output, evaluated.output, deployed)
 
 
 tune_train_serve()

@@ -35,6 +35,11 @@ def merge_trials(tuner_results: Iterable[dict | None], oracle_result: dict | Non
 def top_n(trials: list[dict], n: int, direction: str) -> list[dict]:
     """The n best distinct hyperparameter sets, ranked from 0; ties broken by trial id.
 
+    A pruned trial (early stopping) is a measured, scored trial and may rank (its `pruned`
+    reason travels with it); it seldom does, being scored after fewer epochs than the others.
+    Only this run's trials are here: the chief's result leaves out the trials of a previous
+    run that seeded the search (warm start).
+
     Hyperband runs one configuration as several trials (one per bracket round): only its
     best trial counts, so the same model is never trained twice.
     """
@@ -48,7 +53,8 @@ def top_n(trials: list[dict], n: int, direction: str) -> list[dict]:
     if not ranked:
         raise NoCandidate("no trial completed: nothing to train")
     return [{"rank": rank, "trial_id": t["trial_id"], "objective": t["objective"],
-             "hyperparameters": t["hyperparameters"], "tuner_id": t.get("tuner_id")}
+             "hyperparameters": t["hyperparameters"], "tuner_id": t.get("tuner_id"),
+             **({"pruned": t["pruned"]} if t.get("pruned") else {})}
             for rank, t in enumerate(ranked[:n])]
 
 

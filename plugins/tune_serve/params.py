@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from tune_contract import enums, models, search_space
+from tune_contract import early_stopping, enums, models, search_space
 from tune_contract.errors import BadInput
 from tune_serve import config
 
@@ -22,6 +22,7 @@ ALGORITHMS = list(enums.ALGORITHMS)
 OBJECTIVES = list(enums.OBJECTIVES)
 DIRECTIONS = list(enums.DIRECTIONS)
 TASKS = list(enums.TASKS)
+EARLY_STOPPING = list(enums.EARLY_STOPPING)
 BENCHMARK_FUNCTIONS = list(enums.BENCHMARK_FUNCTIONS)
 BUNDLED_DATASETS = list(enums.BUNDLED_DATASETS)
 MAX_TUNING_DEADLINE_MINUTES = 10_080  # a week
@@ -92,11 +93,23 @@ def dag_params() -> dict[str, Param]:
                               title="Search space", section=search,
                               description='Katib-style list, e.g. [{"name": "units", "type": "int", "min": 16, '
                                           '"max": 128, "step": 16}, {"name": "learning_rate", "type": "float", '
-                                          '"min": 1e-4, "max": 1e-1, "log": true}, {"name": "batch_size", '
+                                          '"min": 1e-4, "max": 1e-2, "log": true}, {"name": "batch_size", '
                                           '"type": "choice", "values": [64, 128]}]. Empty means the default '
                                           'space (num_layers, units, dropout, learning_rate, batch_size). With '
                                           'another model, empty means the hyperparameters it declares, and '
                                           'a list narrows or fixes some of them (a choice of one value fixes it).'),
+        "early_stopping": Param("auto", type="string", enum=EARLY_STOPPING, title="Early stopping of trials",
+                                section=search,
+                                description="Stop trials that fall behind, across tuners, after any epoch: median "
+                                            "(worse than the median of completed trials), asha (asynchronous "
+                                            "successive halving: only the best third goes on at epochs 1, 3, 9...) "
+                                            "or off. auto: median for bayesian (and tpe), off for random, grid and "
+                                            "hyperband. A stopped trial is recorded as pruned, scored at its best "
+                                            "epoch, and its tuner takes the next trial at once."),
+        "warm_start": Param(True, type="boolean", title="Warm start from the previous run", section=search,
+                            description="Seed the search with the completed trials of the previous successful run "
+                                        "of this model, when its search space and feature spec are compatible "
+                                        "(the plan and the summary say which run, or why not)."),
         "objective": Param(enums.AUTO, type="string", enum=[enums.AUTO, *OBJECTIVES], title="Objective",
                            section=search,
                            description="Metric the search optimises. auto: the task's default (val_mae for "
@@ -242,6 +255,10 @@ def validate_conf(conf: dict[str, Any]) -> None:
     model_problem = _model_problem(conf)
     if model_problem:
         problems.append(model_problem)
+    try:
+        early_stopping.resolve(conf.get("early_stopping") or "auto", conf["algorithm"], field="early_stopping")
+    except BadInput as exc:
+        problems.append(str(exc))
     space_problem = _search_space_problem(conf)
     if space_problem:
         problems.append(space_problem)

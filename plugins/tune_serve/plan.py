@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from tune_contract import layout
+from tune_contract import early_stopping, layout, search_space
 from tune_contract.enums import AUTO, DEFAULT_MODEL, FUNCTION_OBJECTIVE
 from tune_contract.results import Objective, RankedTrial, TrainResult
 from tune_contract.steps import EvaluateArgs, OracleArgs, PrepareArgs, TrainArgs, TuneArgs
-from tune_serve import config
+from tune_serve import config, warm_start
 from tune_serve.params import patience, resolve_objective, resolve_task
 
 
@@ -28,6 +28,8 @@ class Plan(TypedDict):
     objective: Objective
     task: str
     objective_function: str | None
+    early_stopping: str  # the rule the chief runs, and why (tune_contract.early_stopping)
+    warm_start: str  # whether a previous run seeds the search (the chief's result has the final word)
     prepare: list[str]
     oracle: dict[str, Any]
     tune: dict[str, Any]
@@ -39,7 +41,19 @@ def run_root(run_id: str) -> str:
     return layout.run_root(config.storage_root(), run_id)
 
 
-def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
+def find_warm_start(conf: dict[str, Any], run_id: str) -> warm_start.WarmStart:
+    """Whether a previous run seeds this search (reads the storage root: `validate_params` calls
+    it and hands the answer to `build_plan`, which stays free of I/O)."""
+    function = conf.get("objective_function")
+    objective, direction = (FUNCTION_OBJECTIVE, "min") if function else resolve_objective(conf)
+    return warm_start.decide(conf.get("warm_start", True), config.storage_root(), conf["model_name"], run_id,
+                             _identity(conf, objective, direction, function))
+
+
+NOT_LOOKED_UP: warm_start.WarmStart = {"run_root": None, "note": "no warm start: no previous run looked up"}
+
+
+def build_plan(conf: dict[str, Any], run_id: str, warm: warm_start.WarmStart = NOT_LOOKED_UP) -> Plan:
     root = run_root(run_id)
     features = conf.get("features")
     function = conf.get("objective_function")
@@ -52,8 +66,9 @@ def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
         run_root=root, algorithm=conf["algorithm"], search_space=conf.get("search_space") or None,
         objective=objective, direction=direction, max_trials=conf["max_trials"],
         executions_per_trial=conf["executions_per_trial"], epochs=conf["tuning_epochs"], seed=conf["seed"],
-        objective_function=function, model=model,
+        objective_function=function, model=model, early_stopping=conf.get("early_stopping") or "auto",
     )
+    _, early_stopping_why = early_stopping.resolve(search["early_stopping"], conf["algorithm"])
     # prepare_data loads and checks the model (and the space against it) before any tuner starts;
     # a benchmark function tunes no model
     checked = {} if function else dict(model=model, search_space=conf.get("search_space") or None,
@@ -65,7 +80,7 @@ def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
         task=None if task == AUTO else task, objective=None if function else conf_objective, **checked,
     )
     oracle = OracleArgs(**search, lease_seconds=conf["tuner_lease_seconds"], standby_tuners=conf["standby_tuners"],
-                        deadline_seconds=conf["tuning_deadline_minutes"] * 60)
+                        deadline_seconds=conf["tuning_deadline_minutes"] * 60, warm_start_from=warm["run_root"])
     # a healthy tuner renews its lease four times per lease, so one slow RPC never costs it
     tune = TuneArgs(**search, heartbeat_seconds=_heartbeat_seconds(conf["tuner_lease_seconds"]),
                     sleep_seconds=conf.get("trial_sleep_seconds", 1.0) if function == "sleep" else None)
@@ -86,12 +101,24 @@ def build_plan(conf: dict[str, Any], run_id: str) -> Plan:
         # what the plan knows of the task: given, a bundled dataset's, or "auto (inferred by prepare)"
         "task": task if task != AUTO else f"{AUTO} (inferred by prepare)",
         "objective_function": function,
+        "early_stopping": early_stopping_why,
+        "warm_start": warm["note"],
         "prepare": prepare.to_argv(),
         "oracle": oracle.to_dict(),
         "tune": tune.to_dict(),
         "train": train.to_dict(),
         "evaluate": evaluate.to_dict(),
     }
+
+
+def _identity(conf: dict[str, Any], objective: str, direction: str, function: str | None) -> dict[str, Any]:
+    """This run's search as the chief records it (`search.json`), for the warm-start rule."""
+    model = None if function else conf.get("model") or DEFAULT_MODEL
+    space = search_space.check(conf.get("search_space") or None, conf["algorithm"], function, field="search_space",
+                               model=model or DEFAULT_MODEL)
+    return {"model": model, "algorithm": conf["algorithm"], "search_space": space.to_list() if space else None,
+            "objective": {"name": objective, "direction": direction}, "objective_function": function,
+            "epochs": conf["tuning_epochs"], "executions_per_trial": conf["executions_per_trial"]}
 
 
 def oracle_arguments(plan_oracle: dict[str, Any], *, port: int, bind: str, xcom_file: str | None = None) -> list[str]:
@@ -118,9 +145,10 @@ def training_arguments(plan: Plan, leaderboard: list[RankedTrial]) -> list[list[
 
 def evaluation_arguments(plan: Plan, trained: list[TrainResult], baseline_model: str | None) -> list[list[str]]:
     evaluate = EvaluateArgs(**plan["evaluate"])
+    # a candidate whose training failed (diverged) exported nothing: its reason goes to the summary
     return [evaluate.replace(rank=model["rank"], model_path=model["model_path"],
                              baseline_model_path=baseline_model or None).to_argv()
-            for model in trained]
+            for model in trained if model and not model.get("failed")]
 
 
 def _heartbeat_seconds(lease_seconds: float) -> float:

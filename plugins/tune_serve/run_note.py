@@ -52,7 +52,11 @@ def text(summary: dict, evaluations: list[dict] | None = None) -> str:
                 f"({_task(summary)}candidate {rank}, {_metric(metric, value)}{was})")
     if summary.get("failed_steps"):
         return f"nothing deployed: failed steps: {', '.join(summary['failed_steps'])}"
+    failures = summary.get("training_failures") or []
+    failed = " | ".join(f"rank {f.get('rank')} training failed: {f.get('reason')}" for f in failures)
     if not evaluations:
+        if failed:
+            return f"nothing deployed: {failed}"
         if not summary.get("leaderboard"):
             return "nothing deployed: no candidate was trained (see aggregate_top_n)"
         return "nothing deployed: no candidate was evaluated"
@@ -60,4 +64,5 @@ def text(summary: dict, evaluations: list[dict] | None = None) -> str:
     if blessed:
         return "nothing deployed: a candidate was blessed but its deployment did not complete"
     return "nothing deployed: " + " | ".join(
-        f"rank {e.get('rank')} not blessed: {'; '.join(leaderboard.reasons(e))}" for e in sorted(evaluations, key=lambda e: e.get("rank", 0)))
+        [f"rank {e.get('rank')} not blessed: {'; '.join(leaderboard.reasons(e))}"
+         for e in sorted(evaluations, key=lambda e: e.get("rank", 0))] + ([failed] if failed else []))

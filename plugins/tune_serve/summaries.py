@@ -1,6 +1,7 @@
 """What a run decided, in one record (`{run_root}/summary.json`)."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tune_serve import leaderboard, task_ids
@@ -16,31 +17,58 @@ def failed_steps(states: dict[str, str | None]) -> list[str]:
                   if state in FAILED and task_ids.unmapped(task) not in TOLERATED)
 
 
-def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[str, str | None]) -> dict:
+def training_failures(trained: Any) -> list[dict]:
+    """The candidates whose training failed with a reason (a diverged loss), best rank first."""
+    return sorted(({"rank": t.get("rank"), "trial_id": t.get("trial_id"), "reason": str(t["failed"])}
+                   for t in (trained or []) if t and t.get("failed")), key=lambda f: f["rank"] if f["rank"] is not None else -1)
+
+
+def search_notes(search: Any) -> list[str]:
+    """What the search decided that the user should know: its early stopping rule and what it
+    pruned, and whether it started warm (from the chief's result)."""
+    search = search or {}
+    notes = []
+    if search.get("early_stopping"):
+        pruned = sum(1 for t in [*(search.get("trials") or []), *(search.get("incomplete") or [])] if t.get("pruned"))
+        notes.append(f"early stopping: {search['early_stopping']}; {pruned} trial(s) pruned")
+    if search.get("warm_start"):
+        notes.append(str(search["warm_start"].get("note")))
+    return notes
+
+
+def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[str, str | None],
+          trained: Any = None, search: Any = None) -> dict:
     lost_tuners = sorted(t for t, s in states.items() if task_ids.unmapped(t) == task_ids.TUNE and s in FAILED)
     evaluations = [{**{k: e.get(k) for k in ("rank", "blessed", "failed_thresholds", "overall", "model_path",
                                              "report", "task", "headline")}, "reasons": leaderboard.reasons(e)}
                    for e in (evaluations or []) if e]
     # the task the feature spec records (prepare's inference when the plan said auto)
     task = next((e["task"] for e in evaluations if e.get("task")), plan.get("task"))
+    failures = training_failures(trained)
     return {
         "run_id": plan["run_id"],
+        "finished_at": time.time(),  # the newest successful run of a model seeds the next (warm start)
         "model_name": plan["model_name"],
         "task": task,
         "leaderboard": top,
+        "search": search_notes(search),
+        "training_failures": failures,
         "evaluations": evaluations,
         "deployed": deployed,
-        "outcome": outcome(deployed, evaluations),
+        "outcome": outcome(deployed, evaluations, failures),
         "lost_tuner_tasks": lost_tuners,
         "failed_steps": failed_steps(states),
     }
 
 
-def outcome(deployed: Any, evaluations: list[dict]) -> str:
+def outcome(deployed: Any, evaluations: list[dict], failures: list[dict] | None = None) -> str:
     """What the run changed in serving, in one line (the last line of `summarize`'s log)."""
+    failed = " | ".join(f"rank {f['rank']}: training failed: {f['reason']}" for f in failures or [])
     if deployed:
         return (f"deployed version {deployed.get('version')} of {deployed.get('model_name')} "
                 f"(candidate rank {deployed.get('candidate_rank')})")
     if any(e.get("blessed") for e in evaluations):
         return "nothing deployed: a candidate was blessed but its deployment did not complete (see serving.deploy_serving)"
-    return leaderboard.nothing_deployed(evaluations)
+    if failed and not evaluations:
+        return f"nothing deployed: no candidate was trained to the end ({failed})"
+    return leaderboard.nothing_deployed(evaluations) + (f" | {failed}" if failed else "")

@@ -39,3 +39,21 @@ def test_a_deploying_run_names_the_version_in_its_outcome():
     summary = build({"run_id": "r", "model_name": "m"}, [], [{"rank": 1, "blessed": True, "reasons": ["ok"]}],
                     deployed, {})
     assert summary["outcome"] == "deployed version 3 of m (candidate rank 1)"
+
+
+def test_a_diverged_candidate_is_named_with_its_reason_in_the_outcome_and_run_note():
+    from tune_serve import run_note
+    from tune_serve.plan import evaluation_arguments
+
+    trained = [{"rank": 0, "trial_id": "3", "failed": "diverged: training loss 44,000,000 at epoch 5 is above 10x "
+                                                      "its best 1,500,000 for 2 epochs in a row", "epochs": 5},
+               {"rank": 1, "trial_id": "7", "model_path": "/m/1"}]
+    plan = {"evaluate": {"run_root": "/r"}}
+    assert [a[a.index("--rank=1")] for a in evaluation_arguments(plan, trained, None)] == ["--rank=1"]
+    evaluations = [{"rank": 1, "blessed": False, "reasons": ["MAE 900 > bound 800"], "overall": {"mae": 900.0}}]
+    summary = build({"run_id": "r", "model_name": "m"}, [], evaluations, None, {}, trained=trained)
+    assert summary["training_failures"] == [{"rank": 0, "trial_id": "3", "reason": trained[0]["failed"]}]
+    assert "rank 0: training failed: diverged: training loss 44,000,000" in summary["outcome"]
+    assert "rank 0 training failed: diverged" in run_note.text(summary)
+    only_failed = build({"run_id": "r", "model_name": "m"}, [], [], None, {}, trained=trained[:1])
+    assert run_note.text(only_failed).startswith("nothing deployed: rank 0 training failed: diverged")

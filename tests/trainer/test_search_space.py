@@ -30,7 +30,7 @@ def test_to_hyperparameters_keeps_exact_values():
     hps = {hp.name: hp for hp in ss.to_hyperparameters(ss.load(None)).space}
     assert isinstance(hps["dropout"], hp_types.Choice) and list(hps["dropout"].values) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
     assert isinstance(hps["learning_rate"], hp_types.Float) and hps["learning_rate"].sampling == "log"
-    assert (hps["learning_rate"].min_value, hps["learning_rate"].max_value) == (1e-4, 1e-1)
+    assert (hps["learning_rate"].min_value, hps["learning_rate"].max_value) == (1e-4, 1e-2)
     assert list(hps["units"].values) == [16, 32, 48, 64, 80, 96, 112, 128]
     assert list(hps["batch_size"].values) == [64, 128, 256]
 

@@ -9,6 +9,8 @@ ALGORITHMS_NEEDING_DISCRETE: Final = ("grid",)
 DIRECTIONS: Final = ("min", "max")
 # a run parameter may leave the objective or its direction to these tables
 AUTO: Final = "auto"
+# early stopping of trials across tuners (tune_contract.early_stopping): auto picks by algorithm
+EARLY_STOPPING: Final = ("auto", "median", "asha", "off")
 
 # what fit() logs per task, and whether it improves down or up: errors and losses are
 # minimised, AUC/accuracy/precision/recall maximised. One table, read by the Airflow side

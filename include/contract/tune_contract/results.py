@@ -70,6 +70,7 @@ class TrainResult(TypedDict, total=False):
     objective: Objective
     stopped_early: bool
     logs: str
+    failed: str  # why this candidate failed (a diverged loss); then there is no model_path
 
 
 class EvaluateResult(TypedDict, total=False):

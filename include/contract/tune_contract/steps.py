@@ -26,6 +26,7 @@ from tune_contract.enums import (
     DEFAULT_MODEL,
     DEFAULT_OBJECTIVE,
     DIRECTIONS,
+    EARLY_STOPPING,
     OBJECTIVES,
     ORACLE_SECRET_FILE_ENV,
     TASKS,
@@ -218,6 +219,11 @@ class SearchArgs(StepArgs):
     objective_function: str | None = flag(help=f"benchmark: tune {' or '.join(BENCHMARK_FUNCTIONS)} "
                                                "instead of the Keras model", group=_SEARCH,
                                           choices=BENCHMARK_FUNCTIONS)
+    # not part of what defines the search (a restarted chief may apply another rule): the chief
+    # applies it; a tuner reports each epoch only when it is not off
+    early_stopping: str = flag("auto", "stop bad trials early across tuners: auto (median for bayesian/tpe, off "
+                                       "otherwise), median, asha or off (default auto)", group=_SEARCH,
+                               choices=EARLY_STOPPING)
     # not part of what defines the search: a restarted chief may get a new file path
     secret_file: str | None = flag(help="file holding the search secret shared by the chief and its tuners",
                                    env=ORACLE_SECRET_FILE_ENV, group="search secret")
@@ -236,6 +242,9 @@ class OracleArgs(SearchArgs):
     deadline_seconds: float | None = flag(help="stop handing out trials this long after the search first started "
                                                "(default: none)", group="chief")
     max_handoffs: int = flag(2, "times a trial may lose its worker before it is failed (default 2)", group="chief")
+    warm_start_from: str | None = flag(help="run root of the previous run whose completed trials seed this search "
+                                            "when its space and feature spec match (given by the Airflow side, "
+                                            "never taken from a run's conf)", group="chief")
     standby_tuners: int | str = flag(1, "workers kept waiting once no trial is left to hand out, to take over a "
                                         "trial whose worker is lost; the others stop (default 1; 'all' keeps "
                                         "every worker)", group="chief")

@@ -76,7 +76,7 @@ def run(args: TrainArgs) -> dict:
     # out of data and warns about it every epoch; that is expected here.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
 
-    from trainer import checkpointing, distribution, savedmodel, user_model
+    from trainer import checkpointing, distribution, divergence, savedmodel, user_model
 
     model_builder = user_model.load(args.model)
     declared = model_builder.declared_space(spec)  # checks the model before anything is written
@@ -103,9 +103,11 @@ def run(args: TrainArgs) -> dict:
     distribution.build_for_fit(model, eval_ds, strategy)
 
     early_stopping = checkpointing.ResumableEarlyStopping(checkpoints, objective, direction, args.patience)
-    if not early_stopping.stopped:  # a stop decided before a restart stands
+    diverging = divergence.guard(checkpoints, divergence.baseline_loss(spec))
+    if not early_stopping.stopped and not diverging.reason:  # a stop decided before a restart stands
         # shuffle=False: the dataset shuffles itself (seeded); Keras cannot shuffle a tf.data pipeline.
         model.fit(train_ds, validation_data=eval_ds, epochs=args.epochs, shuffle=False, verbose=2, callbacks=[
+            diverging,  # stops the fit (and keeps the reason) once the loss diverges
             early_stopping,
             checkpointing.backup_and_restore(checkpoints),
             keras.callbacks.TensorBoard(log_dir=logs),
@@ -115,6 +117,15 @@ def run(args: TrainArgs) -> dict:
         ])
     epochs_completed = early_stopping.state["epochs_completed"]
     initial_epoch = early_stopping.first_epoch if early_stopping.first_epoch is not None else epochs_completed
+    if diverging.reason:
+        # Its best epoch is not a model to ship: the candidate fails with the reason, as a
+        # result (exit 0: a retry would diverge the same way), and nothing is exported.
+        return _write(args, {
+            "rank": args.rank, "trial_id": args.trial_id, "hyperparameters": hyperparameters,
+            "failed": diverging.reason, "epochs": epochs_completed, "initial_epoch": initial_epoch,
+            "objective": {"name": args.objective, "direction": args.direction},
+            "logs": logs, "seconds": round(time.monotonic() - started, 1),
+        })
     # The model holds the *latest* epoch's weights; the one we ship is the best epoch's.
     early_stopping.restore_best(model)
 
@@ -137,5 +148,9 @@ def run(args: TrainArgs) -> dict:
         "logs": logs,
         "seconds": round(time.monotonic() - started, 1),
     }
+    return _write(args, result)
+
+
+def _write(args: TrainArgs, result: dict) -> dict:
     storage.write_text(layout.training_result(args.run_root, args.rank), json.dumps(result, indent=2) + "\n")
     return result

@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tune_serve.ui.run_state import LOST, RunState
+from tune_serve.ui.run_state import FAILED, LOST, PRUNED, RunState
 
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # an identifier only; never fetched
 WIDTH = 560
 STATUS_COLOURS = {"completed": "#4c78a8", "resumed after preemption": "#f58518", "handed over": "#e45756",
-                  LOST: "#9d9d9d"}
+                  PRUNED: "#72b7b2", FAILED: "#b279a2", LOST: "#9d9d9d"}
 
 
 def _spec(**body) -> dict:

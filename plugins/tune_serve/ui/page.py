@@ -79,6 +79,8 @@ def leaderboard(state: RunState, sort: str, descending: bool) -> str:
     for t in _sort(state.trials, sort, descending, state.objective.get("direction", "min")):
         badge = f' <span class="badge">top {t["top_rank"]}</span>' if t.get("top_rank") is not None else ""
         handoffs = f' ({t["handoffs"]}× lost its tuner)' if t.get("handoffs") else ""
+        why = t.get("pruned") or t.get("failure")  # early stopping's reason, or a diverged loss
+        handoffs += f'<br><small class="muted">{_e(why)}</small>' if why else ""
         params = "".join(f"<td>{_format(t['hyperparameters'].get(n))}</td>" for n in names)
         rows.append(
             f'<tr data-trial-id="{_e(t["trial_id"])}" class="{"top" if badge else ""}">'
@@ -99,9 +101,11 @@ def _candidate(c: dict, objective: str) -> str:
         f"<tr><td>{_e(m)}</td><td>{_format(v)}</td><td>{_format((baseline or {}).get(m))}</td></tr>"
         for m, v in sorted(overall.items()) if isinstance(v, (int, float)))
     verdict = "blessed" if c.get("blessed") else "not blessed" if c.get("blessed") is False else "not evaluated"
+    training = c.get("training") or {}
+    if training.get("failed"):
+        verdict = f"training failed: {training['failed']}"
     deployed = (f'<p><b>deployed as version {_e(c["deployed_version"])}</b></p>'
                 if c.get("deployed_version") is not None else "")
-    training = c.get("training") or {}
     curves = charts.learning_curves(c, objective)
     logs = training.get("logs")
     tensorboard = f"<p>TensorBoard: <code>tensorboard --logdir {_e(logs)}</code></p>" if logs else ""
@@ -160,7 +164,8 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
               f"{n_done} of {state.max_trials} trials completed, {len(state.trials) - n_done} lost; "
               f"objective {_e(objective)} ({_e(state.objective.get('direction'))}); "
               f"tuners lost at least once: {_e(', '.join(state.lost_tuners) or 'none')}"
-              + ("; the search deadline was hit" if state.deadline_hit else ""))
+              + ("; the search deadline was hit" if state.deadline_hit else "")
+              + "".join(f"; {_e(note)}" for note in state.search_notes))
     model_name = (state.summary or {}).get("model_name")
     body = [
         f"<h1>tune_train_serve run {_e(state.run_id)}</h1>",

@@ -19,10 +19,11 @@ from typing import Any
 from fastapi import HTTPException
 
 from tune_contract import layout
-from tune_serve import config, leaderboard
+from tune_serve import config, leaderboard, summaries
 from tune_serve.artifacts import resolve
 
 COMPLETED, RESUMED, HANDED_OVER, LOST = "completed", "resumed after preemption", "handed over", "lost"
+PRUNED, FAILED = "pruned", "failed"
 
 
 def run_root(run_id: str) -> str:
@@ -55,7 +56,9 @@ def trial_order(trial: dict) -> tuple:
 
 def trial_status(trial: dict, completed: bool, handoffs: int) -> str:
     if not completed:
-        return LOST
+        return FAILED if trial.get("failure") else LOST  # failure: a reason its tuner gave (a diverged loss)
+    if trial.get("pruned"):
+        return PRUNED
     if handoffs:
         return HANDED_OVER
     if trial.get("resumed_from_epoch"):
@@ -72,6 +75,7 @@ class RunState:
     max_trials: int | None = None
     lost_tuners: list[str] = field(default_factory=list)
     deadline_hit: bool = False
+    search_notes: list[str] = field(default_factory=list)  # early stopping, warm start
     summary: dict | None = None
     candidates: list[dict] = field(default_factory=list)
 
@@ -103,6 +107,7 @@ def load(run_id: str) -> RunState:
         state.objective = result["objective"]
     state.max_trials, state.lost_tuners = result.get("max_trials"), result.get("lost_tuners") or []
     state.deadline_hit = bool(result.get("deadline_hit"))
+    state.search_notes = summaries.search_notes(result)
     rows = [(t, True) for t in result.get("trials") or []] + [(t, False) for t in result.get("incomplete") or []]
     for trial, completed in rows:
         trial_id = str(trial["trial_id"])

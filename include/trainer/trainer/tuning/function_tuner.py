@@ -20,6 +20,8 @@ class FunctionTuner(LeasedTuner):
             self._sleep()
             record.epochs[epoch] = {"value": evaluate(self.settings.function, values, epoch)}
             progress.save(execution, record)
+            if self.report_epoch(execution, epoch, record.epochs[epoch]):
+                break  # pruned: finished, as a Keras trial stopped by its callback
         record.complete = True
         progress.save(execution, record)
         return record

@@ -2,12 +2,14 @@
 data (trainer.data), under MirroredStrategy when the tuner pod has more than one GPU."""
 from __future__ import annotations
 
+import math
 import zlib
 
 import keras
+from keras_tuner.src import errors as kt_errors
 from keras_tuner.src.engine import tuner_utils
 
-from trainer import data, distribution, user_model
+from trainer import data, distribution, divergence, user_model
 from trainer.errors import BadInput
 from trainer.tuning.resume import ExecutionLog, TrialProgress
 from trainer.tuning.worker import LeasedTuner
@@ -56,6 +58,45 @@ class _EpochLog(keras.callbacks.Callback):
         self._progress.save(self._execution, self._record)
 
 
+class _EpochReport(keras.callbacks.Callback):
+    """Reports each epoch's objective to the chief (early stopping) and ends the fit normally
+    once the chief prunes the trial: a pruned trial is finished, so its backup may go with the
+    normal end (unlike `_LeaseGuard`'s, which another tuner resumes from)."""
+
+    def __init__(self, tuner: LeasedTuner, execution: int):
+        super().__init__()
+        self._tuner, self._execution = tuner, execution
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._tuner.report_epoch(self._execution, epoch, logs or {}):
+            self.model.stop_training = True
+
+
+class _DivergedTrial(keras.callbacks.Callback):
+    """A NaN/inf loss fails the trial at once with the reason (Keras Tuner records it FAILED
+    and the worker takes the next trial) instead of training on, or scoring, garbage."""
+
+    def __init__(self, tuner: LeasedTuner, objective: str):
+        super().__init__()
+        self._tuner, self._objective, self._epoch = tuner, objective, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._fail(divergence.non_finite_batch((logs or {}).get("loss"), self._epoch, batch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self._objective)
+        if value is not None and not math.isfinite(float(value)):
+            self._fail(f"diverged: {self._objective} is {float(value)} at epoch {epoch + 1}")
+
+    def _fail(self, reason):
+        if reason:
+            self._tuner.note_failure(reason)
+            raise kt_errors.FailedTrialError(reason)
+
+
 class KerasTrialTuner(LeasedTuner):
     def __init__(self, oracle, settings, tuner_id: str, data_dir: str, spec, model: user_model.UserModel, space):
         super().__init__(oracle, settings, tuner_id)
@@ -80,7 +121,8 @@ class KerasTrialTuner(LeasedTuner):
         distribution.build_for_fit(net, evals, self.strategy)
 
         self.note_resumed(max(progress.backed_up_epoch(execution) - initial_epoch, 0))
-        callbacks = [_LeaseGuard(self), _EpochLog(progress, execution, record)]
+        callbacks = [_LeaseGuard(self), _DivergedTrial(self, self.oracle.objective.name),
+                     _EpochLog(progress, execution, record), _EpochReport(self, execution)]
         if self.settings.algorithm == "hyperband":  # later rounds load this trial's best weights
             callbacks.append(self._best_epoch_checkpoint(trial, progress, execution))
         # Last, so that the epoch's metrics are on storage before the backup claims the epoch.

@@ -63,6 +63,10 @@ def run(args) -> dict:
         oracle.reload()  # overwrite=False: never delete a search other processes share
     else:
         oracle.save()
+        if args.warm_start_from:  # once, before any trial is handed out; a restart keeps the seeds
+            from trainer.tuning import warm_start
+
+            warm_start.seed(oracle, settings, args.warm_start_from)
     if recorded is None:
         storage.write_text(search_file, json.dumps(settings.identity(), indent=2, sort_keys=True))
     done_file = storage.join(settings.tuning_dir, st.DONE_FILE)
@@ -125,9 +129,13 @@ def build_result(oracle, settings) -> dict:
 
     completed, incomplete = [], []
     for trial_id, trial in sorted(oracle.trials.items()):
+        if trial_id in oracle.seeded:  # a previous run's: counted in warm_start, never in this run's top-N
+            continue
         finisher = oracle.finished_by.get(trial_id)
         record = records.trial_record(trial, finisher or oracle.holder(trial_id),
                                       records.read_outcome(settings.tuning_dir, trial_id, finisher))
+        if trial_id in oracle.pruning.pruned:  # also a pruned trial the chief ended itself
+            record["pruned"] = oracle.pruning.pruned[trial_id]
         ok = trial.status == "COMPLETED" and record["objective"] is not None
         (completed if ok else incomplete).append(record)
     return {
@@ -138,4 +146,6 @@ def build_result(oracle, settings) -> dict:
         "lost_tuners": sorted(oracle.lost_tuners),
         "objective": settings.objective_dict(),
         "deadline_hit": bool(oracle.deadline_hit),
+        "early_stopping": settings.pruning_why,
+        "warm_start": oracle.warm_start,
     }

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import threading
 import time
 
@@ -36,6 +37,7 @@ from keras_tuner.src.engine.oracle import LOCKS, THREADS
 
 from trainer import storage
 from trainer.tuning import search_space as ss
+from trainer.tuning.pruning import KEEP, Decision, Pruning
 from trainer.tuning.settings import Settings
 
 log = logging.getLogger("trainer.tuning.oracle")
@@ -89,6 +91,10 @@ class LeaseMixin:
         self._last_seen: dict[str, float] = {}  # tuner id -> time.monotonic() of its last RPC
         self._stop_issued = False
         self._persisted_ongoing: dict[str, str] = {}
+        self._persisted_pruned: dict[str, str] = {}
+        self.pruning = Pruning("none", "", "min")  # make_oracle sets the search's rule
+        self.seeded: list[str] = []  # trials of a previous run seeding this one (warm_start)
+        self.warm_start: dict | None = None
         self.verbose = 0  # Keras Tuner's display: this module logs one line per event instead
 
     # -- who holds what ---------------------------------------------------------------------------
@@ -124,6 +130,35 @@ class LeaseMixin:
         return self.update_trial(trial_id, metrics, step=step)
 
     @synchronized
+    def pruning_decision(self, trial_id: str) -> Decision:
+        reason = self.pruning.pruned.get(trial_id)
+        return Decision(True, reason) if reason else KEEP
+
+    @synchronized
+    def report_epoch(self, tuner_id: str | None, trial_id: str, step: int, value: float) -> Decision:
+        """A tuner's objective after `step` epochs of `trial_id` (on its heartbeat): kept on the
+        trial (what a restarted chief rebuilds from), then judged by the pruning rule."""
+        self.touch(tuner_id)
+        if self._ended(trial_id) or trial_id not in self.trials:
+            reason = self.pruning.pruned.get(trial_id)
+            return Decision(True, reason) if reason else KEEP
+        self._check_holder(tuner_id, trial_id)
+        if not self.pruning.active:
+            return KEEP
+        trial = self.trials[trial_id]
+        metric = self.pruning.metric
+        if not trial.metrics.exists(metric):
+            trial.metrics.register(metric, direction=self.objective.direction)
+        if step not in {int(o.step) for o in trial.metrics.get_history(metric)} and math.isfinite(value):
+            trial.metrics.update(metric, value, step=step)
+            self._save_trial(trial)
+        was_pruned = trial_id in self.pruning.pruned
+        decision = self.pruning.report(trial_id, step, value)
+        if decision.prune and not was_pruned:
+            self.save()  # the decision survives a restart
+        return decision
+
+    @synchronized
     def end_trial_from(self, tuner_id: str | None, trial) -> None:
         self.touch(tuner_id)
         if self._ended(trial.trial_id):
@@ -137,6 +172,9 @@ class LeaseMixin:
         self.end_trial(trial)
         if not self._ended(trial.trial_id):  # sent for another attempt
             self.finished_by.pop(trial.trial_id)
+        else:
+            ended = self.trials[trial.trial_id]
+            self.pruning.end(trial.trial_id, ended.score, ended.status == Status.COMPLETED)
         log.info("trial %s ended by %s: %s score=%s", trial.trial_id, holder, self.trials[trial.trial_id].status,
                  self.trials[trial.trial_id].score)
         self.save()  # Keras Tuner saves before removing the trial from ongoing_trials
@@ -218,6 +256,9 @@ class LeaseMixin:
             if trial is None:
                 log.warning("tuner %s silent for %.0fs: lost (it held no trial)", tuner_id, now - self._last_seen[tuner_id])
                 continue
+            if trial.trial_id in self.pruning.pruned and self._finish_pruned(trial):
+                log.warning("tuner %s lost; trial %s was pruned: ended at its best epoch", tuner_id, trial.trial_id)
+                continue
             count = self.handoffs[trial.trial_id] = self.handoffs.get(trial.trial_id, 0) + 1
             if count > self.max_handoffs:
                 trial.status = Status.FAILED
@@ -231,6 +272,24 @@ class LeaseMixin:
         if lost:
             self.save()
         return lost
+
+    def _finish_pruned(self, trial) -> bool:
+        """End a pruned trial whose tuner was lost at the chief, scored with its best reported
+        epoch: it is finished, there is nothing to hand over."""
+        history = trial.metrics.get_history(self.pruning.metric) if trial.metrics.exists(self.pruning.metric) else []
+        if not history:
+            return False
+        best = min(history, key=lambda o: o.mean() if self.objective.direction == "min" else -o.mean())
+        name = self.objective.name
+        if not trial.metrics.exists(name):
+            trial.metrics.register(name, direction=self.objective.direction)
+        trial.metrics.update(name, best.mean(), step=best.step)
+        trial.status = Status.COMPLETED
+        self.score_trial(trial)
+        self.end_order.append(trial.trial_id)
+        self._save_trial(trial)
+        self.pruning.end(trial.trial_id, trial.score, True)
+        return True
 
     @synchronized
     def finished(self) -> bool:
@@ -261,6 +320,8 @@ class LeaseMixin:
             "finished_by": self.finished_by,
             "abort_reason": self.abort_reason,
         }
+        state["pruning"] = {"rule": self.pruning.rule, "pruned": self.pruning.pruned}
+        state["warm_start"] = {"record": self.warm_start, "seeded": self.seeded}
         return state
 
     def set_state(self, state):
@@ -272,6 +333,9 @@ class LeaseMixin:
         self.handoffs = dict(leases.get("handoffs", {}))
         self.finished_by = dict(leases.get("finished_by", {}))
         self.abort_reason = leases.get("abort_reason")
+        self._persisted_pruned = dict((state.get("pruning") or {}).get("pruned") or {})
+        warm = state.get("warm_start") or {}
+        self.warm_start, self.seeded = warm.get("record"), list(warm.get("seeded") or [])
 
     def reload(self):
         super().reload()  # Keras Tuner re-queues every ongoing trial; undo that
@@ -291,8 +355,17 @@ class LeaseMixin:
             if trial.status == Status.RUNNING and trial_id not in held and trial_id not in self._retry_queue \
                     and not self._ended(trial_id):
                 self._retry_queue.append(trial_id)
+        self.max_trials += len(self.seeded)  # seeded trials do not count against max_trials
+        # Pruning state: every reported epoch is on its trial, every decision in the state.
+        own = [self.trials[t] for t in sorted(self.trials, key=_trial_order) if t not in self.seeded]
+        self.pruning = Pruning.rebuild(self.pruning.rule, self.pruning.objective, self.pruning.direction, own,
+                                       self._persisted_pruned)
         log.info("reloaded: %d trials, %d running (%s), %d queued", len(self.trials), len(self.ongoing_trials),
                  ", ".join(f"{t}:{tr.trial_id}" for t, tr in self.ongoing_trials.items()) or "-", len(self._retry_queue))
+
+
+def _trial_order(trial_id: str) -> tuple:
+    return (0, int(trial_id), "") if trial_id.isdigit() else (1, 0, trial_id)
 
 
 _BASES = {
@@ -330,4 +403,6 @@ def make_oracle(settings: Settings, lease_seconds: float | None = None, deadline
     # what reported hyperparameters are checked against: the declarative space (every
     # parameter present), or a user model's Keras Tuner space (inactive conditional ones absent)
     oracle.search_space = ss.KerasSpace(hyperparameters) if settings.user_model else settings.space
+    if lease_seconds is not None:
+        oracle.pruning = Pruning(settings.pruning, settings.objective, settings.direction)
     return oracle

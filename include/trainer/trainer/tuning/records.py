@@ -30,6 +30,8 @@ def read_outcome(tuning_dir: str, trial_id: str, tuner_id: str | None) -> dict:
 
 
 def trial_record(trial, tuner_id: str | None, outcome: dict) -> dict:
+    """`pruned` (the chief's reason) is set on a trial early stopping ended; its status stays
+    COMPLETED and its objective is its best epoch. `failure`: why a trial failed (diverged)."""
     score = trial.score
     return {
         "trial_id": trial.trial_id,
@@ -43,6 +45,8 @@ def trial_record(trial, tuner_id: str | None, outcome: dict) -> dict:
         # Unix seconds of the run that finished it (None in records written before they were kept).
         "started_at": outcome.get("started_at"),
         "ended_at": outcome.get("ended_at"),
+        **({"pruned": outcome["pruned"]} if outcome.get("pruned") else {}),
+        **({"failure": outcome["failure"]} if outcome.get("failure") else {}),
     }
 
 

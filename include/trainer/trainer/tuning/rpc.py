@@ -7,6 +7,11 @@ that tuner's lease on any call and refuse reports from a tuner that no longer ho
 trial (FAILED_PRECONDITION, raised as `LeaseLost` on the worker). A heartbeat is a
 `GetTrial` flagged as such; it needs no change to Keras Tuner's protocol.
 
+Early stopping rides on the heartbeat too: a heartbeat may carry the trial's objective after
+an epoch (metadata `kt-epoch: STEP=VALUE`, STEP = epochs done), and the chief's answer carries
+trailing metadata `kt-prune: REASON` when the pruning rule stops the trial (on every heartbeat
+of that trial from then on, so a lost answer is repeated).
+
 Keras Tuner's own client waits up to an hour per call (`wait_for_ready`) and gives up on
 a call in flight when the chief dies. This client retries while the chief is unreachable
 (each call is idempotent on the chief: a re-sent CreateTrial returns the trial already
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import grpc
@@ -32,7 +38,17 @@ from trainer.tuning.oracles import ForgedTrial, NotHolder
 log = logging.getLogger("trainer.tuning.rpc")
 TUNER_KEY = "kt-tuner-id"
 HEARTBEAT_KEY = "kt-heartbeat"
+EPOCH_KEY = "kt-epoch"
+PRUNE_KEY = "kt-prune"
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+@dataclass(frozen=True)
+class Beat:
+    """The chief's answer to a heartbeat."""
+
+    lost: bool = False
+    pruned: str | None = None
 
 
 class LeaseLost(kt_errors.FatalError):
@@ -54,6 +70,18 @@ class LeasedServicer(oracle_chief.OracleServicer):
     def _caller(context) -> tuple[str | None, bool]:
         metadata = dict(context.invocation_metadata())
         return metadata.get(TUNER_KEY), HEARTBEAT_KEY in metadata
+
+    @staticmethod
+    def _epoch(context) -> tuple[int, float] | None:
+        """The epoch report a heartbeat carries, if any and well-formed (else ignored)."""
+        text = dict(context.invocation_metadata()).get(EPOCH_KEY)
+        if not text:
+            return None
+        step, _, value = text.partition("=")
+        try:
+            return int(step), float(value)
+        except ValueError:
+            return None
 
     @staticmethod
     def _fenced(context, call, *args, **kwargs):
@@ -80,7 +108,14 @@ class LeasedServicer(oracle_chief.OracleServicer):
     def GetTrial(self, request, context):
         tuner_id, heartbeat = self._caller(context)
         if heartbeat:
-            self._fenced(context, self.oracle.check_holder, tuner_id, request.trial_id)
+            epoch = self._epoch(context)
+            if epoch is None:
+                self._fenced(context, self.oracle.check_holder, tuner_id, request.trial_id)
+                decision = self.oracle.pruning_decision(request.trial_id)
+            else:
+                decision = self._fenced(context, self.oracle.report_epoch, tuner_id, request.trial_id, *epoch)
+            if decision.prune:
+                context.set_trailing_metadata(((PRUNE_KEY, _ascii(decision.reason)),))
         else:
             self.oracle.touch(tuner_id)
         return super().GetTrial(request, context)
@@ -97,6 +132,10 @@ class LeasedServicer(oracle_chief.OracleServicer):
     def GetBestTrials(self, request, context):
         self.oracle.touch(self._caller(context)[0])
         return super().GetBestTrials(request, context)
+
+
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "replace").decode()[:1000]
 
 
 def add_servicer(server, oracle) -> None:
@@ -170,17 +209,23 @@ class LeasedOracleClient(oracle_client.OracleClient):
                 return trial
             time.sleep(self._poll_seconds)
 
-    def heartbeat(self, trial_id: str, timeout: float) -> bool:
-        """False only when the chief says this tuner no longer holds `trial_id`; an
-        unreachable chief is not a lost lease (a restarted chief keeps assignments)."""
+    def heartbeat(self, trial_id: str, timeout: float, epoch: tuple[int, float] | None = None) -> Beat:
+        """Renew the lease on `trial_id`, reporting `epoch` (step, objective) if given. `lost` only
+        when the chief says this tuner no longer holds the trial (an unreachable chief is not a
+        lost lease: a restarted chief keeps assignments); `pruned` the chief's reason to stop it."""
+        metadata = [(TUNER_KEY, self.tuner_id), (HEARTBEAT_KEY, "1")]
+        if epoch is not None:
+            metadata.append((EPOCH_KEY, f"{int(epoch[0])}={float(epoch[1])!r}"))
         try:
-            self._raw.GetTrial(protos.get_service().GetTrialRequest(trial_id=trial_id), timeout=timeout,
-                               metadata=((TUNER_KEY, self.tuner_id), (HEARTBEAT_KEY, "1")))
+            _, call = self._raw.GetTrial.with_call(protos.get_service().GetTrialRequest(trial_id=trial_id),
+                                                   timeout=timeout, metadata=tuple(metadata))
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 log.warning("lease on trial %s lost: %s", trial_id, exc.details())
-                return False
-        return True
+                return Beat(lost=True)
+            return Beat()
+        pruned = dict(call.trailing_metadata() or ()).get(PRUNE_KEY)
+        return Beat(pruned=pruned)
 
     def close(self) -> None:
         self._channel.close()

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from tune_contract import early_stopping as es
 from tune_contract import layout, models
 from tune_contract.enums import (
     ALGORITHMS,
@@ -48,6 +49,9 @@ class Settings:
     seed: int
     function: str | None = None
     model: str = DEFAULT_MODEL
+    # the chief's pruning rule (tune_contract.early_stopping.RULES) and why; not in `identity`
+    pruning: str = "none"
+    pruning_why: str = ""
 
     @property
     def user_model(self) -> bool:
@@ -97,6 +101,7 @@ def from_args(args: Any) -> Settings:
     # discrete for grid (for a user model, the names are checked against what it declares
     # once it is loaded: search_hyperparameters)
     space = ss.check(ss.read(args.search_space), algorithm, function, model=model)
+    pruning, pruning_why = es.resolve(getattr(args, "early_stopping", None) or "auto", algorithm)
     return Settings(
         run_root=args.run_root,
         algorithm=algorithm,
@@ -109,6 +114,8 @@ def from_args(args: Any) -> Settings:
         seed=integer("--seed", args.seed, minimum=0),
         function=function,
         model=model,
+        pruning=pruning,
+        pruning_why=pruning_why,
     )
 
 

@@ -2,7 +2,14 @@
 
 Subclasses implement `run_execution` (one fit of a trial, resumable from `TrialProgress`);
 this class runs the executions, heartbeats while a trial runs, drops a trial the chief has
-handed to someone else, and records every trial it finished.
+handed to someone else, reports each epoch's objective on the heartbeat (`report_epoch`) and
+stops a trial the chief prunes, and records every trial it finished.
+
+A pruned trial ends normally (Keras Tuner status COMPLETED, scored with its best epoch so far)
+and carries `pruned: <reason>` in its record: Keras Tuner has no 'pruned' status, and its
+COMPLETED trials are the ones every oracle learns from (KT bayesian fits on them, the tpe
+oracle rebuilds its study from them); a STOPPED trial would be invisible to them, so the
+region it measured as bad would be sampled again.
 """
 from __future__ import annotations
 
@@ -32,6 +39,8 @@ class Heartbeat:
         self._interval = interval
         self._trial_id: str | None = None
         self._lost: set[str] = set()
+        self._pruned: dict[str, str] = {}  # trial id -> the chief's reason to stop it
+        self._last_epoch: dict[str, tuple[int, float]] = {}  # repeated on each beat until the next
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._thread.start()
@@ -44,11 +53,28 @@ class Heartbeat:
     def lost(self, trial_id: str) -> bool:
         return trial_id in self._lost
 
+    def pruned(self, trial_id: str) -> str | None:
+        return self._pruned.get(trial_id)
+
+    def report(self, trial_id: str, step: int, value: float) -> str | None:
+        """Send the objective after `step` epochs now (a heartbeat carrying it); the chief's
+        reason to stop the trial, if it prunes it."""
+        self._last_epoch[trial_id] = (step, value)
+        self._beat(trial_id, (step, value))
+        return self.pruned(trial_id)
+
+    def _beat(self, trial_id: str, epoch: tuple[int, float] | None) -> None:
+        answer = self._client.heartbeat(trial_id, timeout=max(self._interval, 1.0), epoch=epoch)
+        if answer.lost:
+            self._lost.add(trial_id)
+        if answer.pruned:
+            self._pruned[trial_id] = answer.pruned
+
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             trial_id = self._trial_id
-            if trial_id is not None and not self._client.heartbeat(trial_id, timeout=max(self._interval, 1.0)):
-                self._lost.add(trial_id)
+            if trial_id is not None:
+                self._beat(trial_id, self._last_epoch.get(trial_id))
 
     def stop(self) -> None:
         self._stop.set()
@@ -64,6 +90,8 @@ class _Running:
     epochs: int = 0
     objective: float | None = None  # as sent to the oracle (its answers carry float32)
     lost: bool = False
+    pruned: str | None = None  # the chief's reason, once it pruned the trial
+    failure: str | None = None  # why the trial failed (a diverged loss), for its record
 
 
 class LeasedTuner(kt.Tuner):
@@ -103,7 +131,10 @@ class LeasedTuner(kt.Tuner):
             else:
                 record = self.run_execution(trial, values, execution, epochs, initial_epoch, progress, record)
             histories.append(record.history())
-        self._current.epochs = epochs
+            if self._current.pruned:  # finished: its later executions are not run
+                break
+        self._current.epochs = max(len(h.history.get(self.oracle.objective.name, [])) for h in histories) \
+            if self._current.pruned else epochs
         objective = self.oracle.objective
         self._current.objective = tuner_utils.convert_to_metrics_dict(histories, objective).get(objective.name)
         return histories  # Keras Tuner averages the best epoch of each execution
@@ -124,6 +155,24 @@ class LeasedTuner(kt.Tuner):
         if self._heartbeat.lost(self._current.trial_id):
             raise LeaseLost(f"trial {self._current.trial_id} was handed to another tuner")
 
+    def report_epoch(self, execution: int, epoch: int, logs: dict) -> bool:
+        """After epoch `epoch` (0-based) of `execution`: report the objective to the chief, on the
+        heartbeat, when early stopping is on; True when the chief pruned the trial (the caller
+        stops it at once). Only the first execution reports: later ones repeat its epochs."""
+        if self.settings.pruning == "none":
+            return False
+        if execution == 0:
+            value = (logs or {}).get(self.oracle.objective.name)
+            if value is not None:
+                self._current.pruned = self._heartbeat.report(self._current.trial_id, epoch + 1, float(value))
+        self._current.pruned = self._current.pruned or self._heartbeat.pruned(self._current.trial_id)
+        if self._current.pruned:
+            log.info("trial %s pruned after epoch %d: %s", self._current.trial_id, epoch + 1, self._current.pruned)
+        return bool(self._current.pruned)
+
+    def note_failure(self, reason: str) -> None:
+        self._current.failure = reason
+
     def _try_run_and_update_trial(self, trial, *args, **kwargs):
         try:
             super()._try_run_and_update_trial(trial, *args, **kwargs)
@@ -142,6 +191,10 @@ class LeasedTuner(kt.Tuner):
         outcome = {"epochs": current.epochs, "seconds": seconds, "resumed_from_epoch": current.resumed,
                    "tuner_id": self.tuner_id, "started_at": round(current.started_at, 3),
                    "ended_at": round(time.time(), 3)}
+        if current.pruned:
+            outcome["pruned"] = current.pruned
+        if current.failure:
+            outcome["failure"] = current.failure
         records.write_outcome(self.project_dir, trial.trial_id, self.tuner_id, outcome)
         try:
             self.oracle.end_trial(trial)

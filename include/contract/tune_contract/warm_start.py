@@ -1,0 +1,77 @@
+"""When a previous run's trials may seed a new search (warm start), decided the same way by the
+plan (from what it knows before `prepare`) and by the chief (with both feature specs at hand).
+
+The rule, field by field (`problem` names the first field that differs):
+
+- the tuned thing: `model`, `objective_function`, and the objective (name and direction) equal;
+- `epochs` (per trial) and `executions_per_trial` equal: a score after 3 epochs does not rank
+  with one after 10;
+- the algorithm is not grid or hyperband: grid enumerates its own points and hyperband runs its
+  own brackets, neither would use a seeded trial as intended;
+- the search space: the same parameter names, each with the same type and scale (linear/log)
+  and, for a choice, the same kind of values. Ranges may differ (a bound tightened, a choice
+  added): only the previous trials whose values are points of the new space seed it
+  (`SearchSpace.violation`), the others are left out and counted;
+- the feature spec (checked by the chief, after `prepare`): the same label, the same numeric
+  and the same categorical feature names. Statistics and vocabularies may change: new data is
+  why a model is retuned.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from tune_contract.search_space import Parameter, validate
+
+ALGORITHMS_WITHOUT_WARM_START: Final = {"grid": "grid enumerates its own points",
+                                        "hyperband": "hyperband runs its own brackets"}
+_SAME: Final = ("model", "objective_function", "objective", "epochs", "executions_per_trial")
+
+
+def _kind(parameter: Parameter) -> str:
+    if parameter.type == "choice":
+        return f"a choice of {type(parameter.values[0]).__name__ if parameter.values else 'nothing'}"
+    return f"{'a log' if parameter.log else 'a linear'} {parameter.type}"
+
+
+def search_problem(previous: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
+    """Why the previous search (its `search.json`) cannot seed the current one (the same
+    identity dict, `Settings.identity()` or its plan-side equivalent), or None."""
+    if current.get("algorithm") in ALGORITHMS_WITHOUT_WARM_START:
+        return f"algorithm {current['algorithm']}: {ALGORITHMS_WITHOUT_WARM_START[current['algorithm']]}"
+    for key in _SAME:
+        if key in current and previous.get(key, current.get(key) if key == "model" else None) != current.get(key):
+            return f"{key} differs: {previous.get(key)!r} then, {current.get(key)!r} now"
+    before = {p.name: p for p in validate(previous.get("search_space") or [], "search_space").parameters}
+    now = {p.name: p for p in validate(current.get("search_space") or [], "search_space").parameters}
+    if set(before) != set(now):
+        added, removed = sorted(set(now) - set(before)), sorted(set(before) - set(now))
+        return "search_space differs: " + "; ".join(
+            ([f"added {', '.join(added)}"] if added else []) + ([f"removed {', '.join(removed)}"] if removed else []))
+    for name in sorted(now):
+        if _kind(before[name]) != _kind(now[name]):
+            return f"search_space.{name} differs: {_kind(before[name])} then, {_kind(now[name])} now"
+    return None
+
+
+def spec_problem(previous: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> str | None:
+    """Why the previous run's feature spec is not the current one's (names and types), or None."""
+    if previous is None or current is None:
+        return None if previous is current else "feature spec: the previous run has none"
+    if previous.get("label") != current.get("label"):
+        return f"feature spec label differs: {previous.get('label')!r} then, {current.get('label')!r} now"
+    for kind in ("numeric", "categorical"):
+        was, now = set(previous.get(kind) or {}), set(current.get(kind) or {})
+        if was != now:
+            change = [f"added {', '.join(sorted(now - was))}"] if now - was else []
+            change += [f"removed {', '.join(sorted(was - now))}"] if was - now else []
+            return f"feature spec {kind} features differ: {'; '.join(change)}"
+    return None
+
+
+def note(run_id: str | None, seeded: int | None = None, left_out: int = 0, why_not: str | None = None) -> str:
+    """The one line the plan, the chief's result and the summary carry."""
+    if why_not:
+        return f"no warm start: {why_not}"
+    extra = f" ({left_out} outside the new space left out)" if left_out else ""
+    return f"warm start from run {run_id}: {seeded} trials{extra}"
