@@ -10,7 +10,7 @@ from test_params_and_plan import resolved
 from tune_contract.steps import OracleArgs, TuneArgs
 from tune_serve import plan as planning
 from tune_serve import warm_start
-from tune_serve.params import ConfError, validate_conf
+from tune_serve.params import ConfError, resolve_objective, validate_conf
 
 
 @pytest.mark.parametrize("conf,rule", [
@@ -56,7 +56,7 @@ def _run(root, run_id, model_name="diamonds", failed=(), finished_at=1.0, search
 
 
 def _identity(conf):
-    return planning._identity(conf, conf["objective"], conf["direction"], None)
+    return planning._identity(conf, *resolve_objective(conf), None)  # as the chief records it
 
 
 @pytest.fixture
