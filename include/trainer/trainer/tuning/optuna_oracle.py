@@ -90,6 +90,8 @@ def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution):
 
 
 class TPEOracle(kt.Oracle):
+    n_ei_candidates = 24  # Optuna's default; candidates drawn from the good-points density per suggestion
+
     def __init__(self, objective=None, max_trials=None, hyperparameters=None, seed=None, n_startup: int | None = None,
                  **kwargs):
         super().__init__(objective=objective, max_trials=max_trials, hyperparameters=hyperparameters, seed=seed,
@@ -111,7 +113,7 @@ class TPEOracle(kt.Oracle):
         with warnings.catch_warnings():  # group=True is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, n_startup_trials=1,
-                                              seed=seeds.derive(self.seed, f"tpe/{number}"))
+                                              n_ei_candidates=self.n_ei_candidates, seed=seeds.derive(self.seed, f"tpe/{number}"))
 
     def _encoded(self, values: dict) -> tuple[dict, dict]:
         """A trial's active tuned values as Optuna parameters and their distributions."""
