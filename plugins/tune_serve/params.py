@@ -66,7 +66,7 @@ def dag_params() -> dict[str, Param]:
         "sample_rows": Param(None, type=["null", "integer"], exclusiveMinimum=99, title="Sample rows", section=data,
                              description="Use a seeded sample of this many rows, at least 100 (quick runs). "
                                          "Empty means all."),
-        "algorithm": Param("bayesian", type="string", enum=ALGORITHMS, title="Search algorithm", section=search,
+        "algorithm": Param(enums.DEFAULT_ALGORITHM, type="string", enum=ALGORITHMS, title="Search algorithm", section=search,
                            description="Search oracle: tpe (Optuna TPE after a Sobol start), or Keras Tuner's random, "
                                        "bayesian (Gaussian process), hyperband, grid."),
         "search_space": Param(None, type=["null", "array"], items=SEARCH_PARAMETER_SCHEMA, minItems=1,

@@ -96,10 +96,11 @@ def test_every_hyperparameter_kind_including_conditional_ones(tmp_path):
         hp.Int("dense_units", 8, 64)
     with hp.conditional_scope("kind", ["conv"]):
         hp.Float("kernel_scale", 0.5, 2.0)
-    oracle = TPEOracle(objective=kt.Objective("value", "min"), max_trials=30, hyperparameters=hp, seed=5,
-                       tune_new_entries=False)
+    objective = kt.Objective("value", "min")
+    assert TPEOracle(objective=objective, hyperparameters=hp).n_startup == 2 * 14 + 1  # all but the Fixed one
+    oracle = TPEOracle(objective=objective, max_trials=30, hyperparameters=hp, seed=5, tune_new_entries=False,
+                       n_startup=8)  # 8 Sobol points, then TPE on the conditional space
     oracle._set_project_dir(str(tmp_path), "tuning")
-    assert oracle.n_startup == 2 * 14 + 1  # every hyperparameter but the Fixed one
 
     kinds = set()
     for i in range(30):

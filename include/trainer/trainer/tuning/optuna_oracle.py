@@ -1,8 +1,9 @@
 """The `tpe` algorithm: a Keras Tuner `Oracle` whose suggestions come from Optuna's TPE.
 
-- A space-filling start: the first `n_startup` trials (2d+1 by default, d the number of
-  tuned hyperparameters) are points of a scrambled Sobol sequence, instead of Keras Tuner's
-  3·d independent random points (which leave holes and clusters at 16 evaluations).
+- A space-filling start: until `n_startup` trials (2d+1 by default, d the number of tuned
+  hyperparameters) have completed, trials are the next points of a scrambled Sobol sequence
+  (2d+1 plus those started while waiting for the results, e.g. 8 on Branin with 4 workers),
+  instead of Keras Tuner's 3·d independent random points (holes and clusters at 16 evaluations).
 - Then Optuna's `TPESampler` (multivariate, `group=True` for conditional hyperparameters,
   `constant_liar=True`): trials still running count as 'liars' with a bad value, so four
   workers asking at once are not all sent to the same spot.
@@ -158,7 +159,7 @@ class TPEOracle(kt.Oracle):
         study = self._sync()
         for attempt in range(self._max_collisions + 1):
             number = len(study.get_trials(deepcopy=False))
-            if attempt == 0 and len(self.trials) < self.n_startup:
+            if attempt == 0 and self._in_startup():
                 study.enqueue_trial(self._startup_point(len(self.trials)), skip_if_exists=False)
             study.sampler = self._sampler(number)
             asked = study.ask()
@@ -169,6 +170,11 @@ class TPEOracle(kt.Oracle):
                 return {"status": Status.RUNNING, "values": values}
             study.tell(asked, state=TrialState.FAIL)
         return {"status": Status.STOPPED, "values": None}  # a discrete space tried out
+
+    def _in_startup(self) -> bool:
+        """Until `n_startup` results are in: TPE fitted to 1-2 results while the rest of the
+        start is still running did worse than more Sobol points (bench/RESULTS.md, 2026-11-29)."""
+        return sum(t.status == Status.COMPLETED for t in self.trials.values()) < self.n_startup
 
     def _values(self, asked: optuna.Trial) -> dict:
         """The active hyperparameters' values, asking Optuna in declaration order (a parent
