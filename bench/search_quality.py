@@ -17,8 +17,9 @@ Tuner's Bayesian everywhere, a GP baseline stops starting seeds after `GP_SECOND
 
 Then a confirmation through the real distributed path: a chief (`python -m trainer oracle
 --algorithm tpe`) and 4 workers (`tune --objective-function branin`) on 127.0.0.1, 5 seeds; its
-median must fall within the in-process quartiles of ours. The workers start before the chief
-and wait for it, so all four ask for their first trial together; each evaluation sleeps
+median must fall where the median of 5 in-process searches falls 90% of the time (bootstrap).
+The workers start before the chief and wait for it, so all four ask for their first trial
+together (on a loaded machine they join later, and fewer run at once); each evaluation sleeps
 `CHIEF_SLEEP` so that four trials really run at once. Achieved concurrency comes from the
 chief's log. Ends with the one-line summary (what gets checked).
 
@@ -115,6 +116,16 @@ def quartiles(values: list[float]) -> dict:
     return {"median": r(median, 4), "q1": r(q1, 4), "q3": r(q3, 4), "n": len(values)}
 
 
+def median_band(values: list[float], n: int, draws: int = 10000) -> tuple[float, float]:
+    """The 5th and 95th percentiles of the median of `n` searches drawn from `values` (a
+    bootstrap): where a median of n real-chief searches lands if the two paths search alike.
+    Five seeds are too few to compare with the in-process quartiles themselves (a median of 5
+    falls outside them 2 times in 10 by chance)."""
+    rng = np.random.default_rng(0)
+    medians = np.median(rng.choice(values, size=(draws, n)), axis=1)
+    return float(np.percentile(medians, 5)), float(np.percentile(medians, 95))
+
+
 def in_process(seeds: list[int], quick: bool) -> dict:
     """problem -> method -> {median, q1, q3, n, runs}."""
     warnings.filterwarnings("ignore")  # scikit-learn's GP convergence warnings, per fit
@@ -171,9 +182,12 @@ def main() -> None:
     ours16 = figures["branin16"]["ours"]
     chief = {**quartiles(done), "failed": sum("error" in x for x in chief_runs), "runs": chief_runs} if done else None
     if chief:
-        chief["agrees"] = ours16["q1"] <= chief["median"] <= ours16["q3"]
-        print(f"\nthrough the chief: {OURS} branin16 median {chief['median']:.4f} over {chief['n']} seeds; in-process "
-              f"quartiles {ours16['q1']:.4f}-{ours16['q3']:.4f}: {'agrees' if chief['agrees'] else 'DISAGREES'}")
+        low, high = median_band([x["best"] for x in ours16["runs"]], chief["n"])
+        chief["in_process_band"] = [r(low, 4), r(high, 4)]
+        chief["agrees"] = low <= chief["median"] <= high
+        print(f"\nthrough the chief: {OURS} branin16 median {chief['median']:.4f} over {chief['n']} seeds; the median of "
+              f"{chief['n']} in-process searches falls in {low:.4f}-{high:.4f} 90% of the time: "
+              f"{'agrees' if chief['agrees'] else 'DISAGREES'}")
     emit("search_quality", {"quick": args.quick, "parallel": PARALLEL, "seeds": seeds, "ours": OURS,
                             "published_skopt_best": PUBLISHED_SKOPT, "global_minimum": GLOBAL_MIN,
                             "gp_cap": {"seconds_per_problem": GP_SECONDS, "min_seeds": GP_MIN_SEEDS},
