@@ -113,8 +113,10 @@ class TPEOracle(kt.Oracle):
     def _sampler(self, number: int) -> optuna.samplers.TPESampler:
         with warnings.catch_warnings():  # group=True is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # n_startup_trials=1: the start is ours (Sobol, `_in_startup`); TPE takes over after it
             return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, n_startup_trials=1,
-                                              n_ei_candidates=self.n_ei_candidates, seed=seeds.derive(self.seed, f"tpe/{number}"))
+                                              n_ei_candidates=self.n_ei_candidates,
+                                              seed=seeds.derive(self.seed, f"tpe/{number}"))
 
     def _encoded(self, values: dict) -> tuple[dict, dict]:
         """A trial's active tuned values as Optuna parameters and their distributions."""
