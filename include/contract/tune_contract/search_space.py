@@ -85,6 +85,7 @@ BENCHMARK_SPACES: Final = {
         {"name": "x2", "type": "float", "min": 0.0, "max": 15.0},
     ),
     "sleep": ({"name": "x", "type": "float", "min": 0.0, "max": 1.0},),
+    "hartmann6": tuple({"name": f"x{i}", "type": "float", "min": 0.0, "max": 1.0} for i in range(1, 7)),
 }
 
 # The JSON schema of one parameter, for forms (Airflow's Param); `validate` is the full rule.

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 from tune_contract.enums import (
     ALGORITHMS,
     BENCHMARK_FUNCTIONS,
+    DEFAULT_ALGORITHM,
     DEFAULT_MODEL,
     DEFAULT_OBJECTIVE,
     DIRECTIONS,
@@ -205,7 +206,7 @@ class SearchArgs(StepArgs):
 
     model: str = flag(DEFAULT_MODEL, f"the Keras model to tune, `module:callable` (default {DEFAULT_MODEL})",
                       group=_SEARCH)
-    algorithm: str = flag("random", f"one of {', '.join(ALGORITHMS)} (default random)", group=_SEARCH,
+    algorithm: str = flag(DEFAULT_ALGORITHM, f"one of {', '.join(ALGORITHMS)} (default {DEFAULT_ALGORITHM})", group=_SEARCH,
                           choices=ALGORITHMS)
     search_space: str | JSON | None = flag(help="JSON/YAML list of parameters, inline or a URI "
                                          "(default: the tabular model's space)", group=_SEARCH)

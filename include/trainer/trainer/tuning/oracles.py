@@ -7,7 +7,7 @@ Keras Tuner 1.4.8 alone, observed here:
 - a restarted chief (`reload`) puts every ongoing trial back in the retry queue, so a
   worker still running it finishes it while another worker runs it again.
 
-`LeaseMixin` fixes both on top of any of the four oracles (see `make_oracle`):
+`LeaseMixin` fixes both on top of any of the five oracles (see `make_oracle`):
 - every RPC from a tuner renews its lease; a tuner silent for `lease_seconds` is recorded
   as lost and its trial goes back to the front of the queue for another worker (which
   resumes it from the trial's backup); after `max_handoffs` such losses the trial is failed
@@ -38,6 +38,8 @@ from keras_tuner.src.engine.oracle import LOCKS, THREADS
 from trainer import storage
 from trainer.tuning import search_space as ss
 from trainer.tuning.pruning import KEEP, Decision, Pruning
+from trainer.tuning import seeds
+from trainer.tuning.optuna_oracle import TPEOracle
 from trainer.tuning.settings import Settings
 
 log = logging.getLogger("trainer.tuning.oracle")
@@ -373,6 +375,7 @@ _BASES = {
     "bayesian": kt.oracles.BayesianOptimizationOracle,
     "hyperband": kt.oracles.HyperbandOracle,
     "grid": kt.oracles.GridSearchOracle,
+    "tpe": TPEOracle,
 }
 _LEASED = {name: type(f"Leased{base.__name__}", (LeaseMixin, base), {}) for name, base in _BASES.items()}
 
@@ -388,7 +391,9 @@ def make_oracle(settings: Settings, lease_seconds: float | None = None, deadline
         objective=kt.Objective(settings.objective, settings.direction),
         hyperparameters=hyperparameters,
         tune_new_entries=False,  # the space is data: nothing the model asks for is added to it
-        seed=settings.seed + 1,  # Keras Tuner takes a seed of 0 as 'pick one at random'
+        # hashed, not the run seed itself: Keras Tuner steps its seed by one per value drawn,
+        # so runs with nearby seeds would replay each other's points one value apart
+        seed=seeds.derive(settings.seed, settings.algorithm),
     )
     if settings.algorithm == "hyperband":
         kwargs["max_epochs"] = settings.epochs
