@@ -11,11 +11,12 @@ and two tuners is covered by tests/trainer/test_pruning.py. All methods get the 
 trials and epochs per trial:
 
 - early stopping: Keras Tuner random and bayesian with early stopping off (the anchors), and
-  bayesian with asha and with median. Per search: the best val MAE among its trials (a pruned
+  bayesian with asha and with median; ours (`tpe`, the default algorithm) off and with median
+  (its `auto`). Per search: the best val MAE among its trials (a pruned
   trial counts with its best epoch) and the epochs it spent (the sum over its trials of the epochs
   each ran). Goal (issue 12): the same or better best MAE with >= 30% fewer epochs.
-- warm start: bayesian, early stopping off, 8 trials, seeded with the completed trials of the
-  cold bayesian search of the previous seed (another run of the same model and space, as a
+- warm start: bayesian and tpe, early stopping off, 8 trials, seeded with the completed trials
+  of the cold search (same algorithm) of the previous seed (another run of the same model and space, as a
   scheduled retune would find it), against the best of the first 8 trials of the cold search of
   the same seed.
 
@@ -36,7 +37,9 @@ from pathlib import Path
 from common import REPO, Workdir, emit, parse_args, r, run_step
 
 SAMPLE_ROWS = 2000
-ES_CONFIGS = (("random", "off"), ("bayesian", "off"), ("bayesian", "asha"), ("bayesian", "median"))
+ES_CONFIGS = (("random", "off"), ("bayesian", "off"), ("bayesian", "asha"), ("bayesian", "median"),
+              ("tpe", "off"), ("tpe", "median"))
+WARM_ALGORITHMS = ("bayesian", "tpe")
 TUNER = "bench-tuner"
 
 
@@ -132,14 +135,15 @@ def main() -> None:
                 runs[key].append(run)
                 print(f"  {key:16s} seed {seed}: best val_mae {run['best']:8.1f}  epochs {run['epochs']:3d}  "
                       f"pruned {run['pruned']}  {run['seconds']}s", flush=True)
-        cold = runs["bayesian+off"]
-        runs["bayesian+warm"] = []
-        for i, seed in enumerate(seeds):
-            previous = Path(cold[i - 1]["run_root"])  # the cold search of the previous seed
-            run = search(workdir, data, f"bayesian-warm-{seed}", "bayesian", "off", seed, 8, epochs, warm_from=previous)
-            runs["bayesian+warm"].append(run)
-            print(f"  bayesian+warm    seed {seed}: best of 8 {run['best']:8.1f} vs cold {cold[i]['best_first_8']:8.1f}"
-                  f"  ({run['warm_start']})", flush=True)
+        for algorithm in WARM_ALGORITHMS:
+            cold, warm = runs[f"{algorithm}+off"], runs.setdefault(f"{algorithm}+warm", [])
+            for i, seed in enumerate(seeds):
+                previous = Path(cold[i - 1]["run_root"])  # the cold search of the previous seed
+                run = search(workdir, data, f"{algorithm}-warm-{seed}", algorithm, "off", seed, 8, epochs,
+                             warm_from=previous)
+                warm.append(run)
+                print(f"  {algorithm}+warm seed {seed}: best of 8 {run['best']:8.1f} vs cold "
+                      f"{cold[i]['best_first_8']:8.1f}  ({run['warm_start']})", flush=True)
 
     def med(key: str, field: str) -> float:
         return statistics.median(x[field] for x in runs[key])
@@ -148,10 +152,11 @@ def main() -> None:
     figures = {key: {"median_best_val_mae": r(med(key, "best"), 1), "median_epochs": med(key, "epochs"),
                      "epochs_vs_bayesian_off": r(med(key, "epochs") / med(anchor, "epochs"), 3),
                      "median_pruned": med(key, "pruned"), "seeds": len(runs[key])}
-               for key in runs if key != "bayesian+warm"}
-    figures["warm_start"] = {"median_best_of_8_warm": r(med("bayesian+warm", "best"), 1),
-                             "median_best_of_8_cold": r(med(anchor, "best_first_8"), 1),
-                             "seeds": len(runs["bayesian+warm"])}
+               for key in runs if not key.endswith("+warm")}
+    figures["warm_start"] = {algorithm: {"median_best_of_8_warm": r(med(f"{algorithm}+warm", "best"), 1),
+                                         "median_best_of_8_cold": r(med(f"{algorithm}+off", "best_first_8"), 1),
+                                         "seeds": len(runs[f"{algorithm}+warm"])}
+                             for algorithm in WARM_ALGORITHMS}
     print(f"\nDiamonds, {SAMPLE_ROWS} rows, {trials} trials x {epochs} epochs, one trial at a time, {len(seeds)} seeds "
           "(medians)")
     print(f"  {'method':16s} {'best val_mae':>12s} {'epochs':>7s} {'vs bayesian':>12s} {'pruned':>7s}")
@@ -159,8 +164,9 @@ def main() -> None:
         if key != "warm_start":
             print(f"  {key:16s} {f['median_best_val_mae']:12.1f} {f['median_epochs']:7.1f} "
                   f"{f['epochs_vs_bayesian_off']:12.3f} {f['median_pruned']:7.1f}")
-    w = figures["warm_start"]
-    print(f"  warm start, best after 8 trials: warm {w['median_best_of_8_warm']} vs cold {w['median_best_of_8_cold']}")
+    for algorithm, w in figures["warm_start"].items():
+        print(f"  warm start ({algorithm}), best after 8 trials: warm {w['median_best_of_8_warm']} "
+              f"vs cold {w['median_best_of_8_cold']}")
     emit("diamonds_epochs", {"quick": args.quick, "sample_rows": SAMPLE_ROWS, "trials": trials,
                              "epochs_per_trial": epochs, "in_process": True, "figures": figures, "runs": runs},
          args.out)
