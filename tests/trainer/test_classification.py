@@ -56,20 +56,21 @@ def test_label_vocabulary_sorted_numerically_when_numbers():
 
 # -- prepare on the bundled classification data ------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def iris(tmp_path_factory) -> dict:
-    run_root = tmp_path_factory.mktemp("iris") / "runs" / "iris"
-    code, result = run_step("prepare", run_root, "--source", "iris", "--objective", "val_accuracy")
+def _prepared(tmp_path_factory, source: str, *flags: str) -> dict:
+    run_root = tmp_path_factory.mktemp(source) / "runs" / source
+    code, result = run_step("prepare", run_root, "--source", source, *flags)
     assert code == 0
     return {"run_root": run_root, "result": result}
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory) -> dict:
+    return _prepared(tmp_path_factory, "iris", "--objective", "val_accuracy")
 
 
 @pytest.fixture(scope="module")
 def titanic(tmp_path_factory) -> dict:
-    run_root = tmp_path_factory.mktemp("titanic") / "runs" / "titanic"
-    code, result = run_step("prepare", run_root, "--source", "titanic", "--sample-rows", "500")
-    assert code == 0
-    return {"run_root": run_root, "result": result}
+    return _prepared(tmp_path_factory, "titanic", "--sample-rows", "500")
 
 
 def test_prepare_records_the_inferred_task_and_vocabulary(iris):

@@ -139,14 +139,7 @@ def test_a_pruned_trial_is_recorded_pruned_and_its_tuner_takes_the_next(tmp_path
     so far (2 trials at the rung) or not in the best third, so of 6 random points some stop."""
     search = Search(tmp_path, tmp_path / "runs" / "r1", "--objective-function", "sleep", "--algorithm", "random",
                     "--early-stopping", "asha", "--max-trials", "6", "--epochs", "4", "--seed", "3")
-    try:
-        chief = search.chief("--lease-seconds", "30")
-        workers = [search.worker(f"tuner-{i}", "--sleep-seconds", "0.3", "--heartbeat-seconds", "0.5")
-                   for i in range(2)]
-        oracle = chief.result()
-        tuned = [w.result() for w in workers]
-    finally:
-        search.stop_all()
+    oracle, tuned = search.run(("--lease-seconds", "30"), 2, ("--sleep-seconds", "0.3", "--heartbeat-seconds", "0.5"))
     assert oracle["early_stopping"] == "asha (chosen)"
     assert oracle["completed"] == 6 and oracle["incomplete"] == []
     pruned = [t for t in oracle["trials"] if t.get("pruned")]

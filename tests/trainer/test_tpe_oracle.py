@@ -207,14 +207,7 @@ def test_nearby_seeds_draw_unrelated_points(tmp_path, algorithm):
 def test_distributed_tpe_search_on_branin(tmp_path):
     search = Search(tmp_path, tmp_path / "runs" / "r1", "--algorithm", "tpe", "--objective-function", "branin",
                     "--max-trials", "9", "--epochs", "1", "--seed", "4")
-    try:
-        chief = search.chief("--lease-seconds", "60")
-        workers = [search.worker(f"tuner-{i}", "--heartbeat-seconds", "0.5", "--sleep-seconds", "0.1")
-                   for i in range(3)]
-        oracle = chief.result()
-        tuned = [w.result() for w in workers]
-    finally:
-        search.stop_all()
+    oracle, tuned = search.run(("--lease-seconds", "60"), 3, ("--heartbeat-seconds", "0.5", "--sleep-seconds", "0.1"))
     ids = [t["trial_id"] for t in oracle["trials"]]
     assert len(ids) == len(set(ids)) == oracle["completed"] == 9 and oracle["incomplete"] == []
     by_worker = finished_by_workers(*tuned)

@@ -114,6 +114,15 @@ class Search:
                                               "--oracle-address", f"127.0.0.1:{self.port}", "--poll-seconds", "0.2",
                                               *flags])
 
+    def run(self, chief_flags: tuple[str, ...], workers: int, worker_flags: tuple[str, ...]) -> tuple[dict, list[dict]]:
+        """A chief and `workers` tuners (tuner-0...) to the end: (the chief's result, each tuner's)."""
+        try:
+            chief = self.chief(*chief_flags)
+            procs = [self.worker(f"tuner-{i}", *worker_flags) for i in range(workers)]
+            return chief.result(), [w.result() for w in procs]
+        finally:
+            self.stop_all()
+
     def stop_all(self) -> None:
         for proc in self.procs:
             if proc.running():
