@@ -205,9 +205,18 @@ def test_nearby_seeds_draw_unrelated_points(tmp_path, algorithm):
 
 
 def test_distributed_tpe_search_on_branin(tmp_path):
+    """Three tuners share one TPE search. They start before the chief, as pods may, and wait
+    for it: each trial takes 2 s, so one tuner alone would need 18 s for all nine, while the
+    others join within the reconnect backoff's cap (5 s) of the chief listening."""
     search = Search(tmp_path, tmp_path / "runs" / "r1", "--algorithm", "tpe", "--objective-function", "branin",
                     "--max-trials", "9", "--epochs", "1", "--seed", "4")
-    oracle, tuned = search.run(("--lease-seconds", "60"), 3, ("--heartbeat-seconds", "0.5", "--sleep-seconds", "0.1"))
+    try:
+        workers = [search.worker(f"tuner-{i}", "--heartbeat-seconds", "0.5", "--sleep-seconds", "2")
+                   for i in range(3)]
+        chief = search.chief("--lease-seconds", "60")
+        oracle, tuned = chief.result(), [w.result() for w in workers]
+    finally:
+        search.stop_all()
     ids = [t["trial_id"] for t in oracle["trials"]]
     assert len(ids) == len(set(ids)) == oracle["completed"] == 9 and oracle["incomplete"] == []
     by_worker = finished_by_workers(*tuned)
@@ -218,3 +227,20 @@ def test_distributed_tpe_search_on_branin(tmp_path):
         b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
         assert math.isclose(trial["objective"], (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10)
     assert len({w["tuner_id"] for w in tuned if w["trials"]}) >= 2, "the trials were shared out"
+
+
+def test_tuners_reconnect_to_a_late_chief_within_seconds(monkeypatch):
+    """gRPC's default reconnect backoff grows to 120 s: a tuner started before its chief could
+    sit idle for two minutes after the chief came up."""
+    import grpc
+
+    from trainer.tuning import rpc
+
+    seen = {}
+    real = grpc.insecure_channel
+    monkeypatch.setattr(grpc, "insecure_channel", lambda address, options=(): seen.update(options) or
+                        real(address, options=options))
+    client = rpc.LeasedOracleClient(None, "127.0.0.1:1", "tuner-0", wait_seconds=1, poll_seconds=1,
+                                    search_done=lambda: False, secret="s" * 32)
+    client.close()
+    assert seen["grpc.max_reconnect_backoff_ms"] <= 5000

@@ -78,6 +78,6 @@ class _AddSecret(grpc.UnaryUnaryClientInterceptor):
                                          details.wait_for_ready, details.compression), request)
 
 
-def secret_channel(address: str, secret: str) -> grpc.Channel:
-    """A channel to the chief at `address` whose every call carries the secret."""
-    return grpc.intercept_channel(grpc.insecure_channel(address), _AddSecret(secret))
+def secret_channel(address: str, secret: str, options: tuple[tuple[str, int], ...] = ()) -> grpc.Channel:
+    """A channel to the chief at `address` (gRPC channel `options`) whose every call carries the secret."""
+    return grpc.intercept_channel(grpc.insecure_channel(address, options=options), _AddSecret(secret))

@@ -38,6 +38,11 @@ from trainer.tuning.oracles import ForgedTrial, NotHolder
 log = logging.getLogger("trainer.tuning.rpc")
 TUNER_KEY = "kt-tuner-id"
 HEARTBEAT_KEY = "kt-heartbeat"
+# Tuner pods often start before the chief's (or outlive a restarted chief). gRPC's default
+# reconnect backoff grows to 120 s, so a tuner that waited would join up to two minutes after
+# the chief listens while the others take its share of the trials; a cap of a few seconds
+# costs one connection attempt per tuner every few seconds.
+RECONNECT_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 1000), ("grpc.max_reconnect_backoff_ms", 5000))
 EPOCH_KEY = "kt-epoch"
 PRUNE_KEY = "kt-prune"
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
@@ -194,7 +199,7 @@ class LeasedOracleClient(oracle_client.OracleClient):
                  search_done: Callable[[], bool], secret: str):
         # Not calling OracleClient.__init__: it reads the address from the environment.
         self._oracle = oracle
-        self._channel = secret_channel(address, secret)  # every call carries the search secret
+        self._channel = secret_channel(address, secret, RECONNECT_OPTIONS)  # every call carries the secret
         self._raw = protos.get_service_grpc().OracleStub(self._channel)
         self.stub = _RetryingStub(self._raw, tuner_id, wait_seconds, search_done)
         self.tuner_id = tuner_id
