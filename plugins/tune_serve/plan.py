@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from tune_contract import early_stopping, layout, search_space
+from tune_contract import warm_start as warm_start_rule
 from tune_contract.enums import AUTO, DEFAULT_MODEL, FUNCTION_OBJECTIVE
 from tune_contract.results import Objective, RankedTrial, TrainResult
 from tune_contract.steps import EvaluateArgs, OracleArgs, PrepareArgs, TrainArgs, TuneArgs
@@ -112,13 +113,14 @@ def build_plan(conf: dict[str, Any], run_id: str, warm: warm_start.WarmStart = N
 
 
 def _identity(conf: dict[str, Any], objective: str, direction: str, function: str | None) -> dict[str, Any]:
-    """This run's search as the chief records it (`search.json`), for the warm-start rule."""
-    model = None if function else conf.get("model") or DEFAULT_MODEL
+    """This run's search as the chief will record it (`search.json`), for the warm-start rule."""
+    model = conf.get("model") or DEFAULT_MODEL
     space = search_space.check(conf.get("search_space") or None, conf["algorithm"], function, field="search_space",
-                               model=model or DEFAULT_MODEL)
-    return {"model": model, "algorithm": conf["algorithm"], "search_space": space.to_list() if space else None,
-            "objective": {"name": objective, "direction": direction}, "objective_function": function,
-            "epochs": conf["tuning_epochs"], "executions_per_trial": conf["executions_per_trial"]}
+                               model=model)
+    return warm_start_rule.search_identity(
+        model=model, algorithm=conf["algorithm"], search_space=space.to_list() if space else None,
+        objective=objective, direction=direction, objective_function=function, epochs=conf["tuning_epochs"],
+        executions_per_trial=conf["executions_per_trial"])
 
 
 def oracle_arguments(plan_oracle: dict[str, Any], *, port: int, bind: str, xcom_file: str | None = None) -> list[str]:

@@ -28,6 +28,19 @@ ALGORITHMS_WITHOUT_WARM_START: Final = {"grid": "grid enumerates its own points"
 _SAME: Final = ("model", "objective_function", "objective", "epochs", "executions_per_trial")
 
 
+def search_identity(*, model: str | None, algorithm: str, search_space: list[dict] | None, objective: str,
+                    direction: str, objective_function: str | None, epochs: int, executions_per_trial: int,
+                    seed: int | None = None) -> dict[str, Any]:
+    """A search as the chief records it in `search.json`: what makes two processes take part in
+    the same search (with `seed`; max_trials may grow on a restart) and what the warm-start rule
+    compares (without it). Built here for both sides: the chief (`Settings.identity`) and the
+    plan, which looks for a previous run before any pod starts."""
+    identity = {"model": None if objective_function else model, "algorithm": algorithm, "search_space": search_space,
+                "objective": {"name": objective, "direction": direction}, "objective_function": objective_function,
+                "epochs": epochs, "executions_per_trial": executions_per_trial}
+    return identity if seed is None else {**identity, "seed": seed}
+
+
 def _kind(parameter: Parameter) -> str:
     if parameter.type == "choice":
         return f"a choice of {type(parameter.values[0]).__name__ if parameter.values else 'nothing'}"
@@ -36,7 +49,7 @@ def _kind(parameter: Parameter) -> str:
 
 def search_problem(previous: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
     """Why the previous search (its `search.json`) cannot seed the current one (the same
-    identity dict, `Settings.identity()` or its plan-side equivalent), or None."""
+    `search_identity` of the current run), or None."""
     if current.get("algorithm") in ALGORITHMS_WITHOUT_WARM_START:
         return f"algorithm {current['algorithm']}: {ALGORITHMS_WITHOUT_WARM_START[current['algorithm']]}"
     for key in _SAME:

@@ -23,6 +23,7 @@ from tune_contract.enums import (
     DIRECTIONS,
     FUNCTION_OBJECTIVE,
 )
+from tune_contract.warm_start import search_identity
 
 from trainer import storage
 from trainer.errors import BadInput
@@ -63,17 +64,11 @@ class Settings:
         return storage.join(self.run_root, TUNING_DIR)
 
     def identity(self) -> dict:
-        """What makes two processes take part in the same search (max_trials may grow on a restart)."""
-        return {
-            "model": None if self.function else self.model,
-            "algorithm": self.algorithm,
-            "search_space": self.space.to_list() if self.space is not None else None,
-            "objective": {"name": self.objective, "direction": self.direction},
-            "objective_function": self.function,
-            "epochs": self.epochs,
-            "executions_per_trial": self.executions_per_trial,
-            "seed": self.seed,
-        }
+        """What makes two processes take part in the same search (`search.json`)."""
+        return search_identity(model=self.model, algorithm=self.algorithm,
+                               search_space=self.space.to_list() if self.space is not None else None,
+                               objective=self.objective, direction=self.direction, objective_function=self.function,
+                               epochs=self.epochs, executions_per_trial=self.executions_per_trial, seed=self.seed)
 
     def objective_dict(self) -> dict:
         return {"name": self.objective, "direction": self.direction}
