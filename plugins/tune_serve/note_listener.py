@@ -40,13 +40,16 @@ def _read(run_id: str, *parts: str) -> dict | None:
 
 
 def note_for(run_id: str, existing: str | None) -> str | None:
-    """The run's note with the outcome line added; None when there is nothing to add."""
+    """The run's note with the outcome line (and how the search ran) added; None when there is nothing to add."""
     summary = _read(run_id, layout.SUMMARY_FILE)
     if summary:
         # the full evaluations carry the serving baseline's metrics ("was ..."); the summary does not
         evaluations = [_read(run_id, layout.EVAL_DIR, str(e["rank"]), layout.EVALUATION_FILE) or e
                        for e in summary.get("evaluations") or [] if e]
         line = run_note.text(summary, evaluations)
+        # how the search ran (early stopping, a warm start or why not): decisions the runs list shows too
+        if summary.get("search"):
+            line += "\n\n" + " · ".join(str(note) for note in summary["search"])
     else:
         line = "nothing deployed: the run ended before summarize recorded it"
     existing = (existing or "").strip()

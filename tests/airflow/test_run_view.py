@@ -163,6 +163,23 @@ def test_the_run_note_is_added_below_a_users_note_once(root):
     assert note_listener.note_for("never-ran", None).startswith("nothing deployed: the run ended before summarize")
 
 
+def test_the_run_note_says_how_the_search_ran_below_its_outcome(root):
+    """A warm start (or why there was none) and early stopping are decisions of the run: they
+    are in the Airflow run note too, where the runs list shows them, not only in the run view."""
+    from tune_serve import note_listener
+
+    summary_file = root / "runs" / RUN_ID / "summary.json"
+    summary = json.loads(summary_file.read_text())
+    summary["search"] = ["early stopping: median (auto for tpe); 3 trial(s) pruned",
+                         "warm start from run scheduled__2026-11-28T00:00:00+00:00: 8 trials"]
+    summary_file.write_text(json.dumps(summary))
+    line = "deployed diamonds v3 (candidate 0, MAE 411.9, was 420.2)"
+    search = ("early stopping: median (auto for tpe); 3 trial(s) pruned · "
+              "warm start from run scheduled__2026-11-28T00:00:00+00:00: 8 trials")
+    assert note_listener.note_for(RUN_ID, None) == f"{line}\n\n{search}"
+    assert note_listener.note_for(RUN_ID, f"{line}\n\n{search}") is None  # already there: nothing to write
+
+
 def test_versions_carry_the_labels_the_serving_platform_routes_now(client, root, tmp_path, monkeypatch):
     """Which label each served version carries comes from the platform that serves (here the
     local one: its model config), not from the run records."""
