@@ -123,6 +123,21 @@ def test_bad_search_space_exits_2_naming_the_parameter(tmp_path, space, field, r
     _assert_refused(proc, run_root, tmp_path, field, reason)
 
 
+@pytest.mark.parametrize("objective, direction", [("val_auc", "max"), ("val_accuracy", "max"), ("val_mae", "min"),
+                                                  ("val_my_error", "min")])
+def test_a_hand_run_search_takes_the_objectives_direction(objective, direction):
+    """`python -m trainer oracle --objective val_auc` minimised AUC: --direction defaulted to min."""
+    from tune_contract.steps import OracleArgs
+
+    from trainer.tuning.settings import from_args
+
+    args = OracleArgs.from_argv(["--run-root", "/tmp/never-written", "--port", "1", "--objective", objective])
+    assert from_args(args).direction == direction
+    # a metric the contract does not know (a user model's own) may go either way
+    if objective == "val_my_error":
+        assert from_args(args.replace(direction="max")).direction == "max"
+
+
 BAD_FLAGS = [
     (["--max-trials", "0"], "--max-trials", "must be >= 1"),
     (["--executions-per-trial", "0"], "--executions-per-trial", "must be >= 1"),
@@ -132,6 +147,7 @@ BAD_FLAGS = [
     (["--objective-function", "rosenbrock"], "--objective-function", "allowed: branin, sleep"),
     (["--objective-function", "branin", "--objective", "val_mae"], "--objective", "reports 'value'"),
     (["--objective-function", "branin", "--direction", "max"], "--direction", "minimised"),
+    (["--objective", "val_auc", "--direction", "min"], "--direction", "must be 'max' for val_auc"),
     (["--lease-seconds", "0"], "--lease-seconds", "must be > 0"),
     (["--deadline-seconds", "soon"], "--deadline-seconds", "number of seconds"),
     (["--standby-tuners", "some"], "--standby-tuners", "an integer >= 0 or 'all'"),

@@ -212,7 +212,9 @@ class SearchArgs(StepArgs):
                                          "(default: the tabular model's space)", group=_SEARCH)
     objective: str | None = flag(help=f"metric to optimise (default {DEFAULT_OBJECTIVE}; "
                                       "'value' with --objective-function)", group=_SEARCH)
-    direction: str = flag("min", "min or max (default min)", group=_SEARCH, choices=DIRECTIONS)
+    direction: str | None = flag(help="whether --objective improves down (min) or up (max) (default: the "
+                                      "objective's; min for a metric of a user model's own)", group=_SEARCH,
+                                 choices=DIRECTIONS)
     max_trials: int = flag(10, "trials to run in total, >= 1 (default 10)", group=_SEARCH)
     executions_per_trial: int = flag(1, "fits per trial, averaged (default 1)", group=_SEARCH)
     epochs: int = flag(5, "epochs per trial; Hyperband's max_epochs (default 5)", group=_SEARCH)

@@ -22,6 +22,8 @@ from tune_contract.enums import (
     DEFAULT_OBJECTIVE,
     DIRECTIONS,
     FUNCTION_OBJECTIVE,
+    OBJECTIVE_DIRECTIONS,
+    direction_of,
 )
 from tune_contract.warm_start import search_identity
 
@@ -77,18 +79,25 @@ class Settings:
 def from_args(args: Any) -> Settings:
     """`args`: the step's `tune_contract.steps.SearchArgs` (or anything with its attributes)."""
     algorithm = _one_of("--algorithm", args.algorithm, ALGORITHMS)
-    direction = _one_of("--direction", args.direction, DIRECTIONS)
+    given = None if args.direction is None else _one_of("--direction", args.direction, DIRECTIONS)
     function = None if args.objective_function is None else _one_of("--objective-function", args.objective_function, FUNCTIONS)
     if function:
         objective = args.objective or FUNCTION_OBJECTIVE
         if objective != FUNCTION_OBJECTIVE:
             raise BadInput("--objective", f"a benchmark function reports '{FUNCTION_OBJECTIVE}', got {objective!r}")
-        if direction != "min":
+        if given not in (None, "min"):
             raise BadInput("--direction", "benchmark functions are minimised; use min")
+        direction = "min"
     else:
         objective = args.objective or DEFAULT_OBJECTIVE
         if not objective.replace("_", "").isalnum():
             raise BadInput("--objective", f"{objective!r} is not a metric name (e.g. val_mae, val_loss, mae)")
+        # the same rule as the run form: a metric the contract knows goes one way (the search would
+        # otherwise rank the best trials last); a user model's own metric may go either
+        known = OBJECTIVE_DIRECTIONS.get(objective)
+        if given is not None and known is not None and given != known:
+            raise BadInput("--direction", f"must be {known!r} for {objective} (or left out), got {given!r}")
+        direction = given or direction_of(objective)
     model = getattr(args, "model", None) or DEFAULT_MODEL
     if not function:
         models.parse(model, "--model")
