@@ -1,7 +1,7 @@
 """`make bench`: run the benchmarks of issue 6, each in its own virtualenv, print their figures
 and write them all to bench/results.json with the machine's cores, memory, load and date.
 
-    python3 bench/run.py [--quick] [--snapshot] [NAME ...]     NAME in: search scaling overhead serving preemption quality diamonds
+    python3 bench/run.py [--quick] [--snapshot] [NAME ...]     NAME in: search scaling overhead serving preemption quality diamonds gp-limit
 
 Measurements, not tests: a benchmark that crashes is reported (exit 1), figures are never judged.
 Naming benchmarks re-runs just those and keeps the other figures already in the results file.
@@ -35,6 +35,7 @@ BENCHMARKS = {
     "quality": (TRAINER_PY, "model_quality.py"),
     "classifier": (TRAINER_PY, "classifier_quality.py"),
     "diamonds": (TRAINER_PY, "diamonds_epochs.py"),
+    "gp-limit": (TRAINER_PY, "gp_parallel_limit.py"),
 }
 DAG_BENCHMARKS = ("scaling", "overhead")
 
