@@ -85,6 +85,24 @@ def test_every_trial_with_its_status(root):
     assert {t["trial_id"]: t["top_rank"] for t in state.trials if t["top_rank"] is not None} == {"01": 0, "03": 1}
 
 
+def test_parameter_importance_is_fitted_once_per_set_of_trials(root, monkeypatch):
+    """Sorting the table re-renders the page; the forest is refitted only when the trials change."""
+    import sklearn.ensemble
+
+    from tune_serve.ui import charts
+
+    fits = []
+    real = sklearn.ensemble.RandomForestRegressor
+    monkeypatch.setattr(sklearn.ensemble, "RandomForestRegressor", lambda **kw: fits.append(kw) or real(**kw))
+    charts._importances.cache_clear()
+    state = run_state.load(RUN_ID)
+    first = charts.importance(state)
+    assert charts.importance(run_state.load(RUN_ID)) == first and len(fits) == 1
+    state.completed[0]["objective"] += 1.0  # another result: another fit
+    charts.importance(state)
+    assert len(fits) == 2
+
+
 def test_page_shows_every_trial_the_plots_and_what_shipped(client):
     response = client.get(f"/runs/{RUN_ID}")
     assert response.status_code == 200, response.text

@@ -8,6 +8,8 @@ per trial run. Parameter importance is scikit-learn's random-forest impurity imp
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
 from typing import Any
 
@@ -113,12 +115,29 @@ def importance(state: RunState) -> tuple[dict | None, str]:
     trials, names = state.completed, state.hyperparameter_names
     if len(trials) < 3 or not names:
         return None, f"Parameter importance needs at least 3 completed trials; this run has {len(trials)}."
+    key = (tuple(names), tuple((json.dumps(t["hyperparameters"], sort_keys=True, default=str), t["objective"])
+                               for t in trials))
+    rows = _importances(key)
+    note = (f"scikit-learn RandomForestRegressor (200 trees) impurity importance over {len(trials)} completed "
+            "trials; with few trials it is a rough guide.")
+    return _spec(width=WIDTH, height=max(60, 26 * len(rows)), data={"values": rows}, mark="bar",
+                 encoding={"y": {"field": "parameter", "type": "nominal", "sort": "-x", "title": None},
+                           "x": {"field": "importance", "type": "quantitative"},
+                           "tooltip": [{"field": "parameter"}, {"field": "importance"}]}), note
+
+
+@functools.lru_cache(maxsize=32)
+def _importances(key: tuple[tuple[str, ...], tuple[tuple[str, float], ...]]) -> list[dict]:
+    """The forest's rows for these trials. Cached: re-sorting the table re-renders the page, and
+    200 trees on a few hundred trials cost more than the rest of it (the fit is seeded, so a
+    cached answer is the one a refit would give)."""
     import numpy as np
     from sklearn.ensemble import RandomForestRegressor
 
+    names, trials = key[0], [(json.loads(hps), objective) for hps, objective in key[1]]
     columns, owners = [], []
     for name in names:
-        values = [t["hyperparameters"].get(name) for t in trials]
+        values = [hps.get(name) for hps, _ in trials]
         if all(_number(v) is not None for v in values):
             columns.append([_number(v) for v in values])
             owners.append(name)
@@ -127,18 +146,12 @@ def importance(state: RunState) -> tuple[dict | None, str]:
                 columns.append([1.0 if str(v) == level else 0.0 for v in values])
                 owners.append(name)
     features = np.array(columns).T
-    target = np.array([t["objective"] for t in trials])
+    target = np.array([objective for _, objective in trials])
     forest = RandomForestRegressor(n_estimators=200, random_state=0).fit(features, target)
     totals = {name: 0.0 for name in names}
     for owner, value in zip(owners, forest.feature_importances_):
         totals[owner] += float(value)
-    rows = [{"parameter": n, "importance": round(v, 4)} for n, v in sorted(totals.items(), key=lambda kv: -kv[1])]
-    note = (f"scikit-learn RandomForestRegressor (200 trees) impurity importance over {len(trials)} completed "
-            "trials; with few trials it is a rough guide.")
-    return _spec(width=WIDTH, height=max(60, 26 * len(rows)), data={"values": rows}, mark="bar",
-                 encoding={"y": {"field": "parameter", "type": "nominal", "sort": "-x", "title": None},
-                           "x": {"field": "importance", "type": "quantitative"},
-                           "tooltip": [{"field": "parameter"}, {"field": "importance"}]}), note
+    return [{"parameter": n, "importance": round(v, 4)} for n, v in sorted(totals.items(), key=lambda kv: -kv[1])]
 
 
 def trials_over_time(state: RunState) -> tuple[dict | None, int]:
