@@ -118,6 +118,31 @@ def test_a_space_naming_what_the_model_does_not_declare_fails_at_prepare(tmp_pat
                        "batch_size"), message
 
 
+@pytest.mark.parametrize("override, reason", [
+    # the run's conf could widen what the model's author declared: a 10^6-unit layer on a GPU pod
+    ({"name": "hidden_size", "type": "int", "min": 32, "max": 1000000},
+     "hidden_size=1000000 is outside [32, 256]: an override may only narrow or fix what the model declares"),
+    ({"name": "dropout", "type": "choice", "values": [0.1, 0.9]},
+     "dropout=0.9 is not one of its values: an override may only narrow or fix what the model declares"),
+    ({"name": "dropout", "type": "float", "min": 0.0, "max": 0.3},
+     "dropout is declared as a choice of 0.0, 0.1, 0.2, 0.3: override it with a choice of some of them"),
+    ({"name": "bottleneck", "type": "choice", "values": [1]},
+     "bottleneck=1 is not a boolean: an override may only narrow or fix what the model declares"),
+])
+def test_an_override_may_only_narrow_what_the_model_declares(prepared, override, reason):
+    from tune_contract.search_space import validate
+
+    from trainer.errors import BadInput
+    from trainer.featurespec import FeatureSpec
+    from trainer.tuning import search_space as ss
+    from trainer.user_model import load
+
+    declared = load(WIDE_AND_DEEP).declared_space(FeatureSpec.load(prepared["result"]["feature_spec"]))
+    with pytest.raises(BadInput) as refused:
+        ss.apply_overrides(declared, validate([override]), WIDE_AND_DEEP, "random")
+    assert str(refused.value) == f"--search-space.{override['name']}: {reason}"
+
+
 def test_grid_refuses_a_continuous_declared_parameter_at_prepare(models_dir, tmp_path, capsys):
     name = _package(models_dir, "continuous", GOOD_INPUTS + textwrap.dedent('''
         def build(hp, spec, task):

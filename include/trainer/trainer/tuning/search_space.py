@@ -101,6 +101,11 @@ def apply_overrides(declared, overrides: SearchSpace | None, model: str, algorit
     unknown = [name for name in by_name if name not in names]
     if unknown:
         raise BadInput(f"{field}.{unknown[0]}", f"not a hyperparameter of {model}; it declares: {', '.join(names)}")
+    for hp in declared.space:
+        if hp.name in by_name:
+            problem = _widens(hp, by_name[hp.name])
+            if problem:
+                raise BadInput(f"{field}.{hp.name}", problem)
     space = kt.HyperParameters()
     for hp in declared.space:
         if hp.name in by_name:
@@ -115,6 +120,38 @@ def apply_overrides(declared, overrides: SearchSpace | None, model: str, algorit
                            f"the {algorithm} algorithm needs every parameter discrete; {model} declares "
                            f"{continuous[0].name} as a continuous float: fix it or give it a step here")
     return space
+
+
+def _widens(declared, override: Parameter) -> str | None:
+    """Why `override` is not inside the declared hyperparameter, or None. The run's conf may
+    narrow or fix what the model's author declared, never widen it: the declared bounds are the
+    only ones a user model's hyperparameters have (a conf could otherwise ask for a layer of a
+    million units on every tuner pod). A range is inside when both ends are values the declared
+    one takes; a choice when each of its values is."""
+    kind = type(declared).__name__
+    if override.type != "choice" and kind in ("Choice", "Fixed", "Boolean"):
+        values = declared.get_config().get("values") or [declared.get_config().get("value")]
+        shown = ", ".join(map(str, [False, True] if kind == "Boolean" else values))
+        return (f"{declared.name} is declared as a choice of {shown}: override it with a choice of "
+                f"{'one of them' if kind != 'Choice' else 'some of them'}")
+    single = _kt_space_of(declared)
+    points = override.values if override.type == "choice" else (override.min, override.max)
+    for value in points:
+        problem = hyperparameters_violation(single, {declared.name: value})
+        if problem:
+            return f"{problem}: an override may only narrow or fix what the model declares"
+    return None
+
+
+def _kt_space_of(hp):
+    """A Keras Tuner space holding only `hp` (its conditions dropped: checked for its values)."""
+    import keras_tuner as kt
+
+    config = hp.get_config()
+    config["conditions"] = []
+    single = kt.HyperParameters()
+    single.merge([type(hp).from_config(config)])
+    return single
 
 
 def _conditions(hps, conditions):
