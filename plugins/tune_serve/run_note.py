@@ -1,4 +1,5 @@
-"""The one line a run says about what it shipped: its Airflow run note and the view's banner.
+"""The one line a run says about what it shipped: `summary.json`'s `outcome` (the last line
+`summarize` logs), its Airflow run note and the run view's banner.
 
 "deployed diamonds v3 (candidate 1, MAE 411.9, was 420.2)", "deployed titanic v2 (binary,
 candidate 1, AUC 0.828)" or
@@ -48,8 +49,9 @@ def text(summary: dict, evaluations: list[dict] | None = None) -> str:
             was = ", first version"  # nothing was serving when it was evaluated
         else:
             was = ""  # the full evaluation is not at hand
+        scored = f", {_metric(metric, value)}{was}" if value is not None else ""
         return (f"deployed {deployed.get('model_name')} v{deployed.get('version')} "
-                f"({_task(summary)}candidate {rank}, {_metric(metric, value)}{was})")
+                f"({_task(summary)}candidate {rank}{scored})")
     if summary.get("failed_steps"):
         return f"nothing deployed: failed steps: {', '.join(summary['failed_steps'])}"
     failures = summary.get("training_failures") or []
@@ -62,7 +64,7 @@ def text(summary: dict, evaluations: list[dict] | None = None) -> str:
         return "nothing deployed: no candidate was evaluated"
     blessed = [e for e in evaluations if e.get("blessed")]
     if blessed:
-        return "nothing deployed: a candidate was blessed but its deployment did not complete"
+        return "nothing deployed: a candidate was blessed but its deployment did not complete (see serving.deploy_serving)"
     return "nothing deployed: " + " | ".join(
         [f"rank {e.get('rank')} not blessed: {'; '.join(leaderboard.reasons(e))}"
          for e in sorted(evaluations, key=lambda e: e.get("rank", 0))] + ([failed] if failed else []))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tune_serve import leaderboard, task_ids
+from tune_serve import leaderboard, run_note, task_ids
 
 FAILED = {"failed", "upstream_failed"}
 # A tuner lost for good is survivable: its trials were handed to the others by the chief.
@@ -39,36 +39,25 @@ def search_notes(search: Any) -> list[str]:
 def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[str, str | None],
           trained: Any = None, search: Any = None) -> dict:
     lost_tuners = sorted(t for t, s in states.items() if task_ids.unmapped(t) == task_ids.TUNE and s in FAILED)
+    full = [e for e in (evaluations or []) if e]  # with the serving baseline's metrics ("was ...")
     evaluations = [{**{k: e.get(k) for k in ("rank", "blessed", "failed_thresholds", "overall", "model_path",
                                              "report", "task", "headline")}, "reasons": leaderboard.reasons(e)}
-                   for e in (evaluations or []) if e]
+                   for e in full]
     # the task the feature spec records (prepare's inference when the plan said auto)
     task = next((e["task"] for e in evaluations if e.get("task")), plan.get("task"))
-    failures = training_failures(trained)
-    return {
+    summary = {
         "run_id": plan["run_id"],
         "finished_at": time.time(),  # the newest successful run of a model seeds the next (warm start)
         "model_name": plan["model_name"],
         "task": task,
         "leaderboard": top,
         "search": search_notes(search),
-        "training_failures": failures,
+        "training_failures": training_failures(trained),
         "evaluations": evaluations,
         "deployed": deployed,
-        "outcome": outcome(deployed, evaluations, failures),
         "lost_tuner_tasks": lost_tuners,
         "failed_steps": failed_steps(states),
     }
-
-
-def outcome(deployed: Any, evaluations: list[dict], failures: list[dict] | None = None) -> str:
-    """What the run changed in serving, in one line (the last line of `summarize`'s log)."""
-    failed = " | ".join(f"rank {f['rank']}: training failed: {f['reason']}" for f in failures or [])
-    if deployed:
-        return (f"deployed version {deployed.get('version')} of {deployed.get('model_name')} "
-                f"(candidate rank {deployed.get('candidate_rank')})")
-    if any(e.get("blessed") for e in evaluations):
-        return "nothing deployed: a candidate was blessed but its deployment did not complete (see serving.deploy_serving)"
-    if failed and not evaluations:
-        return f"nothing deployed: no candidate was trained to the end ({failed})"
-    return leaderboard.nothing_deployed(evaluations) + (f" | {failed}" if failed else "")
+    # the same sentence as the run note and the run view's banner: one place words it
+    summary["outcome"] = run_note.text(summary, full)
+    return summary

@@ -164,7 +164,8 @@ def test_run_note_says_first_version_only_when_nothing_was_serving():
 
 def test_run_note_names_the_reason_when_nothing_shipped(tmp_path):
     summary = json.loads((write_run(tmp_path, deployed=False) / "summary.json").read_text())
-    assert run_note.text(summary) == ("nothing deployed: a candidate was blessed but its deployment did not complete")
+    assert run_note.text(summary) == ("nothing deployed: a candidate was blessed but its deployment did not complete "
+                                      "(see serving.deploy_serving)")
     summary["evaluations"][0]["blessed"] = False
     summary["evaluations"][0]["reasons"] = ["MAE 1,300 > bound 1,000"]
     assert run_note.text(summary) == ("nothing deployed: rank 0 not blessed: MAE 1,300 > bound 1,000 | "

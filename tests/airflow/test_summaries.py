@@ -28,8 +28,8 @@ def test_a_run_that_deploys_nothing_says_why_for_each_candidate():
                    {"rank": 1, "blessed": False, "failed_thresholds": [], "overall": {"mae": 1.5}}]  # no reason given
     summary = build({"run_id": "r", "model_name": "m"}, [], evaluations, None, states)
     assert summary["outcome"].startswith("nothing deployed: ")
-    assert "rank 0: +0.3 mean_absolute_error worse than serving" in summary["outcome"]
-    assert "rank 1: " in summary["outcome"]
+    assert "rank 0 not blessed: +0.3 mean_absolute_error worse than serving" in summary["outcome"]
+    assert "rank 1 not blessed: " in summary["outcome"]
     assert "\n" not in summary["outcome"]
     assert all(e["reasons"] for e in summary["evaluations"])
 
@@ -38,7 +38,12 @@ def test_a_deploying_run_names_the_version_in_its_outcome():
     deployed = {"model_name": "m", "version": 3, "candidate_rank": 1}
     summary = build({"run_id": "r", "model_name": "m"}, [], [{"rank": 1, "blessed": True, "reasons": ["ok"]}],
                     deployed, {})
-    assert summary["outcome"] == "deployed version 3 of m (candidate rank 1)"
+    assert summary["outcome"] == "deployed m v3 (candidate 1)"
+    deployed["eval_mae"] = 411.9
+    evaluation = {"rank": 1, "blessed": True, "reasons": ["ok"], "baseline": {"overall": {"mae": 420.2}}}
+    summary = build({"run_id": "r", "model_name": "m"}, [], [evaluation], deployed, {})
+    # the summary's outcome is the run note's line (the full evaluation carries the baseline)
+    assert summary["outcome"] == "deployed m v3 (candidate 1, MAE 411.9, was 420.2)"
 
 
 def test_a_diverged_candidate_is_named_with_its_reason_in_the_outcome_and_run_note():
@@ -53,7 +58,7 @@ def test_a_diverged_candidate_is_named_with_its_reason_in_the_outcome_and_run_no
     evaluations = [{"rank": 1, "blessed": False, "reasons": ["MAE 900 > bound 800"], "overall": {"mae": 900.0}}]
     summary = build({"run_id": "r", "model_name": "m"}, [], evaluations, None, {}, trained=trained)
     assert summary["training_failures"] == [{"rank": 0, "trial_id": "3", "reason": trained[0]["failed"]}]
-    assert "rank 0: training failed: diverged: training loss 44,000,000" in summary["outcome"]
-    assert "rank 0 training failed: diverged" in run_note.text(summary)
+    assert "rank 0 training failed: diverged: training loss 44,000,000" in summary["outcome"]
+    assert summary["outcome"] == run_note.text(summary)
     only_failed = build({"run_id": "r", "model_name": "m"}, [], [], None, {}, trained=trained[:1])
     assert run_note.text(only_failed).startswith("nothing deployed: rank 0 training failed: diverged")
