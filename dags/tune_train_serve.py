@@ -33,7 +33,8 @@ PREPARE = PodTask(task_ids.PREPARE_DATA, "prepare", resources=Resources(cpu="2",
                   deadline=timedelta(hours=1))
 ORACLE = PodTask(task_ids.in_group(task_ids.START_ORACLE), "oracle", resources=Resources(cpu="1", memory="2Gi"),
                  deadline=SEARCH_POD_DEADLINE)
-TUNE = PodTask(task_ids.in_group(task_ids.TUNE), "tune", resources=Resources(cpu="4", memory="16Gi", gpus=1),
+TUNE = PodTask(task_ids.in_group(task_ids.TUNE), "tune", resources=Resources(cpu="4", memory="16Gi",
+                                                    gpus=int(config.setting("tuner_gpus", "1"))),
                preemptible=True, retries=8, pool=config.setting("tuner_pool", "tuners"), deadline=SEARCH_POD_DEADLINE)
 TRAIN = PodTask(task_ids.in_group(task_ids.TRAIN), "train", resources=Resources(cpu="8", memory="32Gi",
                                                       gpus=int(config.setting("train_gpus", "2"))),

@@ -8,6 +8,8 @@ training runs under MirroredStrategy with 2 replicas (two logical CPUs, in a sub
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -254,6 +256,28 @@ def test_training_under_mirrored_strategy_with_two_replicas_resumes_and_exports(
                for name in spec.feature_names}
     predicted = loaded.signatures["serving_default"](**columns)["price"].numpy()
     assert predicted.shape == (len(instances), 1) and np.isfinite(predicted).all()
+
+
+def test_a_tuner_pod_with_two_gpus_tunes_under_mirrored_strategy(prepared, tmp_path):
+    """A tuner whose pod has two GPUs (two logical CPU devices here) runs its trials under
+    MirroredStrategy with the global batch, and says so in its result."""
+    from tuning_helpers import Search
+
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED)
+    run_root = tmp_path / "runs" / "r1"
+    shutil.copytree(prepared["run_root"] / "data", run_root / "data")
+    search = Search(tmp_path, run_root, "--model", WIDE_AND_DEEP, "--max-trials", "2", "--epochs", "1",
+                    "--seed", "3", "--algorithm", "random")
+    try:
+        chief = search.chief("--lease-seconds", "120")
+        tuner = search.worker("tuner-0", "--heartbeat-seconds", "1", launcher=script)
+        oracle, tuned = chief.result(timeout=600), tuner.result(timeout=600)
+    finally:
+        search.stop_all()
+    assert tuned["replicas"] == 2
+    assert oracle["completed"] == 2 and [t["tuner_id"] for t in oracle["trials"]] == ["tuner-0"] * 2
+    assert all(math.isfinite(t["objective"]) for t in oracle["trials"])
 
 
 def test_the_readme_model_is_a_working_model(models_dir, prepared, tmp_path, capsys):

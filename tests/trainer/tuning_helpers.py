@@ -49,14 +49,17 @@ def write_secret(path: Path) -> Path:
 
 
 class Proc:
-    def __init__(self, name: str, args: list[str], workdir: Path, extra_env: dict | None = None):
+    def __init__(self, name: str, args: list[str], workdir: Path, extra_env: dict | None = None,
+                 launcher: Path | None = None):
         self.name = name
         self.xcom = workdir / f"{name}.json"
         self.log = workdir / f"{name}.log"
         self.args = args
         self.started = time.monotonic()
         with open(self.log, "w") as log:
-            self.popen = subprocess.Popen([sys.executable, "-m", "trainer", *args, "--xcom-file", str(self.xcom)],
+            # `launcher`: a script that prepares the process (e.g. two logical devices) and runs the CLI
+            program = [sys.executable, str(launcher)] if launcher else [sys.executable, "-m", "trainer"]
+            self.popen = subprocess.Popen([*program, *args, "--xcom-file", str(self.xcom)],
                                           stdout=log, stderr=subprocess.STDOUT, env={**env(), **(extra_env or {})},
                                           cwd=workdir)
         self.ended: float | None = None
@@ -101,18 +104,18 @@ class Search:
         self.procs: list[Proc] = []
         self.secret_file = write_secret(workdir / f"oracle-{self.port}.secret")
 
-    def _start(self, name: str, args: list[str]) -> Proc:
-        proc = Proc(name, args, self.workdir, {"KERASTUNER_ORACLE_SECRET_FILE": str(self.secret_file)})
+    def _start(self, name: str, args: list[str], launcher: Path | None = None) -> Proc:
+        proc = Proc(name, args, self.workdir, {"KERASTUNER_ORACLE_SECRET_FILE": str(self.secret_file)}, launcher)
         self.procs.append(proc)
         return proc
 
     def chief(self, *flags: str, name: str = "chief") -> Proc:
         return self._start(name, ["oracle", *self.flags, "--port", str(self.port), *flags])
 
-    def worker(self, tuner_id: str, *flags: str, name: str | None = None) -> Proc:
+    def worker(self, tuner_id: str, *flags: str, name: str | None = None, launcher: Path | None = None) -> Proc:
         return self._start(name or tuner_id, ["tune", *self.flags, "--tuner-id", tuner_id,
                                               "--oracle-address", f"127.0.0.1:{self.port}", "--poll-seconds", "0.2",
-                                              *flags])
+                                              *flags], launcher)
 
     def run(self, chief_flags: tuple[str, ...], workers: int, worker_flags: tuple[str, ...]) -> tuple[dict, list[dict]]:
         """A chief and `workers` tuners (tuner-0...) to the end: (the chief's result, each tuner's)."""

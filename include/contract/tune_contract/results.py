@@ -52,6 +52,7 @@ class OracleResult(TypedDict, total=False):
 
 class TuneResult(TypedDict):
     tuner_id: str
+    replicas: int  # the devices its trials were mirrored over (MirroredStrategy); 0 if it ran none
     trials: list[Trial]
 
 

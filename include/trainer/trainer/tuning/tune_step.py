@@ -69,7 +69,7 @@ def run(args) -> dict:
     done_file = storage.join(settings.tuning_dir, st.DONE_FILE)
     if storage.exists(done_file):  # started (or retried) after the search ended
         log.info("the search is over (%s); nothing to do", done_file)
-        return {"tuner_id": tuner_id, "trials": []}
+        return {"tuner_id": tuner_id, "replicas": 0, "trials": []}  # nothing trained
 
     # Keras Tuner decides worker vs chief, and where the tuner's own state goes, from these.
     os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
@@ -98,4 +98,6 @@ def run(args) -> dict:
         tuner.close()
         client.close()
     log.info("finished %d trial(s): %s", len(tuner.finished), [t["trial_id"] for t in tuner.finished])
-    return {"tuner_id": tuner_id, "trials": tuner.finished}
+    # 1, or the GPUs of the pod its trials were mirrored over (KerasTrialTuner.strategy)
+    replicas = getattr(getattr(tuner, "strategy", None), "num_replicas_in_sync", 1)
+    return {"tuner_id": tuner_id, "replicas": replicas, "trials": tuner.finished}
