@@ -7,7 +7,7 @@ evaluations. The methods all speak `ask(worker) -> (handle, values) | None` and
 
 - `KerasTunerMethod`: `trainer.tuning.oracles.make_oracle` with a lease, i.e. exactly the
   leased oracle the chief serves (create_trial / update_trial_from / end_trial_from, its
-  state files in a temporary directory): ours (`tpe`), Keras Tuner `random` and `bayesian`;
+  state files in a temporary directory): ours (`gp`, the default, and `tpe`), Keras Tuner `random` and `bayesian`;
 - `OptunaDefaults`: Optuna's `TPESampler` with its defaults, ask/tell;
 - `skopt_gp`: scikit-optimize's GP `Optimizer`, `ask(4)`/`tell` in synchronous rounds of 4
   (its parallel example; it has no asynchronous mode).
@@ -148,5 +148,5 @@ def run(method_name: str, function: str, budget: int, seed: int) -> dict:
 
 
 # method name -> our algorithm behind the chief's oracle (the others are run directly)
-METHODS = {"ours": "tpe", "kt_random": "random", "kt_bayesian": "bayesian"}
+METHODS = {"ours": "gp", "ours_tpe": "tpe", "kt_random": "random", "kt_bayesian": "bayesian"}
 BASELINES = ("skopt_gp", "optuna_tpe")

@@ -89,8 +89,9 @@ def dag_params() -> dict[str, Param]:
                                    "or multiclass). The hyperparameters it declares are the search space."),
         "algorithm": Param(enums.DEFAULT_ALGORITHM, type="string", enum=ALGORITHMS, title="Search algorithm",
                            section=search,
-                           description="Search oracle: tpe (Optuna TPE after a Sobol start), or Keras Tuner's random, "
-                                       "bayesian (Gaussian process), hyperband, grid."),
+                           description="Search oracle: tpe (Optuna TPE after a Sobol start), gp (Gaussian-process "
+                                       "expected improvement aware of the running trials, after a Sobol start), or "
+                                       "Keras Tuner's random, bayesian (Gaussian process), hyperband, grid."),
         "search_space": Param(None, type=["null", "array"], items=SEARCH_PARAMETER_SCHEMA, minItems=1,
                               title="Search space", section=search,
                               description='Katib-style list, e.g. [{"name": "units", "type": "int", "min": 16, '

@@ -14,7 +14,7 @@ from tune_serve.params import ConfError, resolve_objective, validate_conf
 
 
 @pytest.mark.parametrize("conf,rule", [
-    ({}, "median (auto for tpe)"),  # the form's default algorithm is tpe
+    ({}, "median (auto for gp)"),  # the form's default algorithm is gp
     ({"algorithm": "random"}, "off (auto for random: random search is the anchor: its trials run to the end)"),
     ({"early_stopping": "median", "algorithm": "random"}, "median (chosen)"),
     ({"early_stopping": "off"}, "off (early_stopping=off): every trial runs all its epochs"),

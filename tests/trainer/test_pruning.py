@@ -14,6 +14,7 @@ from tuning_helpers import Search
 RESOLVED = {
     ("auto", "bayesian"): ("median", "median (auto for bayesian)"),
     ("auto", "tpe"): ("median", "median (auto for tpe)"),
+    ("auto", "gp"): ("median", "median (auto for gp)"),
     ("auto", "random"): ("none", "off (auto for random: random search is the anchor: its trials run to the end)"),
     ("auto", "grid"): ("none", "off (auto for grid: grid search is an anchor: its trials run to the end)"),
     ("auto", "hyperband"): ("none", "off (auto for hyperband: hyperband stops trials itself, by its brackets)"),

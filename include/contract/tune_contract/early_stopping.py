@@ -22,7 +22,7 @@ from tune_contract.enums import EARLY_STOPPING
 from tune_contract.errors import BadInput
 
 RULES: Final = ("median", "asha", "none")
-AUTO_ON: Final = ("bayesian", "tpe")
+AUTO_ON: Final = ("bayesian", "tpe", "gp")
 # The rule `auto` picks, chosen by the diamonds benchmark (bench/diamonds_epochs.py, bench/RESULTS.md
 # 2026-11-29 issue 12; 5 seeds, 8 trials x 6 epochs): median kept the best val MAE of every seed
 # with 31% fewer epochs (median 33 of 48); asha saved 58% (20 of 48) but pruned the trial that

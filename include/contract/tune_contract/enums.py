@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Final
 
-ALGORITHMS: Final = ("random", "bayesian", "hyperband", "grid", "tpe")
-# the best of them in bench/search_quality.py (bench/RESULTS.md, 2026-11-29, issue 12)
-DEFAULT_ALGORITHM: Final = "tpe"
+ALGORITHMS: Final = ("random", "bayesian", "hyperband", "grid", "tpe", "gp")
+# the best of them in bench/search_quality.py (bench/RESULTS.md, 2026-11-29, issue 12: gp leads
+# tpe on Branin-16, Branin-32 and Hartmann-6 with 4 trials in flight)
+DEFAULT_ALGORITHM: Final = "gp"
 # algorithms that enumerate the space: every parameter must be discrete
 ALGORITHMS_NEEDING_DISCRETE: Final = ("grid",)
 DIRECTIONS: Final = ("min", "max")

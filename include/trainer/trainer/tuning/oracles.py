@@ -39,6 +39,7 @@ from trainer import storage
 from trainer.tuning import search_space as ss
 from trainer.tuning.pruning import KEEP, Decision, Pruning
 from trainer.tuning import seeds
+from trainer.tuning.gp_oracle import GPOracle
 from trainer.tuning.optuna_oracle import TPEOracle
 from trainer.tuning.settings import Settings
 
@@ -376,6 +377,7 @@ _BASES = {
     "hyperband": kt.oracles.HyperbandOracle,
     "grid": kt.oracles.GridSearchOracle,
     "tpe": TPEOracle,
+    "gp": GPOracle,
 }
 _LEASED = {name: type(f"Leased{base.__name__}", (LeaseMixin, base), {}) for name, base in _BASES.items()}
 

@@ -1,0 +1,145 @@
+"""The `gp` algorithm: a Keras Tuner `Oracle` doing Gaussian-process Bayesian optimisation that
+knows about the trials still running.
+
+Keras Tuner's own `bayesian` oracle fits its GP with fixed kernel settings, scores running
+trials from the previous fit (after a chief restart, every running trial scores exactly 1.0)
+and spends 3·d random trials first. Here (bench/RESULTS.md, 2026-11-29, `BENCH=gp-limit`):
+
+- a scrambled Sobol start of `START_POINTS` trials (asked, not completed: with 4 tuners the GP
+  takes over as soon as 2 results are in, instead of 4 more blind points);
+- scikit-learn's GP (already in the image through `keras-tuner[bayesian]`): Matern 5/2 with one
+  length scale per hyperparameter fitted by maximum likelihood, bounded to LENGTH_SCALES in the
+  unit cube (wider bounds let 4-10 points fit a kernel that explains nothing), the objective
+  warped by Yeo-Johnson (errors span orders of magnitude);
+- the running trials as "kriging believers": assumed at the GP's mean, so the next point moves
+  away from them instead of four tuners being sent to one spot;
+- expected improvement, maximised by L-BFGS-B from the best of CANDIDATES random points;
+- at most MAX_FIT results in a fit (the best half and a sample of the others).
+
+Hyperparameters live in Keras Tuner's own [0, 1] coordinates (`value_to_prob`/`prob_to_value`:
+log scales, steps and choices as Keras Tuner maps them); an inactive conditional one sits at
+its default's coordinate. Nothing is persisted beyond the oracle's trials: each suggestion
+is a function of (run seed, number of trials, their results), so a restarted chief suggests
+what an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+
+import keras_tuner as kt
+import numpy as np
+from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.src.engine.hyperparameters import hp_types
+from scipy.optimize import minimize
+from scipy.stats import norm, qmc
+
+from trainer.tuning import seeds
+
+Status = trial_module.TrialStatus
+log = logging.getLogger("trainer.tuning.gp")
+
+START_POINTS = 4
+LENGTH_SCALES = (0.05, 2.0)
+CANDIDATES = 2048
+STARTS = 5  # L-BFGS-B runs, from the best candidates
+# A GP fit costs the cube of its points: beyond this many results it fits the best half of
+# them and a seeded sample of the rest (max_trials goes to 10,000).
+MAX_FIT = 256
+
+
+class GPOracle(kt.Oracle):
+    def __init__(self, objective=None, max_trials=None, hyperparameters=None, seed=None, **kwargs):
+        super().__init__(objective=objective, max_trials=max_trials, hyperparameters=hyperparameters, seed=seed,
+                         **kwargs)
+
+    # -- the unit cube ---------------------------------------------------------------------------
+
+    def _tuned(self) -> list:
+        return [hp for hp in self.hyperparameters.space if not isinstance(hp, hp_types.Fixed)]
+
+    def _encode(self, values: dict) -> np.ndarray:
+        hps = kt.HyperParameters()
+        hps.values = dict(values)
+        return np.array([hp.value_to_prob(values[hp.name]) if hp.name in values and
+                         hps._conditions_are_active(hp.conditions) else hp.value_to_prob(hp.default)
+                         for hp in self._tuned()], dtype=float)
+
+    def _decode(self, point: np.ndarray) -> dict:
+        """Values in declaration order (a parent before the hyperparameters it activates)."""
+        coordinate = {hp.name: float(u) for hp, u in zip(self._tuned(), point)}
+        hps = kt.HyperParameters()
+        for hp in self.hyperparameters.space:
+            hps.merge([hp])
+            if hps.is_active(hp):
+                hps.values[hp.name] = hp.value if hp.name not in coordinate else hp.prob_to_value(coordinate[hp.name])
+        return hps.values
+
+    # -- Keras Tuner's Oracle interface ----------------------------------------------------------
+
+    def populate_space(self, trial_id):
+        rng = np.random.default_rng(seeds.derive(self.seed, f"gp/{len(self.trials)}"))
+        completed = self._completed()
+        for attempt in range(self._max_collisions + 1):
+            index = len(self.trials) + attempt
+            if len(self.trials) < START_POINTS or len(completed) < 2:
+                point = self._startup_point(index)
+            elif attempt == 0:
+                point = self._suggest(completed, rng)
+            else:  # the suggestion was a duplicate (a discrete space): a random point instead
+                point = rng.random(len(self._tuned()))
+            values = self._decode(point)
+            if not self._duplicate(values):
+                return {"status": Status.RUNNING, "values": values}
+        return {"status": Status.STOPPED, "values": None}  # a discrete space tried out
+
+    def _completed(self) -> list:
+        return [t for _, t in sorted(self.trials.items())
+                if t.status == Status.COMPLETED and t.score is not None and math.isfinite(t.score)]
+
+    def _startup_point(self, index: int) -> np.ndarray:
+        d = max(1, len(self._tuned()))
+        sobol = qmc.Sobol(d, scramble=True, seed=seeds.derive(self.seed, "gp/startup"))
+        size = 2 ** max(2, math.ceil(math.log2(index + 1)))  # a power of two keeps Sobol's balance
+        return sobol.random(size)[index][: len(self._tuned())]
+
+    def _suggest(self, completed: list, rng: np.random.Generator) -> np.ndarray:
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+        from sklearn.preprocessing import PowerTransformer
+
+        d = len(self._tuned())
+        sign = -1.0 if self.objective.direction == "max" else 1.0  # the GP minimises
+        if len(completed) > MAX_FIT:
+            ranked = sorted(completed, key=lambda t: sign * t.score)
+            rest = ranked[MAX_FIT // 2:]
+            chosen = rng.choice(len(rest), MAX_FIT - MAX_FIT // 2, replace=False)
+            completed = ranked[:MAX_FIT // 2] + [rest[i] for i in sorted(chosen)]
+        X = np.array([self._encode(t.hyperparameters.values) for t in completed])
+        y = sign * np.array([t.score for t in completed], dtype=float)
+        z = PowerTransformer(method="yeo-johnson").fit_transform(y.reshape(-1, 1)).ravel() \
+            if np.ptp(y) > 0 else np.zeros_like(y)
+        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern([0.3] * d, LENGTH_SCALES, nu=2.5) \
+            + WhiteKernel(1e-6, (1e-9, 1e-2))
+        with warnings.catch_warnings():  # convergence warnings on a handful of points
+            warnings.simplefilter("ignore")
+            gp = GaussianProcessRegressor(kernel, n_restarts_optimizer=2,
+                                          random_state=int(rng.integers(2**31))).fit(X, z)
+            running = [self._encode(t.hyperparameters.values) for t in self.ongoing_trials.values()]
+            if running:  # kriging believers: the running trials at the GP's mean, the same kernel
+                P = np.array(running)
+                gp = GaussianProcessRegressor(gp.kernel_, optimizer=None).fit(np.vstack([X, P]),
+                                                                               np.concatenate([z, gp.predict(P)]))
+        best = z.min()
+
+        def negative_ei(u):
+            mu, sigma = gp.predict(np.atleast_2d(u), return_std=True)
+            sigma = np.maximum(sigma, 1e-9)
+            g = (best - mu) / sigma
+            return -(sigma * (g * norm.cdf(g) + norm.pdf(g)))
+
+        candidates = rng.random((CANDIDATES, d))
+        found = [minimize(lambda u: negative_ei(u)[0], x0, bounds=[(0.0, 1.0)] * d, method="L-BFGS-B")
+                 for x0 in candidates[np.argsort(negative_ei(candidates))[:STARTS]]]
+        return np.clip(min(found, key=lambda r: r.fun).x, 0.0, 1.0)
