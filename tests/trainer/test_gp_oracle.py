@@ -111,3 +111,31 @@ def test_distributed_gp_search_on_branin(tmp_path):
     assert oracle["early_stopping"].startswith("median")  # auto: on for a model-based search
     for trial in oracle["trials"]:
         assert -5 <= trial["hyperparameters"]["x1"] <= 10 and 0 <= trial["hyperparameters"]["x2"] <= 15
+
+
+def test_a_long_search_fits_at_most_max_fit_results_the_best_among_them(tmp_path, monkeypatch):
+    """A GP fit costs the cube of its points; max_trials goes to 10,000."""
+    import keras_tuner as kt
+    import numpy as np
+    import sklearn.gaussian_process
+    from keras_tuner.src.engine import trial as trial_module
+
+    from trainer.tuning.gp_oracle import MAX_FIT, GPOracle
+
+    hp = kt.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    oracle = GPOracle(objective=kt.Objective("value", "min"), max_trials=400, hyperparameters=hp, seed=1,
+                      tune_new_entries=False)
+    for i in range(300):  # completed trials with scores i: the best are the lowest ids
+        trial = trial_module.Trial(oracle.get_space(), trial_id=f"{i:03d}", status="COMPLETED")
+        trial.hyperparameters.values["x"] = i / 300
+        trial.score = float(i)
+        oracle.trials[trial.trial_id] = trial
+    fitted = []
+    real_fit = sklearn.gaussian_process.GaussianProcessRegressor.fit
+    monkeypatch.setattr(sklearn.gaussian_process.GaussianProcessRegressor, "fit",
+                        lambda self, X, y: fitted.append(np.array(X)) or real_fit(self, X, y))
+    oracle._suggest(oracle._completed(), np.random.default_rng(0))
+    assert len(fitted[0]) == MAX_FIT
+    xs = sorted(round(float(x) * 300) for x in fitted[0][:, 0])
+    assert xs[:MAX_FIT // 2] == list(range(MAX_FIT // 2))  # the best half, and a sample of the rest
