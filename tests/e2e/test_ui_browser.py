@@ -121,11 +121,14 @@ def test_run_note_names_the_deployed_version(page, happy_run):
         note = client.dag_run(run_id).get("note")
         time.sleep(0 if note else 2)
     assert note, "the run has no note two minutes after it ended"
-    assert note.startswith(f"deployed {deployed['model_name']} v{deployed['version']} "
-                           f"(candidate {deployed['candidate_rank']}, MAE ")
+    # the outcome line, then (a paragraph of its own) how the search ran
+    outcome, _, search = note.partition("\n\n")
+    assert outcome.startswith(f"deployed {deployed['model_name']} v{deployed['version']} "
+                              f"(candidate {deployed['candidate_rank']}, MAE ")
+    assert search.startswith("early stopping: "), note
     view = open_view(page, happy_run)
-    assert page.get_by_text(note).first.is_visible()  # the run's header, in Airflow's own page
-    assert view.locator("#run-outcome").inner_text() == note
+    assert page.get_by_text(outcome).first.is_visible()  # the run's header, in Airflow's own page
+    assert view.locator("#run-outcome").inner_text() == outcome
 
 
 def test_a_bad_combination_is_refused_in_the_form_without_creating_a_run(page, happy_run):
