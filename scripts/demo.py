@@ -23,7 +23,7 @@ from tune_serve.client import AirflowClient
 
 DEMO_CONF = {
     "source": "diamonds",
-    "algorithm": "bayesian",
+    "algorithm": "gp",  # the default (the form's too): said here because the demo shows its choices
     "max_trials": 6,
     "num_tuners": 2,
     "tuning_epochs": 3,
@@ -42,7 +42,7 @@ PRESETS = {
     # P(no), P(yes) and the class names
     "classifier": {
         "source": "titanic", "task": "binary", "objective": "val_auc", "model": CLASSIFIER,
-        "algorithm": "bayesian", "max_trials": 4, "num_tuners": 2, "tuning_epochs": 3, "top_n": 2,
+        "algorithm": "gp", "max_trials": 4, "num_tuners": 2, "tuning_epochs": 3, "top_n": 2,
         "training_epochs": 10, "early_stopping_patience": 3,
         "auc_lower_bound": 0.7,      # a classifier no better than this at ranking survivors is not shipped
         "max_auc_decrease": 0.0,     # and never one ranking worse than the version serving now
