@@ -97,13 +97,8 @@ def test_a_failed_trial_is_left_out_of_the_fit(tmp_path):
 def test_distributed_gp_search_on_branin(tmp_path):
     search = Search(tmp_path, tmp_path / "runs" / "r1", "--algorithm", "gp", "--objective-function", "branin",
                     "--max-trials", "8", "--epochs", "1", "--seed", "4")
-    try:
-        workers = [search.worker(f"tuner-{i}", "--heartbeat-seconds", "0.5", "--sleep-seconds", "1")
-                   for i in range(2)]
-        chief = search.chief("--lease-seconds", "60")
-        oracle, tuned = chief.result(), [w.result() for w in workers]
-    finally:
-        search.stop_all()
+    oracle, tuned = search.run(("--lease-seconds", "60"), 2, ("--heartbeat-seconds", "0.5", "--sleep-seconds", "1"),
+                               tuners_first=True)
     ids = [t["trial_id"] for t in oracle["trials"]]
     assert len(ids) == len(set(ids)) == oracle["completed"] == 8 and oracle["incomplete"] == []
     assert sorted(finished_by_workers(*tuned)) == sorted(ids)

@@ -7,7 +7,7 @@ from tune_contract.early_stopping import resolve
 from tune_contract.errors import BadInput
 
 from trainer.tuning.pruning import Pruning
-from tuning_helpers import Search
+from tuning_helpers import Search, chief_oracle
 
 # -- which rule a search runs (the contract; the plan and the chief both call it) -----------------
 
@@ -91,19 +91,12 @@ def test_reasons_carry_the_figures():
 
 def _oracle(tmp_path, rule="asha"):
     from trainer.tuning import benchmarks, search_space
-    from trainer.tuning.oracles import make_oracle
     from trainer.tuning.settings import Settings
 
     settings = Settings(run_root=str(tmp_path), algorithm="random", objective="value", direction="min",
                         space=search_space.validate(benchmarks.default_space("sleep")), max_trials=6,
                         executions_per_trial=1, epochs=4, seed=0, function="sleep", pruning=rule)
-    oracle = make_oracle(settings, lease_seconds=30.0)
-    oracle._set_project_dir(str(tmp_path), "tuning")
-    if (tmp_path / "tuning" / "oracle.json").exists():
-        oracle.reload()
-    else:
-        oracle.save()
-    return oracle
+    return chief_oracle(settings, lease_seconds=30.0)
 
 
 def test_a_restarted_chief_keeps_its_pruning_state(tmp_path):

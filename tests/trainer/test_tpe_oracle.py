@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from tuning_helpers import Search, finished_by_workers
+from tuning_helpers import Search, chief_oracle, finished_by_workers
 
 
 def _settings(tmp_path, algorithm="tpe", function="branin", max_trials=12, seed=0, space=None):
@@ -24,15 +24,7 @@ def _settings(tmp_path, algorithm="tpe", function="branin", max_trials=12, seed=
 
 def _chief_oracle(tmp_path, **kwargs):
     """The chief's oracle over tmp_path; reloads what is there, as a restarted chief does."""
-    from trainer.tuning.oracles import make_oracle
-
-    oracle = make_oracle(_settings(tmp_path, **kwargs), lease_seconds=1e6)
-    oracle._set_project_dir(str(tmp_path), "tuning")
-    if (tmp_path / "tuning" / "oracle.json").exists():
-        oracle.reload()
-    else:
-        oracle.save()
-    return oracle
+    return chief_oracle(_settings(tmp_path, **kwargs))
 
 
 def _complete(oracle, tuner_id, trial, value):
@@ -210,13 +202,8 @@ def test_distributed_tpe_search_on_branin(tmp_path):
     others join within the reconnect backoff's cap (5 s) of the chief listening."""
     search = Search(tmp_path, tmp_path / "runs" / "r1", "--algorithm", "tpe", "--objective-function", "branin",
                     "--max-trials", "9", "--epochs", "1", "--seed", "4")
-    try:
-        workers = [search.worker(f"tuner-{i}", "--heartbeat-seconds", "0.5", "--sleep-seconds", "2")
-                   for i in range(3)]
-        chief = search.chief("--lease-seconds", "60")
-        oracle, tuned = chief.result(), [w.result() for w in workers]
-    finally:
-        search.stop_all()
+    oracle, tuned = search.run(("--lease-seconds", "60"), 3, ("--heartbeat-seconds", "0.5", "--sleep-seconds", "2"),
+                               tuners_first=True)
     ids = [t["trial_id"] for t in oracle["trials"]]
     assert len(ids) == len(set(ids)) == oracle["completed"] == 9 and oracle["incomplete"] == []
     by_worker = finished_by_workers(*tuned)

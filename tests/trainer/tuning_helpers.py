@@ -117,11 +117,14 @@ class Search:
                                               "--oracle-address", f"127.0.0.1:{self.port}", "--poll-seconds", "0.2",
                                               *flags], launcher)
 
-    def run(self, chief_flags: tuple[str, ...], workers: int, worker_flags: tuple[str, ...]) -> tuple[dict, list[dict]]:
-        """A chief and `workers` tuners (tuner-0...) to the end: (the chief's result, each tuner's)."""
+    def run(self, chief_flags: tuple[str, ...], workers: int, worker_flags: tuple[str, ...],
+            tuners_first: bool = False) -> tuple[dict, list[dict]]:
+        """A chief and `workers` tuners (tuner-0...) to the end: (the chief's result, each tuner's).
+        `tuners_first`: the tuners start before the chief and wait for it, as pods may."""
         try:
-            chief = self.chief(*chief_flags)
+            chief = None if tuners_first else self.chief(*chief_flags)
             procs = [self.worker(f"tuner-{i}", *worker_flags) for i in range(workers)]
+            chief = chief or self.chief(*chief_flags)
             return chief.result(), [w.result() for w in procs]
         finally:
             self.stop_all()
@@ -165,3 +168,18 @@ def finished_by_workers(*results: dict) -> dict[str, list[str]]:
         for trial in result["trials"]:
             seen.setdefault(trial["trial_id"], []).append(result["tuner_id"])
     return seen
+
+
+def chief_oracle(settings, **make_oracle_options):
+    """The chief's leased oracle for `settings` over its run root (lease 10^6 s unless given);
+    reloads what is there, as a restarted chief does."""
+    from trainer.tuning.oracles import make_oracle
+
+    make_oracle_options.setdefault("lease_seconds", 1e6)
+    oracle = make_oracle(settings, **make_oracle_options)
+    oracle._set_project_dir(str(settings.run_root), "tuning")
+    if (Path(settings.run_root) / "tuning" / "oracle.json").exists():
+        oracle.reload()
+    else:
+        oracle.save()
+    return oracle
