@@ -87,9 +87,13 @@ def main() -> int:
     print(f"Tuning results: http://127.0.0.1:{os.environ.get('AIRFLOW_PORT', '8080')}/dags/tune_train_serve/runs/"
           f"{quote(run_id, safe='')}/plugin/tune-serve-run\n")
 
+    plan = client.xcom(run_id, "validate_params") or {}
+    # whether a previous run of the model seeded the search (the chief's word), or why not
+    search = client.xcom(run_id, "tuning.wait_oracle") or {}
+    print(f"Search: {(search.get('warm_start') or {}).get('note') or plan.get('warm_start') or 'not run'}")
     top = client.xcom(run_id, "aggregate_top_n") or []
     print("Leaderboard (top-N trials of the search):")
-    objective = (client.xcom(run_id, "validate_params") or {}).get("objective", {}).get("name", "objective")
+    objective = plan.get("objective", {}).get("name", "objective")
     for entry in top:
         print(f"  rank {entry['rank']}  {objective} {entry['objective']:9.4g}  trial {entry['trial_id']}  "
               f"{json.dumps(entry['hyperparameters'])}")

@@ -83,11 +83,16 @@ def decide(enabled: bool, storage_root: str, model_name: str, run_id: str, curre
     if found is None:
         return {"run_root": None, "note": rule.note(None, why_not=f"no earlier successful run of {model_name}")}
     name, search = found
-    problem = rule.search_problem(search, current)
+    try:
+        problem = rule.search_problem(search, current)
+    except Exception as exc:  # whatever the previous run's search.json holds, this run goes on cold
+        problem = f"its search.json could not be compared ({type(exc).__name__}: {exc})".splitlines()[0]
     if problem:
         return {"run_root": None, "note": rule.note(name, why_not=f"run {name}: {problem}")}
     root = layout.run_root(storage_root, name)
     if not under_runs(storage_root, root):  # never reached with the names accepted above; kept as the rule
         return {"run_root": None, "note": rule.note(name, why_not=f"run {name} is not under the storage root")}
+    if rule.declared_by_model(current):
+        return {"run_root": root, "note": rule.after_prepare_note(name)}
     return {"run_root": root, "note": f"warm start from run {name} (its completed trials in the new space, "
                                       "if its feature spec matches: checked by the chief after prepare)"}

@@ -95,6 +95,36 @@ def test_no_warm_start_says_why(storage, change, why):
     assert plan["warm_start"] == why and "warm_start_from" not in plan["oracle"]
 
 
+CLASSIFIER = "tune_serve_models.classifier:build"
+
+
+def test_a_user_model_s_second_run_is_planned_and_the_chief_decides_after_prepare(storage):
+    """Issue 27: a user model without search_space overrides has no space before prepare (its
+    search.json records none); the second run of it failed in validate_params."""
+    conf = resolved(model=CLASSIFIER, source="titanic", task="binary", objective="val_auc", model_name="titanic")
+    _run(storage, "run-1", model_name="titanic", search=_identity(conf))
+    plan = planning.build_plan(conf, "run-2", planning.find_warm_start(conf, "run-2"))
+    assert plan["oracle"]["warm_start_from"] == f"{storage}/runs/run-1"
+    assert plan["warm_start"] == ("warm start from run run-1 if its model's search space and feature spec match "
+                                  "(decided by the chief after prepare)")
+
+
+@pytest.mark.parametrize("search", [
+    None, [], "garbage", {"search_space": "garbage"}, {"search_space": [{"name": 1}]},
+    {"model": CLASSIFIER, "search_space": None, "epochs": "x"},
+])
+def test_no_previous_run_s_files_ever_fail_the_plan(storage, search):
+    """Whatever the previous run's search.json holds, the run goes on (cold, or warm where the
+    chief finds it compatible) and the plan says which."""
+    conf = resolved()
+    folder = _run(storage, "run-1", search=search)
+    if search is None:
+        (folder / "tuning" / "search.json").write_text("{not json")
+    plan = planning.build_plan(conf, "run-2", planning.find_warm_start(conf, "run-2"))
+    assert plan["warm_start"].startswith("no warm start: "), plan["warm_start"]
+    assert "warm_start_from" not in plan["oracle"]
+
+
 def test_without_a_lookup_the_plan_reads_nothing_and_says_so(storage):
     _run(storage, "run-1", search=_identity(resolved()))
     plan = planning.build_plan(resolved(), "run-2")  # e.g. rendering the Kubernetes objects

@@ -79,3 +79,35 @@ def test_a_classifier_runs_to_a_served_prediction_with_class_probabilities(class
     assert sum(prediction["probabilities"]) == pytest.approx(1.0, abs=1e-4)
     summary = client.xcom(run_id, "summarize")
     assert summary["task"] == task
+
+
+# -- a model's second run (issue 27): the warm-start lookup now finds the first --------------------
+
+
+@pytest.fixture(scope="module")
+def second_runs(classifier_runs):
+    """Each model run again once its first run succeeded: the shipped classifier with warm start
+    (the default), the built-in model on the multiclass file with `warm_start: false`."""
+    client, _ = classifier_runs
+    confs = {"binary": RUNS["binary"], "multiclass": {**RUNS["multiclass"], "warm_start": False}}
+    run_ids = {task: client.trigger(conf, run_id=f"e2e-{task}-again") for task, conf in confs.items()}
+    return client, {task: (run_id, client.wait(run_id, timeout=1500)) for task, run_id in run_ids.items()}
+
+
+@pytest.mark.parametrize("task", list(RUNS))
+def test_a_model_s_second_run_succeeds_and_says_whether_it_warm_started(second_runs, task):
+    client, runs = second_runs
+    run_id, state = runs[task]
+    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
+              if t["state"] not in ("success", "skipped")]
+    assert state == "success", failed
+    plan, search = client.xcom(run_id, "validate_params"), client.xcom(run_id, "tuning.wait_oracle")
+    summary = client.xcom(run_id, "summarize")
+    if task == "binary":  # a user model: the chief compares the declared spaces after prepare
+        assert plan["warm_start"] == ("warm start from run e2e-binary if its model's search space and feature "
+                                      "spec match (decided by the chief after prepare)")
+        assert search["warm_start"]["from"] == "e2e-binary" and search["warm_start"]["trials"] >= 1, search
+        assert search["warm_start"]["note"] in summary["search"]
+    else:
+        assert plan["warm_start"] == "no warm start: turned off (warm_start=false)"
+        assert search["warm_start"] is None

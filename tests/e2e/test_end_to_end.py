@@ -92,16 +92,30 @@ def test_bad_conf_is_refused_at_trigger_and_changes_nothing(stack, happy_run):
 WIDE_AND_DEEP = "tune_serve_models.wide_and_deep:build"
 
 
-def test_a_user_model_from_the_models_folder_runs_to_a_served_prediction(stack):
+WIDE_AND_DEEP_CONF = {**TINY, "model": WIDE_AND_DEEP, "sample_rows": 1000, "max_trials": 2, "top_n": 1,
+                      "training_epochs": 2, "search_space": [{"name": "bottleneck", "type": "choice", "values": [True]}],
+                      "model_name": "diamonds-wide-deep"}
+
+
+@pytest.fixture(scope="module")
+def wide_and_deep_runs(stack):
+    """The user model run twice in a row, as a weekly retune does (the second warm-starts)."""
+    client, _ = stack
+    first = client.trigger(WIDE_AND_DEEP_CONF, run_id="e2e-wide-and-deep")
+    states = {first: client.wait(first, timeout=1500)}
+    again = client.trigger(WIDE_AND_DEEP_CONF, run_id="e2e-wide-and-deep-again")
+    states[again] = client.wait(again, timeout=1500)
+    return client, states
+
+
+def test_a_user_model_from_the_models_folder_runs_to_a_served_prediction(stack, wide_and_deep_runs):
     """The shipped wide-and-deep example through the scheduler: its declared space searched
     with one parameter fixed by search_space (the conditional bottleneck on), trained, evaluated
     and deployed under its own name."""
-    client, env = stack
-    conf = {**TINY, "model": WIDE_AND_DEEP, "sample_rows": 1000, "max_trials": 2, "top_n": 1, "training_epochs": 2,
-            "search_space": [{"name": "bottleneck", "type": "choice", "values": [True]}],
-            "model_name": "diamonds-wide-deep"}
-    run_id = client.trigger(conf, run_id="e2e-wide-and-deep")
-    state = client.wait(run_id, timeout=1500)
+    _, env = stack
+    client, states = wide_and_deep_runs
+    run_id = "e2e-wide-and-deep"
+    state = states[run_id]
     failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
               if t["state"] not in ("success", "skipped")]
     assert state == "success", failed
@@ -122,3 +136,15 @@ def test_a_user_model_from_the_models_folder_runs_to_a_served_prediction(stack):
     own = savedmodel_predict(f"{env['TUNE_SERVE_SERVING_ROOT']}/{deployed['model_name']}/{deployed['version']}",
                              instance)
     assert served[0] == pytest.approx(own, rel=1e-5)
+
+
+def test_a_user_model_s_second_run_warm_starts_from_its_first(wide_and_deep_runs):
+    """Issue 27: every run of a user model after its first failed in validate_params."""
+    client, states = wide_and_deep_runs
+    run_id = "e2e-wide-and-deep-again"
+    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
+              if t["state"] not in ("success", "skipped")]
+    assert states[run_id] == "success", failed
+    search = client.xcom(run_id, "tuning.wait_oracle")
+    assert search["warm_start"]["from"] == "e2e-wide-and-deep" and search["warm_start"]["trials"] >= 1, search
+    assert search["completed"] == WIDE_AND_DEEP_CONF["max_trials"]  # the seeded trials do not count

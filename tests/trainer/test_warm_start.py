@@ -131,3 +131,85 @@ def test_an_incompatible_previous_run_seeds_nothing_and_says_why(tmp_path):
     oracle, record = _chief(_settings(runs / "run-2"), previous)
     assert record["trials"] == 0 and oracle.seeded == [] and oracle.max_trials == 4
     assert record["note"] == "no warm start: run run-1: epochs differs: 5 then, 2 now"
+
+
+# -- a user model: its space is what it declares, compared on the chief (issue 27) -----------------
+
+CLASSIFIER = "tune_serve_models.classifier:build"
+
+
+def _declared(units_max=64, log_lr=True):
+    import keras_tuner as kt
+
+    hps = kt.HyperParameters()
+    hps.Int("units", 8, units_max, step=8)
+    hps.Float("learning_rate", 1e-4, 1e-1, sampling="log" if log_lr else "linear")
+    hps.Boolean("batch_norm")
+    return hps
+
+
+def _user_settings(run_root, max_trials=3):
+    from trainer.tuning.settings import Settings
+
+    return Settings(run_root=str(run_root), algorithm="random", objective="val_auc", direction="max", space=None,
+                    max_trials=max_trials, executions_per_trial=1, epochs=2, seed=0, model=CLASSIFIER)
+
+
+def _user_chief(settings, hps, warm_from=None):
+    """A chief over a user model's declared space, as oracle_step makes it (space recorded)."""
+    from trainer.tuning import warm_start
+    from trainer.tuning.oracles import make_oracle
+
+    oracle = make_oracle(settings, lease_seconds=30.0, hyperparameters=hps)
+    oracle._set_project_dir(settings.run_root, "tuning")
+    oracle.save()
+    warm_start.record_space(oracle, settings)
+    return oracle, warm_start.seed(oracle, settings, str(warm_from)) if warm_from else None
+
+
+def _previous_user_run(root, hps, trials, record_space=True):
+    settings = _user_settings(root)
+    _user_chief(settings, hps)
+    if not record_space:  # a run made before the space was recorded
+        (root / "tuning" / "space.json").unlink()
+    (root / "tuning" / "search.json").write_text(json.dumps(settings.identity()))
+    (root / "tuning" / "oracle_result.json").write_text(json.dumps({"trials": trials, "completed": len(trials)}))
+    return root
+
+
+USER_TRIALS = [
+    {"trial_id": "0", "hyperparameters": {"units": 16, "learning_rate": 0.01, "batch_norm": True}, "objective": 0.8},
+    {"trial_id": "1", "hyperparameters": {"units": 64, "learning_rate": 0.001, "batch_norm": False}, "objective": 0.7},
+]
+
+
+def test_a_user_model_s_previous_trials_seed_its_next_search(tmp_path):
+    runs = tmp_path / "runs"
+    previous = _previous_user_run(runs / "run-1", _declared(), USER_TRIALS)
+    oracle, record = _user_chief(_user_settings(runs / "run-2"), _declared(units_max=32), previous)
+    assert record["note"] == "warm start from run run-1: 1 trials (1 outside the new space left out)"
+    assert oracle.seeded == ["w00"] and oracle.trials["w00"].hyperparameters.values["units"] == 16
+
+
+def test_a_user_model_s_changed_space_or_an_old_run_seeds_nothing_and_says_why(tmp_path):
+    runs = tmp_path / "runs"
+    old = _previous_user_run(runs / "run-old", _declared(), USER_TRIALS, record_space=False)
+    oracle, record = _user_chief(_user_settings(runs / "run-a"), _declared(), old)
+    assert record["note"] == "no warm start: run run-old records no search space (made before it was recorded)"
+    assert oracle.seeded == []
+
+    linear = _previous_user_run(runs / "run-linear", _declared(log_lr=False), USER_TRIALS)
+    oracle, record = _user_chief(_user_settings(runs / "run-b"), _declared(), linear)
+    assert record["note"] == ("no warm start: run run-linear: search_space.learning_rate differs: "
+                              "a linear float then, a log float now")
+    assert oracle.seeded == [] and oracle.max_trials == 3
+
+
+@pytest.mark.parametrize("damage", ["search.json", "space.json", "oracle_result.json"])
+def test_unreadable_previous_files_never_stop_the_chief(tmp_path, damage):
+    runs = tmp_path / "runs"
+    previous = _previous_user_run(runs / "run-1", _declared(), USER_TRIALS)
+    (previous / "tuning" / damage).write_text("{not json" if damage != "oracle_result.json" else '{"trials": 7}')
+    oracle, record = _user_chief(_user_settings(runs / "run-2"), _declared(), previous)
+    assert record["trials"] == 0 and oracle.seeded == [] and oracle.max_trials == 3
+    assert record["note"].startswith("no warm start: run run-1")

@@ -10,6 +10,7 @@ DATA_DIR: Final = "data"
 TUNING_DIR: Final = "tuning"             # the Keras Tuner project directory
 SEARCH_FILE: Final = "search.json"       # the flags that define the search, written by the chief
 ORACLE_RESULT_FILE: Final = "oracle_result.json"  # the chief's result; its presence means the search is over
+SPACE_FILE: Final = "space.json"         # the space the chief samples, by parameter kind (warm start)
 MODELS_DIR: Final = "models"
 EVAL_DIR: Final = "eval"
 SUMMARY_FILE: Final = "summary.json"

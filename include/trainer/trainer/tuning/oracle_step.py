@@ -62,10 +62,11 @@ def run(args) -> dict:
     if storage.exists(oracle._get_oracle_fname()):
         oracle.reload()  # overwrite=False: never delete a search other processes share
     else:
-        oracle.save()
-        if args.warm_start_from:  # once, before any trial is handed out; a restart keeps the seeds
-            from trainer.tuning import warm_start
+        from trainer.tuning import warm_start
 
+        oracle.save()
+        warm_start.record_space(oracle, settings)  # what the next run's chief compares its space with
+        if args.warm_start_from:  # once, before any trial is handed out; a restart keeps the seeds
             warm_start.seed(oracle, settings, args.warm_start_from)
     if recorded is None:
         storage.write_text(search_file, json.dumps(settings.identity(), indent=2, sort_keys=True))

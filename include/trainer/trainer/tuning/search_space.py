@@ -187,6 +187,25 @@ def hyperparameters_violation(hps, values) -> str | None:
     return None
 
 
+def keras_kinds(hps) -> dict[str, str]:
+    """{name: kind} of a Keras Tuner space, in the words of tune_contract.warm_start (a Boolean
+    and a Fixed value are choices, as the declarative space writes them)."""
+    from tune_contract import warm_start as rule
+
+    kinds = {}
+    for hp in hps.space:
+        config, kind = hp.get_config(), type(hp).__name__
+        if kind == "Boolean":
+            kinds[hp.name] = rule.choice_kind(True)
+        elif kind == "Fixed":
+            kinds[hp.name] = rule.choice_kind(config.get("value"))
+        elif kind == "Choice":
+            kinds[hp.name] = rule.choice_kind((config.get("values") or [None])[0])
+        else:
+            kinds[hp.name] = rule.numeric_kind(kind.lower(), config.get("sampling") == "log")
+    return kinds
+
+
 class KerasSpace:
     """A Keras Tuner space with the `violation` check of the declarative SearchSpace."""
 
