@@ -34,7 +34,7 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
 class ServingProcess:
     """`python -m tf_serving_rest` on a free port, with a base path and config file of its own."""
 
-    def __init__(self, root: Path, model_name: str = MODEL):
+    def __init__(self, root: Path, model_name: str = MODEL, extra_args: tuple[str, ...] = ()):
         self.model_name = model_name
         self.base_path = root / model_name
         self.base_path.mkdir(parents=True)
@@ -46,7 +46,8 @@ class ServingProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tf_serving_rest", "--model-name", model_name,
-                 "--model-base-path", str(self.base_path), "--port", str(self.port), "--poll-seconds", "0.2"],
+                 "--model-base-path", str(self.base_path), "--port", str(self.port), "--poll-seconds", "0.2",
+                 *extra_args],
                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             wait_until(self._live, 120, "the server to come up")
@@ -57,7 +58,8 @@ class ServingProcess:
     def _live(self) -> bool:
         if self.process.poll() is not None:
             raise AssertionError(f"server exited {self.process.returncode}:\n{self.log_path.read_text()[-3000:]}")
-        return requests.get(f"{self.url}/", timeout=1).ok
+        # the server's own identity route: KServe's `GET /` liveness route is not served (not TF Serving's)
+        return requests.get(f"{self.url}/tf-serving-rest/instance", timeout=1).ok
 
     def add_version(self, version: int, saved_model: Path) -> None:
         staged = self.base_path / f".staging-{version}"

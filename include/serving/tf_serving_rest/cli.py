@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from .limits import DEFAULT_MAX_REQUEST_BYTES, FLAG
 from .model_config import default_config_path
 
 
@@ -26,7 +27,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--instance-id", default="",
                         help="echoed in GET /tf-serving-rest/instance, so a starter can tell its own server "
                              "from another process answering on the same port")
+    parser.add_argument(FLAG, type=int, default=DEFAULT_MAX_REQUEST_BYTES,
+                        help="a larger request body is answered 413 {\"error\": ...} and never read "
+                             f"(default {DEFAULT_MAX_REQUEST_BYTES}; TF Serving itself sets no limit)")
     args = parser.parse_args(argv)
+    if args.max_request_bytes < 1:
+        parser.error(f"{FLAG} must be a positive number of bytes")
     if (args.model_config_dir is None) == (args.model_name is None or args.model_base_path is None):
         parser.error("give either --model-config-dir, or --model-name and --model-base-path")
     if args.model_config_dir is None and args.model_config_file is None:
@@ -50,4 +56,5 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         poll_seconds=args.poll_seconds,
+        max_request_bytes=args.max_request_bytes,
     )

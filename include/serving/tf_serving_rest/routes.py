@@ -12,6 +12,7 @@ the model's version status. So this router adds, with TF Serving's shapes:
     POST /v1/models/{name}/labels/{label}:predict
     GET  /tf-serving-rest/instance                                    {"instance_id"}: who answers
 
+Nothing else is served (surface.py drops KServe's own routes once it has registered them).
 The default route is here too, so that a model without a servable default version answers
 TF Serving's 404 (`Servable not found for request: Latest(NAME)`) rather than KServe's.
 
@@ -44,7 +45,9 @@ def install(app: FastAPI, models: ModelSet, dataplane: DataPlane, instance_id: s
     handler of the most specific exception class, so these win over KServe's for our
     subclasses of its ModelNotFound / InvalidInput, with the same {"error": ...} body.
     """
-    app.include_router(tf_serving_router(models, dataplane))
+    # Flat routes, not include_router: FastAPI 0.165 keeps an included router as one lazy entry,
+    # and surface.restrict keeps or drops the app's routes one by one (KServe's routers whole).
+    app.router.routes.extend(tf_serving_router(models, dataplane).routes)
 
     @app.get("/tf-serving-rest/instance")
     async def instance():
