@@ -80,7 +80,8 @@ def one_dataset(name: str, workdir: Path, quick: bool) -> dict:
 
     trials, tuning_epochs, epochs, seeds = (4, 2, 4, [42]) if quick else (12, 4, 15, [42, 43, 44])
     source = (["--source", "titanic"] if name == "titanic" else
-              ["--source", ideal_cut_csv(workdir), "--label", "ideal_cut", "--sample-rows", "10000"])
+              ["--source", ideal_cut_csv(workdir), "--label", "ideal_cut", "--sample-rows", "10000",
+               "--data-roots", str(workdir)])
     run_root = workdir / "runs" / name
     started = time.monotonic()
     prepared = run_step(f"prepare-{name}", ["prepare", "--run-root", str(run_root), *source, "--seed", "42"], workdir)

@@ -30,6 +30,8 @@ def private_env(base: Path, **settings: str) -> dict[str, str]:
         "TUNE_SERVE_SERVING_PORT": str(free_port()),
         "TUNE_SERVE_LOCAL_STATE_DIR": str(base / "local"),
         "TUNE_SERVE_BACKEND": "local",
+        # where runs may read tables (a folder of the stack's own; tests with tables elsewhere override it)
+        "TUNE_SERVE_DATA_ROOTS": str(base / "data"),
         "TUNE_SERVE_NO_VARIABLES": "1",  # settings from this environment only, never Variables
         **settings,
     }

@@ -15,6 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import overload
 
+from tune_contract import data_roots as roots_rule
+
 BACKENDS = ("local", "kubernetes", "gke")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,6 +96,21 @@ def storage_root() -> str:
 def serving_root() -> str:
     """Model base paths live at `{serving_root}/{model_name}/{version}/`."""
     return location_setting("serving_root", str(REPO_ROOT / "var" / "serving"))
+
+
+# The repository's own data folder: where a user's tables go on the local backend (data/README.md).
+DATA_DIR = REPO_ROOT / "data"
+
+
+def data_roots() -> tuple[str, ...]:
+    """Where a run's `source` may be read (tune_contract.data_roots): TUNE_SERVE_DATA_ROOTS,
+    comma-separated, from the environment only (a Variable editor or a run's conf must never
+    widen what a trigger can read). Unset: the repository's data folder on the local backend,
+    nothing on a cluster (its pods see other files; only what the installer names there)."""
+    value = os.environ.get(roots_rule.ENV, "")
+    if value.strip():
+        return roots_rule.parse_roots(value)
+    return (str(DATA_DIR),) if backend() == "local" else ()
 
 
 def trainer_python() -> str:

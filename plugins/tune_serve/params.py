@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from tune_contract import data_roots as roots_rule
 from tune_contract import early_stopping, enums, models, search_space
 from tune_contract.errors import BadInput
 from tune_serve import config
@@ -228,6 +229,21 @@ def _model_problem(conf: dict[str, Any]) -> str | None:
     return None
 
 
+def _source_problem(source: str) -> str | None:
+    """A bundled dataset, or a file under the data roots (tune_contract.data_roots, the
+    trainer's own rule): the answer to a path outside them names the setting, never whether
+    the file exists. Under them (a folder the installer opened to every triggering user), a
+    missing local file is said at once rather than at prepare_data."""
+    if source in BUNDLED_DATASETS:
+        return None
+    roots = config.data_roots()
+    if not roots_rule.under_roots(source, roots):
+        return f"source: {roots_rule.refusal(roots, BUNDLED_DATASETS)}"
+    if not source.startswith("gs://") and not os.path.exists(os.path.realpath(source.removeprefix("file://"))):
+        return f"source: no file at {source!r} (under {roots_rule.ENV})"
+    return None
+
+
 def validate_conf(conf: dict[str, Any]) -> None:
     """Cross-field rules. Raises ConfError listing every broken rule, each naming its fields."""
     problems = []
@@ -265,13 +281,17 @@ def validate_conf(conf: dict[str, Any]) -> None:
     space_problem = _search_space_problem(conf)
     if space_problem:
         problems.append(space_problem)
+    source_problem = _source_problem(conf["source"])
+    if source_problem:
+        problems.append(source_problem)
     source = conf["source"]
-    if source not in BUNDLED_DATASETS and "://" not in source and not os.path.exists(source):
-        problems.append(f"source: no file at {source!r}; give a CSV or Parquet URI or one of {BUNDLED_DATASETS}")
     if source not in BUNDLED_DATASETS and not conf.get("label"):
         problems.append("label: required for a source other than the bundled datasets")
     feature_spec = conf.get("feature_spec")
-    if feature_spec is not None:
+    if feature_spec is not None and not isinstance(feature_spec, dict):
+        # inline only: a run's conf names no spec file (the trainer would read a URI)
+        problems.append("feature_spec: must be a mapping given inline, never a path or URI")
+    elif feature_spec is not None:
         unknown = set(feature_spec) - {"label", "numeric", "categorical"}
         if unknown:
             problems.append(f"feature_spec: unknown keys {sorted(unknown)}; allowed: label, numeric, categorical")

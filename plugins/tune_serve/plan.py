@@ -75,7 +75,7 @@ def build_plan(conf: dict[str, Any], run_id: str, warm: warm_start.WarmStart = N
     checked = {} if function else dict(model=model, search_space=conf.get("search_space") or None,
                                        algorithm=conf["algorithm"])
     prepare = PrepareArgs(
-        run_root=root, source=conf["source"], label=conf.get("label") or None,
+        run_root=root, source=conf["source"], data_roots=",".join(config.data_roots()), label=conf.get("label") or None,
         features=",".join(features) if features else None, feature_spec=conf.get("feature_spec"),
         eval_fraction=conf["eval_fraction"], seed=conf["seed"], sample_rows=conf.get("sample_rows"),
         task=None if task == AUTO else task, objective=None if function else conf_objective, **checked,

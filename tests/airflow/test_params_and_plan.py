@@ -48,7 +48,7 @@ def test_schema_rejects_bad_values_naming_the_field(field, value):
                                                                         "values": [1]}]}, r"search_space\.u: defined twice"),
     ({"algorithm": "grid", "search_space": [{"name": "dropout", "type": "float", "min": 0.1, "max": 0.5}]},
      r"search_space\.dropout: the grid algorithm needs every parameter discrete"),
-    ({"source": "/no/such/file.csv", "label": "y"}, "source: no file at"),
+    ({"source": "/no/such/file.csv", "label": "y"}, "source: not under TUNE_SERVE_DATA_ROOTS"),
     ({"source": "gs://bucket/data.csv"}, "label: required"),
     ({"feature_spec": {"numerics": ["carat"]}}, "feature_spec: unknown keys"),
 ])

@@ -76,6 +76,8 @@ def stack(tmp_path_factory):
         "AIRFLOW__CORE__PARALLELISM": "14",
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "32",
         "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
+        # the bad-input tables (test_1_bad_input's CSV) are in pytest's temp folders
+        "TUNE_SERVE_DATA_ROOTS": str(tmp_path_factory.getbasetemp()),
     })
     try:
         client = private_airflow.start(env, timeout=300)

@@ -84,8 +84,9 @@ BAD = [
     Bad("model: a path, not a dotted name", {"model": "../models/x.py:build"}, TRIGGER, ("model", "does not match")),
     Bad("model: not in the models folder", {"model": "json:loads"}, TRIGGER,
         ("model", "no module json in the models folder")),
-    Bad("missing dataset file", {"source": "/nonexistent/diamonds.csv", "label": "price"}, TRIGGER,
-        ("source", "no file at", "CSV or Parquet")),
+    # outside the data roots: refused naming the setting, never saying whether the file exists
+    Bad("dataset file outside the data roots", {"source": "/nonexistent/diamonds.csv", "label": "price"}, TRIGGER,
+        ("source", "not under TUNE_SERVE_DATA_ROOTS", "bundled dataset")),
     Bad("CSV without a label", {"source": "{csv}"}, TRIGGER, ("label", "required for a source other than")),
     Bad("feature spec: unknown key", {"feature_spec": {"numerik": ["carat"]}}, TRIGGER,
         ("feature_spec", "allowed: label, numeric, categorical")),

@@ -16,7 +16,9 @@ import private_airflow  # noqa: E402
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """Start the stack with every root under a temp dir; yields (client, env)."""
-    env = private_airflow.private_env(tmp_path_factory.mktemp("stack"))
+    # the tests' own tables (test_classification's bands.csv) are in pytest's temp folders
+    env = private_airflow.private_env(tmp_path_factory.mktemp("stack"),
+                                      TUNE_SERVE_DATA_ROOTS=str(tmp_path_factory.getbasetemp()))
     try:
         yield private_airflow.start(env), env
     finally:

@@ -26,6 +26,15 @@ WIDE_AND_DEEP_HYPERPARAMETERS = {"num_hidden_layers": 1, "hidden_size": 32, "bot
                                  "batch_size": 64, "learning_rate": 0.01}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_roots(tmp_path_factory) -> str:
+    """The tests' own tables live in pytest's temp folders: those are the data roots
+    (TUNE_SERVE_DATA_ROOTS) of every step they run, in this process and in its children."""
+    root = str(tmp_path_factory.getbasetemp())
+    os.environ["TUNE_SERVE_DATA_ROOTS"] = root
+    return root
+
+
 def run_step(step: str, run_root: Path | str, *flags: str, xcom: Path | None = None) -> tuple[int, dict | None]:
     """Run a step through the CLI in this process: (exit code, the JSON result or None)."""
     from trainer.cli import main

@@ -240,3 +240,61 @@ def test_derived_keys_are_deterministic_and_never_collide():
     assert keys[1] == "a_b" and len(set(keys)) == 3  # the name that is already an identifier keeps it
     again = FeatureSpec(label="y", numeric={"a.b": stats, "a_b": stats, "a-b": stats})
     assert [again.keras_key(n) for n in again.feature_names] == keys
+
+
+# -- the data roots (issue 21): a run reads only files under TUNE_SERVE_DATA_ROOTS ---------------
+
+
+def _refusal(tmp_path: Path, monkeypatch, *flags: str) -> str:
+    """Run prepare with the data roots set to tmp_path/data only; the one-line refusal."""
+    (tmp_path / "data").mkdir(exist_ok=True)
+    monkeypatch.setenv("TUNE_SERVE_DATA_ROOTS", str(tmp_path / "data"))
+    proc = run_cli("prepare", "--run-root", str(tmp_path / "run"), "--xcom-file", str(tmp_path / "x.json"),
+                   *flags, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "x.json").exists()
+    (line,) = proc.stderr.strip().splitlines()
+    return line
+
+
+def test_a_source_outside_the_data_roots_is_refused_alike_whether_it_exists_or_not(tmp_path, monkeypatch):
+    secret = tmp_path / "secret.csv"
+    rentals().to_csv(secret, index=False)
+    secret.chmod(0o600)
+    outside = _refusal(tmp_path, monkeypatch, "--source", str(secret), "--label", "rent")
+    missing = _refusal(tmp_path, monkeypatch, "--source", str(tmp_path / "nope.csv"), "--label", "rent")
+    dotdot = _refusal(tmp_path, monkeypatch, "--source", f"{tmp_path}/data/../secret.csv", "--label", "rent")
+    relative = _refusal(tmp_path, monkeypatch, "--source", "secret.csv", "--label", "rent")
+    expected = f"error: --source: not under TUNE_SERVE_DATA_ROOTS (allowed: {tmp_path / 'data'}; or a bundled dataset"
+    for line in (outside, missing, dotdot, relative):
+        assert line.startswith(expected), line
+        assert "found" not in line and "secret" not in line and "rooms" not in line
+
+
+def test_a_symlink_in_a_data_root_cannot_lead_out_of_it(tmp_path, monkeypatch):
+    rentals().to_csv(tmp_path / "secret.csv", index=False)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "link.csv").symlink_to(tmp_path / "secret.csv")
+    line = _refusal(tmp_path, monkeypatch, "--source", str(tmp_path / "data" / "link.csv"), "--label", "rent")
+    assert "not under TUNE_SERVE_DATA_ROOTS" in line
+
+
+def test_a_feature_spec_or_search_space_file_outside_the_data_roots_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    rentals().to_csv(tmp_path / "data" / "ok.csv", index=False)
+    (tmp_path / "spec.json").write_text('{"numeric": ["rooms"]}')
+    (tmp_path / "space.json").write_text('[{"name": "units", "type": "int", "min": 8, "max": 16}]')
+    source = ["--source", str(tmp_path / "data" / "ok.csv"), "--label", "rent"]
+    spec = _refusal(tmp_path, monkeypatch, *source, "--feature-spec", str(tmp_path / "spec.json"))
+    space = _refusal(tmp_path, monkeypatch, *source, "--search-space", str(tmp_path / "space.json"))
+    assert spec.startswith("error: --feature-spec: not under TUNE_SERVE_DATA_ROOTS"), spec
+    assert space.startswith("error: --search-space: not under TUNE_SERVE_DATA_ROOTS"), space
+
+
+def test_without_data_roots_only_the_bundled_datasets_are_read(tmp_path, monkeypatch):
+    rentals().to_csv(tmp_path / "ok.csv", index=False)
+    monkeypatch.delenv("TUNE_SERVE_DATA_ROOTS")
+    code, result = run_step("prepare", tmp_path / "run", "--source", str(tmp_path / "ok.csv"), "--label", "rent")
+    assert (code, result) == (2, None)
+    code, result = run_step("prepare", tmp_path / "run", "--source", "iris", "--sample-rows", "100")
+    assert code == 0 and result["task"] == "multiclass"

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+from tune_contract.data_roots import ENV as DATA_ROOTS_ENV
 from tune_contract.enums import (
     ALGORITHMS,
     BENCHMARK_FUNCTIONS,
@@ -174,6 +175,11 @@ class PrepareArgs(StepArgs):
                            "and write the feature spec.")
 
     source: str = flag("diamonds", "CSV or Parquet URI (local or gs://), or a bundled dataset name (default diamonds)")
+    # the roots --source, --feature-spec and --search-space URIs must lie under (tune_contract.data_roots);
+    # the plan passes Airflow's, so both sides apply the same; without flag or environment, none
+    data_roots: str | None = flag(help="comma-separated folders and gs://BUCKET/PREFIX roots a file named by the "
+                                       "run may be read from (default: none, only bundled datasets)",
+                                  env=DATA_ROOTS_ENV)
     label: str | None = flag(help="label column; default the bundled dataset's (price for diamonds), "
                                   "required otherwise")
     feature_spec: str | JSON | None = flag(help="JSON/YAML URI or inline JSON: {label?, numeric: [cols]|{col: stats}, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tune_contract import data_roots
 from tune_contract.enums import (
     BUNDLED_DATASETS,
     CLASSIFICATION_TASKS,
@@ -30,6 +31,7 @@ SAMPLE_INSTANCES = 5
 
 def run(args: PrepareArgs) -> dict:
     _check_flags(args)
+    _check_roots(args)
     declared = DeclaredSpec.parse(args.feature_spec) if args.feature_spec else None
     frame = read_source(args.source)
     label = _choose_label(args, declared)
@@ -169,6 +171,30 @@ def _check_flags(args) -> None:
         raise BadInput("--sample-rows", f"must be >= 2 (one train and one eval row), got {args.sample_rows}")
     if args.label is not None:
         check_name("--label", args.label)
+
+
+def _named_files(args: PrepareArgs) -> dict[str, str]:
+    """Every file the run's flags make this step read, by flag: the source unless bundled, and a
+    feature spec or search space given as a URI rather than inline (see their parsers)."""
+    files = {} if args.source in BUNDLED else {"--source": args.source}
+    if args.feature_spec and not args.feature_spec.lstrip().startswith("{"):
+        files["--feature-spec"] = args.feature_spec
+    space = (args.search_space or "").strip()
+    if space and space[0] not in "[{" and "\n" not in space:
+        files["--search-space"] = space
+    return files
+
+
+def _check_roots(args: PrepareArgs) -> None:
+    """The Airflow side's rule again, before anything is opened (tune_contract.data_roots): a
+    file outside the roots is refused with the same words, whether or not it exists."""
+    try:
+        roots = data_roots.parse_roots(args.data_roots)
+    except ValueError as exc:
+        raise BadInput("--data-roots", str(exc)) from None
+    for flag, uri in _named_files(args).items():
+        if not data_roots.under_roots(uri, roots):
+            raise BadInput(flag, data_roots.refusal(roots, BUNDLED if flag == "--source" else ()))
 
 
 def _choose_label(args, declared: DeclaredSpec | None) -> str:
