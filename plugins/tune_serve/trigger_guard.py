@@ -13,7 +13,9 @@ Runs created another way (CLI, schedule) meet the same rules in the run's first 
 
 Only a caller whom Airflow's auth manager lets trigger the DAG gets this answer; any other
 request goes on untouched, so Airflow answers it (401 without a login, 403 without the right)
-and nothing about the rules is told to a stranger.
+and nothing about the rules is told to a stranger. Its answers are about the run's parameters
+only, never facts of the host (a `source` outside the data roots is told the roots, whether or
+not a file is there: tune_contract.data_roots). A body over MAX_BODY is answered 413.
 """
 from __future__ import annotations
 
@@ -33,7 +35,9 @@ from tune_serve.client import DAG_ID
 from tune_serve.params import ConfError, dag_params, validate_conf
 
 TRIGGER_PATH = re.compile(rf"^(?:/.*)?/api/v2/dags/{re.escape(DAG_ID)}/dagRuns/?$")
-MAX_BODY = 1 << 20  # a trigger request is a few kB; larger ones are Airflow's to refuse
+# A trigger request is a few kB. A larger body is refused (413) whoever sends it, before it is
+# read whole: it would otherwise pass unchecked, or make this check hold it all in memory.
+MAX_BODY = 1 << 20
 
 
 def _out_of_range(name: str, schema: dict, value) -> str | None:
@@ -88,6 +92,27 @@ async def may_trigger(scope) -> bool:
         return False
 
 
+_TOO_LARGE = f"request body over {MAX_BODY:,} bytes; a trigger request is a few kB"
+
+
+def _declared_length(scope) -> int:
+    """The Content-Length the client declared (0 when none or not a number: the read counts)."""
+    for name, value in scope.get("headers") or []:
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+async def _answer(send, status: int, detail: str) -> None:
+    payload = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
 class TriggerGuard:
     """Pure ASGI: reads the POST body once and replays it to Airflow unchanged."""
 
@@ -97,16 +122,20 @@ class TriggerGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or not TRIGGER_PATH.match(scope["path"]):
             return await self.app(scope, receive, send)
+        if _declared_length(scope) > MAX_BODY:
+            return await _answer(send, 413, _TOO_LARGE)
         messages, size = [], 0
         while True:
             message = await receive()
             messages.append(message)
             size += len(message.get("body", b""))
-            if message["type"] != "http.request" or not message.get("more_body") or size > MAX_BODY:
+            if size > MAX_BODY:
+                return await _answer(send, 413, _TOO_LARGE)
+            if message["type"] != "http.request" or not message.get("more_body"):
                 break
         body = b"".join(m.get("body", b"") for m in messages)
         message = None
-        if size <= MAX_BODY and await may_trigger(scope):
+        if await may_trigger(scope):
             try:
                 conf = (json.loads(body or b"{}") or {}).get("conf") or {}
             except (ValueError, AttributeError):
@@ -114,11 +143,7 @@ class TriggerGuard:
             if isinstance(conf, dict):
                 message = problems(conf)
         if message is not None:
-            payload = json.dumps({"detail": message}).encode()
-            await send({"type": "http.response.start", "status": 400,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(payload)).encode())]})
-            return await send({"type": "http.response.body", "body": payload})
+            return await _answer(send, 400, message)
 
         async def replay():
             if messages:

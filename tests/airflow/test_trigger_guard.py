@@ -80,3 +80,35 @@ def test_a_caller_who_may_not_trigger_is_left_to_airflow(client, monkeypatch):
     body = {"conf": {"top_n": 5, "max_trials": 3}}
     assert client.post(PATH, json=body).json() == {"created": True}  # Airflow's own auth answers it
     assert client.seen == [body]
+
+
+def test_a_body_over_the_limit_is_refused_never_passed_on_unchecked(client, monkeypatch):
+    """It used to skip the check: the run was created and failed later."""
+    async def refused(scope):
+        return False
+
+    big = {"conf": {"top_n": 5, "max_trials": 3}, "note": "x" * (trigger_guard.MAX_BODY + 1)}
+    response = client.post(PATH, json=big)
+    assert response.status_code == 413 and "request body over 1,048,576 bytes" in response.json()["detail"]
+    monkeypatch.setattr(trigger_guard, "may_trigger", refused)  # whoever sends it
+    assert client.post(PATH, json=big).status_code == 413
+    assert client.seen == []
+
+
+def test_a_large_body_sent_in_chunks_without_a_length_is_refused(client):
+    def chunks():
+        yield b'{"conf": {}, "note": "'
+        for _ in range(trigger_guard.MAX_BODY // 65536 + 1):
+            yield b"x" * 65536
+        yield b'"}'
+
+    response = client.post(PATH, content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and client.seen == []
+
+
+def test_the_answer_tells_no_host_fact(client):
+    """Whether a file exists on the API server's host is not the caller's to learn."""
+    answers = [client.post(PATH, json={"conf": {"source": path, "label": "y"}}).json()["detail"]
+               for path in ("/etc/hostname.csv", "/no/such/dir/x.csv")]
+    assert answers[0] == answers[1] and "not under TUNE_SERVE_DATA_ROOTS" in answers[0]
+    assert "no file" not in answers[0]
