@@ -143,7 +143,12 @@ def tune_train_serve():
 
         @task(retries=1)
         def deploy_serving(plan: dict, candidate: dict, prepared: dict) -> dict:
-            deployed = backend.deploy(candidate["model_path"], plan["model_name"], prepared["sample_instance"])
+            # the verdict holds against the version serving when it was evaluated: under the deploy
+            # lock the backend publishes, finds the candidate already published, or refuses
+            deployed = backend.deploy(candidate["model_path"], plan["model_name"], prepared["sample_instance"],
+                                      candidate={"run_id": plan["run_id"], "rank": candidate["rank"],
+                                                 "judged_against": candidate.get("baseline_model_path")})
+            print(f"{deployed['action']}: {deployed['reason']}")
             # which candidate now serves, so the run's record traces the version to its model
             return {**deployed, "candidate_rank": candidate["rank"], "source_model": candidate["model_path"],
                     "eval_mae": candidate["overall"].get("mae"),

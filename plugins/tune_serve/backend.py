@@ -42,9 +42,12 @@ class Backend(Protocol):
     def stop_oracle(self, handle: Any, **kwargs: Any) -> Any:
         """Teardown: remove the chief whatever the run's outcome."""
 
-    def deploy(self, model_path: str, model_name: str, instance: dict[str, Any]) -> dict[str, Any]:
+    def deploy(self, model_path: str, model_name: str, instance: dict[str, Any],
+               candidate: dict[str, Any] | None = None) -> dict[str, Any]:
         """Serve `model_path` as the next version of `model_name` once a prediction of `instance`
-        succeeds on it; the previous version keeps serving otherwise."""
+        succeeds on it; the previous version keeps serving otherwise. A run's `candidate`
+        ({run_id, rank, judged_against}) is decided under the model's deploy lock first
+        (tune_serve.serving.deploy_decision): published, already published, or refused."""
 
     def current_model(self, model_name: str) -> str | None:
         """The SavedModel the stable version serves (the evaluation baseline), or None."""

@@ -2,8 +2,9 @@
 `summarize` logs), its Airflow run note and the run view's banner.
 
 "deployed diamonds v3 (candidate 1, MAE 411.9, was 420.2)", "deployed titanic v2 (binary,
-candidate 1, AUC 0.828)" or
-"nothing deployed: rank 0 not blessed: MAE 1,238 > bound 1,000".
+candidate 1, AUC 0.828)", "nothing deployed: rank 0 not blessed: MAE 1,238 > bound 1,000", or for
+a verdict that went stale before it deployed, "nothing deployed: candidate 1 refused: evaluated
+against v1; v2 serves now: …" (tune_serve.serving.deploy_decision).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import math
 from typing import Any
 
 from tune_serve import leaderboard
+from tune_serve.serving.deploy_decision import ALREADY_PUBLISHED
 
 
 def _number(value: Any) -> str:
@@ -37,6 +39,9 @@ def text(summary: dict, evaluations: list[dict] | None = None) -> str:
     """`evaluations`: the full evaluation results (with `baseline`) when at hand, else the summary's."""
     evaluations = [e for e in (evaluations if evaluations is not None else summary.get("evaluations") or []) if e]
     deployed = summary.get("deployed")
+    if deployed and deployed.get("action") == ALREADY_PUBLISHED and deployed.get("serving_version") != deployed.get(
+            "version"):  # a retried deploy of a candidate another run's version has replaced since
+        return f"nothing new deployed: {deployed.get('model_name')}: {deployed.get('reason')}"
     if deployed:
         rank = deployed.get("candidate_rank")
         evaluation = next((e for e in evaluations if e.get("rank") == rank), {})
@@ -52,6 +57,9 @@ def text(summary: dict, evaluations: list[dict] | None = None) -> str:
         scored = f", {_metric(metric, value)}{was}" if value is not None else ""
         return (f"deployed {deployed.get('model_name')} v{deployed.get('version')} "
                 f"({_task(summary)}candidate {rank}{scored})")
+    refused = summary.get("deploy_refused")
+    if refused:
+        return f"nothing deployed: candidate {refused.get('candidate_rank')} refused: {refused.get('reason')}"
     if summary.get("failed_steps"):
         return f"nothing deployed: failed steps: {', '.join(summary['failed_steps'])}"
     failures = summary.get("training_failures") or []

@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 from tune_serve import leaderboard, run_note, task_ids
+from tune_serve.serving.deploy_decision import REFUSED
 
 FAILED = {"failed", "upstream_failed"}
 # A tuner lost for good is survivable: its trials were handed to the others by the chief.
@@ -45,6 +46,8 @@ def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[st
                    for e in full]
     # the task the feature spec records (prepare's inference when the plan said auto)
     task = next((e["task"] for e in evaluations if e.get("task")), plan.get("task"))
+    refused = ({"candidate_rank": deployed.get("candidate_rank"), "reason": deployed.get("reason")}
+               if isinstance(deployed, dict) and deployed.get("action") == REFUSED else None)
     summary = {
         "run_id": plan["run_id"],
         "finished_at": time.time(),  # the newest successful run of a model seeds the next (warm start)
@@ -54,7 +57,9 @@ def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[st
         "search": search_notes(search),
         "training_failures": training_failures(trained),
         "evaluations": evaluations,
-        "deployed": deployed,
+        # a refused deployment (a stale verdict, tune_serve.serving.deploy_decision) shipped nothing
+        "deployed": None if refused else deployed,
+        "deploy_refused": refused,
         "lost_tuner_tasks": lost_tuners,
         "failed_steps": failed_steps(states),
     }

@@ -153,16 +153,18 @@ def saved_model(tmp_path: Path, name="model") -> str:
     return str(path)
 
 
-def _deploy(cluster, model_path, prediction=1234.5):
+def _deploy(cluster, model_path, prediction=1234.5, candidate=None):
     settings = ks.ServingSettings(timeout_seconds=5)
     handle = ks.TFServingCluster(cluster, cluster, MODEL, settings, poll_seconds=0, coordination=cluster)
-    return ks.deploy(model_path, MODEL, INSTANCE, cluster=handle, rest=tf_serving(cluster, prediction)), handle
+    return ks.deploy(model_path, MODEL, INSTANCE, candidate, cluster=handle,
+                     rest=tf_serving(cluster, prediction)), handle
 
 
 def test_first_deployment_serves_version_1(tmp_path, serving_root):
     cluster = FakeCluster()
     result, handle = _deploy(cluster, saved_model(tmp_path))
-    assert result == {"model_name": MODEL, "version": 1, "previous_version": None, "prediction": [1234.5],
+    assert result == {"model_name": MODEL, "action": "publish", "reason": "the first version", "version": 1,
+                      "serving_version": 1, "previous_version": None, "prediction": [1234.5],
                       "url": "http://tfserving-diamonds.tune-serve.svc.cluster.local:8501/v1/models/diamonds:predict"}
     assert [r["labels"] for r in cluster.rollouts] == [{"canary": 1}, {"stable": 1}]
     assert (serving_root / MODEL / "1" / "saved_model.pb").exists()
@@ -181,6 +183,27 @@ def test_next_deployment_canaries_then_promotes(tmp_path, serving_root):
     assert len(cluster.names("ConfigMap")) == 2  # in force, and the previous one to roll back to
     assert ks.current_model(MODEL, cluster=handle).endswith(f"/{MODEL}/2")
     assert ks.version_labels(MODEL, cluster=handle) == {"stable": 2}  # what the run view shows
+
+
+def test_a_retried_candidate_is_not_published_again_and_a_stale_verdict_is_refused(tmp_path, serving_root):
+    """Issue 29 under the Lease: the candidate's provenance is in its version's marker."""
+    cluster = FakeCluster()
+    first, handle = _deploy(cluster, saved_model(tmp_path, "a"), candidate={"run_id": "a", "rank": 0,
+                                                                          "judged_against": None})
+    v1 = ks.current_model(MODEL, cluster=handle)
+    b = saved_model(tmp_path, "b")
+    (Path(b) / "saved_model.pb").write_bytes(b"\x08\x02")  # another model: another fingerprint
+    second, _ = _deploy(cluster, b, candidate={"run_id": "b", "rank": 1, "judged_against": v1})
+    rollouts = len(cluster.rollouts)
+    again, _ = _deploy(cluster, b, candidate={"run_id": "b", "rank": 1, "judged_against": v1})
+    assert (again["action"], again["version"], again["serving_version"]) == ("already_published", 2, 2)
+    stale, _ = _deploy(cluster, saved_model(tmp_path, "c"), candidate={"run_id": "c", "rank": 0,
+                                                                      "judged_against": v1})
+    assert (stale["action"], stale["version"]) == ("refused", None)
+    assert stale["reason"].startswith("evaluated against v1; v2 serves now")
+    assert len(cluster.rollouts) == rollouts and cluster.serving_version() == 2  # the cluster untouched
+    assert sorted(p.name for p in (serving_root / MODEL).iterdir() if p.name.isdigit()) == ["1", "2"]
+    assert json.loads((serving_root / MODEL / ".versions" / "2").read_text())["run_id"] == "b"
 
 
 def test_failed_smoke_test_restores_the_previous_version(tmp_path, serving_root):

@@ -118,6 +118,26 @@ def test_operator_reattaches_to_a_running_process_instead_of_starting_another(tm
     assert sorted(p.name for p in (local.run_dir("d", "r") / "t.0").iterdir()) == ["try-1"]
 
 
+def test_a_cleared_task_whose_command_changed_runs_again_instead_of_reusing_the_old_result(tmp_path, monkeypatch):
+    """Issue 29: clearing a finished run re-ran evaluate with a new baseline (v1 serving now), but
+    the stored job of the first run (judged with nothing serving) succeeded, so its verdict came
+    back unchanged. A stored job is reused only when it ran the very same command."""
+    monkeypatch.setenv("TUNE_SERVE_LOCAL_STATE_DIR", str(tmp_path / "state"))
+    store = {}
+    ti = SimpleNamespace(dag_id="d", run_id="r", task_id="evaluate", map_index=0, try_number=1, stats_tags={})
+    context = {"ti": ti, "task_state_store": SimpleNamespace(get=store.get, set=store.__setitem__)}
+    code = "import json, os, sys; json.dump({'argv': sys.argv[1:]}, open(os.environ['TRAINER_XCOM_FILE'], 'w'))"
+    assert make_operator(arguments=[code, "--baseline-model-path", ""], poll_seconds=0.05).execute(context) == {
+        "argv": ["--baseline-model-path", ""]}
+    ti.try_number = 2  # the run cleared: same command, the stored result stands
+    assert make_operator(arguments=[code, "--baseline-model-path", ""], poll_seconds=0.05).execute(context) == {
+        "argv": ["--baseline-model-path", ""]}
+    assert sorted(p.name for p in (local.run_dir("d", "r") / "evaluate.0").iterdir()) == ["try-1"]
+    ti.try_number = 3  # cleared again once v1 serves: the evaluation runs against it
+    again = make_operator(arguments=[code, "--baseline-model-path", "/serving/m/1"], poll_seconds=0.05)
+    assert again.execute(context) == {"argv": ["--baseline-model-path", "/serving/m/1"]}
+
+
 def _start_chief(run_id):
     # a stand-in chief: the flags the plan adds land in its sys.argv
     start = local.LocalOracleStart(task_id="start_oracle", cmds=[sys.executable, "-c", "import time; time.sleep(60)"],

@@ -237,6 +237,36 @@ def test_two_processes_deploying_one_model_are_serialised(serving_root, saved_mo
     assert not [p for p in (serving_root / MODEL).iterdir() if p.name.startswith(".incoming-")]
 
 
+def _as_run(run_id: str, rank: int, judged_against: str | None) -> dict:
+    """What deploy_serving hands the backend: the candidate and the version its verdict was judged against."""
+    return {"run_id": run_id, "rank": rank, "judged_against": judged_against}
+
+
+def test_a_retried_deploy_publishes_nothing_new_and_a_stale_verdict_is_refused(serving_root, saved_models):
+    """Issue 29, the three clears and the overlap, on the real local server: clearing a later
+    run's deploy published the same candidate again as v3; clearing an earlier run's deploy put
+    its older model back over the better one; a verdict judged against v1 replaced v2."""
+    name = "retried"
+    first = serving.deploy(saved_models["b1"], name, INSTANCE, candidate=_as_run("run-a", 0, None))
+    assert first["action"] == "publish" and first["version"] == 1
+    v1 = serving.current_model(name)
+    second = serving.deploy(saved_models["b2"], name, INSTANCE, candidate=_as_run("run-b", 1, v1))
+    assert (second["action"], second["version"], second["previous_version"]) == ("publish", 2, 1)
+
+    again = serving.deploy(saved_models["b2"], name, INSTANCE, candidate=_as_run("run-b", 1, v1))  # clear run-b's deploy
+    assert (again["action"], again["version"], again["serving_version"]) == ("already_published", 2, 2)
+    assert again["reason"] == "this run's candidate 1 is already v2, serving: nothing new published"
+    earlier = serving.deploy(saved_models["b1"], name, INSTANCE, candidate=_as_run("run-a", 0, None))  # run-a's deploy
+    assert (earlier["action"], earlier["version"], earlier["serving_version"]) == ("already_published", 1, 2)
+
+    stale = serving.deploy(saved_models["b3"], name, INSTANCE, candidate=_as_run("run-c", 0, v1))  # overlapping run
+    assert (stale["action"], stale["serving_version"]) == ("refused", 2)
+    assert stale["reason"].startswith("evaluated against v1; v2 serves now: the verdict is stale, nothing published")
+    assert local.version_labels(name)["stable"] == 2
+    assert sorted(int(p.name) for p in (serving_root / name).iterdir() if p.name.isdigit()) == [1, 2], \
+        "no duplicate or stale version published"
+
+
 def server_record(serving_root: Path) -> dict:
     """The server's LocalProcess record: pid and kernel start ticks (one start, one record)."""
     record = json.loads((serving_root / ".server" / "process" / "process.json").read_text())

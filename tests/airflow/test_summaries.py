@@ -62,3 +62,23 @@ def test_a_diverged_candidate_is_named_with_its_reason_in_the_outcome_and_run_no
     assert summary["outcome"] == run_note.text(summary)
     only_failed = build({"run_id": "r", "model_name": "m"}, [], [], None, {}, trained=trained[:1])
     assert run_note.text(only_failed).startswith("nothing deployed: rank 0 training failed: diverged")
+
+
+def test_a_stale_verdict_or_a_replaced_retry_says_so_and_ships_nothing():
+    """Issue 29: the note said "deployed diamonds v3" for a duplicate and "deployed v4 … first
+    version" for the older model put back; now the decision under the deploy lock is the line."""
+    blessed = [{"rank": 1, "blessed": True, "reasons": ["ok"]}]
+    refused = {"model_name": "m", "action": "refused", "version": None, "candidate_rank": 1,
+               "reason": "evaluated against v1; v2 serves now: the verdict is stale, nothing published (clear this "
+                         "run's evaluation to judge the candidate against what serves now)"}
+    summary = build({"run_id": "r", "model_name": "m"}, [], blessed, refused, {})
+    assert summary["deployed"] is None and summary["deploy_refused"]["candidate_rank"] == 1
+    assert summary["outcome"] == f"nothing deployed: candidate 1 refused: {refused['reason']}"
+    replaced = {"model_name": "m", "action": "already_published", "version": 1, "serving_version": 2,
+                "candidate_rank": 0, "reason": "this run's candidate 0 is already v1 (published by an earlier try); "
+                                               "v2 serves now: left as it is"}
+    summary = build({"run_id": "r", "model_name": "m"}, [], blessed, replaced, {})
+    assert summary["outcome"] == f"nothing new deployed: m: {replaced['reason']}"
+    serving = {**replaced, "serving_version": 1, "eval_mae": 5.0}
+    assert build({"run_id": "r", "model_name": "m"}, [], blessed, serving, {})["outcome"] == \
+        "deployed m v1 (candidate 0, MAE 5.0)"  # a retry of the version serving: the line it had

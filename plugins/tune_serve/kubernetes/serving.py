@@ -39,6 +39,7 @@ from tune_serve import config, storage
 from tune_serve.kubernetes import clients, manifests
 from tune_serve.kubernetes import settings as cluster_settings
 from tune_serve.kubernetes.lease import Lease, LeaseLost, LeaseTimeout
+from tune_serve.serving import deploy_decision, provenance
 from tune_serve.serving.errors import ModelRejected, ServingUnavailable
 from tune_serve.serving.rest_client import TFServingREST
 
@@ -331,19 +332,20 @@ def stage(model_path: str, base_path: str):
     return staged
 
 
-def publish(staged, base_path: str, taken: tuple[int, ...] = ()) -> int:
+def publish(staged, base_path: str, taken: tuple[int, ...] = (), record: bytes = b"") -> int:
     """Make a staged copy the next version. Call holding the model's Lease.
 
     The number is claimed with a create-if-absent marker, so that even two deployments that
-    both believed they held the Lease never share a version directory; the copy then moves in
-    with one rename on a volume (on GCS a copy into the claimed prefix, which TF Serving only
-    loads once the model config names it)."""
+    both believed they held the Lease never share a version directory; the marker holds the
+    version's provenance (`record`), written once and never changed (an object on GCS is
+    immutable). The copy then moves in with one rename on a volume (on GCS a copy into the
+    claimed prefix, which TF Serving only loads once the model config names it)."""
     base = _path(base_path)
     markers = base / ".versions"
     existing = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.exists() else []
     claimed = [int(p.name) for p in markers.iterdir() if p.name.isdigit()] if markers.exists() else []
     version = max([*existing, *claimed, *taken], default=0) + 1
-    while not _create_if_absent(markers / str(version)):
+    while not _create_if_absent(markers / str(version), record):
         version += 1
     target = base / str(version)
     if target.protocol in ("file", "local", ""):
@@ -353,17 +355,34 @@ def publish(staged, base_path: str, taken: tuple[int, ...] = ()) -> int:
     return version
 
 
-def _create_if_absent(path) -> bool:
-    """Write an empty marker only if none exists (O_EXCL locally, ifGenerationMatch=0 on GCS)."""
+def published(base_path: str) -> dict[int, bytes]:
+    """{version: the provenance its marker holds} of every version on storage (b"" for a
+    version published before markers held one)."""
+    base = _path(base_path)
+    if not base.exists():
+        return {}
+    markers = base / ".versions"
+    found = {}
+    for p in base.iterdir():
+        if p.name.isdigit():
+            marker = markers / p.name
+            found[int(p.name)] = marker.read_bytes() if marker.exists() else b""
+    return found
+
+
+def _create_if_absent(path, content: bytes = b"") -> bool:
+    """Write a marker only if none exists (O_EXCL locally, ifGenerationMatch=0 on GCS)."""
     if path.protocol in ("file", "local", ""):
         os.makedirs(os.path.dirname(path.path), exist_ok=True)
         try:
-            os.close(os.open(path.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            fd = os.open(path.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             return False
+        with os.fdopen(fd, "wb") as marker:
+            marker.write(content)
         return True
     try:
-        path.fs.pipe_file(path.path, b"", mode="create")
+        path.fs.pipe_file(path.path, content, mode="create")
     except FileExistsError:
         return False
     return True
@@ -388,25 +407,47 @@ def cluster_for(model_name: str, ss: ServingSettings | None = None) -> TFServing
                             coordination=CoordinationV1Api(hook.api_client))
 
 
-def deploy(model_path: str, model_name: str, instance: dict, cluster: TFServingCluster | None = None,
-           rest: TFServingREST | None = None) -> dict[str, Any]:
+def deploy(model_path: str, model_name: str, instance: dict, candidate: dict | None = None, *,
+           cluster: TFServingCluster | None = None, rest: TFServingREST | None = None) -> dict[str, Any]:
     cluster = cluster or cluster_for(model_name)
     ss = cluster.ss
     previous = cluster.state()  # refuses another model's Deployment before anything is copied
     base_path = previous.base_path if previous else f"{config.serving_root().rstrip('/')}/{model_name}"
     staged = stage(model_path, base_path)  # the slow copy, outside the Lease
+    record = provenance.record(candidate, model_path,
+                               provenance.fingerprint(model_path, cluster_settings.load().gcp_conn_id))
     lease = cluster.lease()
     try:
         with lease.held(timeout=ss.lease_wait):
-            return _deploy_holding(lease, cluster, staged, model_name, instance, rest)
+            if candidate is not None:
+                decided = _decide_holding(cluster, model_name, staged, {**candidate, "fingerprint": record["fingerprint"]})
+                if decided is not None:
+                    return decided
+            return _deploy_holding(lease, cluster, staged, model_name, instance, rest, provenance.dumps(record))
     except LeaseTimeout as exc:
         raise ServingUnavailable(f"another deployment of {model_name} is running: {exc}") from None
     finally:
         _remove(staged)  # still there unless published
 
 
+def _decide_holding(cluster: TFServingCluster, model_name: str, staged, candidate: dict) -> dict[str, Any] | None:
+    """deploy_decision under the Lease: the result when the candidate must not be published, else None."""
+    state = cluster.state()
+    stable = state.labels.get(STABLE) if state else None
+    serving_path = f"{state.base_path.rstrip('/')}/{stable}" if state and stable is not None else None
+    base_path = state.base_path if state else str(staged.parent)
+    versions = {v: provenance.loads(p) for v, p in published(base_path).items()}
+    decision = deploy_decision.decide(candidate, serving_path, versions)
+    if decision.action == deploy_decision.PUBLISH:
+        return None
+    log.info("%s: %s", cluster.name, decision.reason)
+    return {"model_name": model_name, "action": decision.action, "reason": decision.reason,
+            "version": decision.version, "serving_version": stable, "url": rest_url(model_name, cluster.ss),
+            "previous_version": None, "prediction": None}
+
+
 def _deploy_holding(lease: Lease, cluster: TFServingCluster, staged, model_name: str, instance: dict,
-                    rest: TFServingREST | None) -> dict[str, Any]:
+                    rest: TFServingREST | None, record: bytes = b"") -> dict[str, Any]:
     ss = cluster.ss
     previous = cluster.state()  # again: another deployment may have finished while we waited
     base_path = previous.base_path if previous else f"{config.serving_root().rstrip('/')}/{model_name}"
@@ -414,7 +455,7 @@ def _deploy_holding(lease: Lease, cluster: TFServingCluster, staged, model_name:
         raise ServingUnavailable(f"{cluster.name}: its base path changed to {base_path} while this deployment "
                                  "waited for the Lease; retry")
     lease.check()
-    version = publish(staged, base_path, previous.versions if previous else ())
+    version = publish(staged, base_path, previous.versions if previous else (), record)
     canary = (previous or ServingState(base_path)).canary(version)
     rest = rest or TFServingREST(rest_url(model_name, ss), model_name)
     try:
@@ -443,8 +484,11 @@ def _deploy_holding(lease: Lease, cluster: TFServingCluster, staged, model_name:
         rest.close()
     keep = tuple(config_map(model_name, s, ss)["metadata"]["name"] for s in (promoted, *([previous] if previous else [])))
     cluster.prune_config_maps(keep=keep)
-    return {"model_name": model_name, "version": version, "url": rest.predict_url(),
-            "previous_version": previous.labels.get(STABLE) if previous else None, "prediction": prediction}
+    replaced = previous.labels.get(STABLE) if previous else None
+    return {"model_name": model_name, "action": deploy_decision.PUBLISH,
+            "reason": f"v{version} replaces v{replaced}" if replaced is not None else "the first version",
+            "version": version, "serving_version": version, "url": rest.predict_url(),
+            "previous_version": replaced, "prediction": prediction}
 
 
 def current_model(model_name: str, cluster: TFServingCluster | None = None) -> str | None:

@@ -38,6 +38,7 @@ from tune_serve.podspec import TRAINER_COMMAND, PodTask
 SEARCH_SECRET_FILE = "oracle.secret"
 SECRET_FILE_ENV = enums.ORACLE_SECRET_FILE_ENV  # what the trainer's oracle and tune steps read
 RUN_ID_FILE = "run_id"  # in the chief's folder: the run it serves, checked before re-attaching
+SUPERSEDED = "superseded"  # a stored job that ran another command: neither resumed nor reused
 
 
 def _safe(part: str) -> str:
@@ -130,9 +131,17 @@ class LocalPodOperator(ResumableJobMixin, BaseOperator):
 
     def get_job_status(self, external_id, context) -> str:
         try:
-            return LocalProcess(Path(external_id)).state()
-        except OSError:
-            return KILLED  # its directory is gone: nothing to re-attach to
+            process = LocalProcess(Path(external_id))
+            if process.launch_spec()["argv"] != _argv(self.cmds, self.arguments):
+                # A stored job is this task's only if it ran this very command: a cleared evaluate
+                # whose baseline changed must judge again, not hand back the old verdict.
+                self.log.info("The stored job %s ran another command: starting this one", external_id)
+                if process.state() == RUNNING:
+                    process.kill()
+                return SUPERSEDED
+            return process.state()
+        except (OSError, ValueError, KeyError):
+            return KILLED  # its directory is gone or unreadable: nothing to re-attach to
 
     def is_job_active(self, status: str) -> bool:
         return status == RUNNING

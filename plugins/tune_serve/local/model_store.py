@@ -4,6 +4,7 @@ Layout (what the local TF Serving stand-in reads, see include/serving/README.md)
 
     {serving_root}/{model_name}/{version}/      one SavedModel per version; versions only grow
     {serving_root}/{model_name}/.rejected-{v}/  a version that failed to load or its smoke test
+    {serving_root}/{model_name}/.provenance/{v}.json  where version v came from (run, rank, fingerprint)
     {serving_root}/{model_name}.config.json     {"version_labels": {"stable": 3, "canary": 4}};
                                                 its existence lists the model in the server's config
     {serving_root}/.server/{model_name}.lock    serializes deployments of one model
@@ -66,11 +67,30 @@ class ModelStore:
             raise
         return staged
 
-    def publish(self, staged: Path) -> int:
-        """Rename a staged copy into place as the next version. Call with the lock held."""
+    def publish(self, staged: Path, provenance: bytes = b"{}") -> int:
+        """Rename a staged copy into place as the next version, its provenance recorded first (a
+        version never exists without it). Call with the lock held."""
         version = max([*self.versions(), *self.rejected_versions()], default=0) + 1
+        record = self.provenance_path(version)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f".{record.name}.{uuid.uuid4().hex}")
+        tmp.write_bytes(provenance)
+        os.replace(tmp, record)  # a failed rename below leaves it for a number the next publish rewrites
         os.rename(staged, self.version_path(version))  # same directory: atomic, and fails if it exists
         return version
+
+    def provenance_path(self, version: int) -> Path:
+        return self.base_path / ".provenance" / f"{version}.json"
+
+    def published(self) -> dict[int, bytes]:
+        """{version: its provenance record} of every version there is (b"" where none was recorded)."""
+        found = {}
+        for version in self.versions():
+            try:
+                found[version] = self.provenance_path(version).read_bytes()
+            except FileNotFoundError:
+                found[version] = b""
+        return found
 
     def rejected_versions(self) -> list[int]:
         if not self.base_path.is_dir():

@@ -17,30 +17,43 @@ from tune_contract.enums import CANARY, STABLE
 from tune_serve import config
 from tune_serve.local import server as local_server
 from tune_serve.local.model_store import ModelStore
+from tune_serve.serving import deploy_decision, provenance
 from tune_serve.serving.errors import ModelRejected
 from tune_serve.serving.rest_client import TFServingREST
 
 DEFAULT_TIMEOUT_SECONDS = "180"  # server start (imports TensorFlow), then loading one version
 
 
-def deploy(model_path: str, model_name: str, instance: dict) -> dict:
+def deploy(model_path: str, model_name: str, instance: dict, candidate: dict | None = None) -> dict:
     store = ModelStore(config.serving_root(), model_name)
     timeout = float(config.setting("serving_timeout", DEFAULT_TIMEOUT_SECONDS))
+    fingerprint = provenance.fingerprint(model_path)
     staged = store.stage(model_path)  # the slow copy, outside the lock
     try:
-        # One deployment of a model at a time: versions are numbered in lock order, and
-        # labels are never rewritten by two deployments at once.
+        # One deployment of a model at a time: versions are numbered in lock order, labels are
+        # never rewritten by two deployments at once, and what serves is read here, not earlier.
         with store.lock(timeout=4 * timeout):
             url = local_server.ensure_running(store, timeout)
             with TFServingREST(url, model_name) as server:
                 labels = store.labels()
                 previous = labels.get(STABLE)
+                serving_path = store.stable_path()
+                if candidate is not None:
+                    published = {v: provenance.loads(p) for v, p in store.published().items()}
+                    decision = deploy_decision.decide({**candidate, "fingerprint": fingerprint},
+                                                      str(serving_path) if serving_path else None, published)
+                    if decision.action != deploy_decision.PUBLISH:
+                        return {"model_name": model_name, "action": decision.action, "reason": decision.reason,
+                                "version": decision.version, "serving_version": previous,
+                                "url": server.predict_url(), "previous_version": None, "prediction": None}
                 if previous is None and not store.configured():  # versions put there by hand
                     previous = max(server.available_versions(), default=None)
                 store.configure()  # listed in the server's config: served by its stable label only
-                version = store.publish(staged)
+                version = store.publish(staged, provenance.dumps(provenance.record(candidate, model_path, fingerprint)))
                 prediction = _roll_out(store, server, version, instance, timeout)
-                return {"model_name": model_name, "version": version, "url": server.predict_url(),
+                return {"model_name": model_name, "action": deploy_decision.PUBLISH,
+                        "reason": f"v{version} replaces v{previous}" if previous is not None else "the first version",
+                        "version": version, "serving_version": version, "url": server.predict_url(),
                         "previous_version": previous, "prediction": prediction}
     finally:
         shutil.rmtree(staged, ignore_errors=True)  # already gone once published
