@@ -89,7 +89,7 @@ def test_nothing_runs_as_root_or_can_escalate(objects):
         spec, containers = _containers(o.manifest)
         assert spec["securityContext"]["runAsNonRoot"] is True, o.filename
         assert spec["securityContext"]["runAsUser"] != 0
-        for c in containers:  # the XCom sidecar too
+        for c in containers:
             assert c["securityContext"]["allowPrivilegeEscalation"] is False, (o.filename, c["name"])
             assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
             assert not c["securityContext"].get("privileged")
@@ -104,7 +104,7 @@ def test_every_container_reserves_and_caps_its_local_disk(objects):
     assert {o.kind for o in workloads} == {"Pod", "Job", "Deployment"}
     for o in workloads:
         spec, containers = _containers(o.manifest)
-        assert len(containers) == (2 if o.kind == "Pod" else 1), o.filename  # pod tasks: + the XCom sidecar
+        assert len(containers) == 1, o.filename  # no XCom sidecar (test_k8s_results)
         for c in [*containers, *spec.get("initContainers", [])]:
             resources = c.get("resources") or {}
             assert "ephemeral-storage" in resources.get("requests", {}), (o.filename, c["name"])
@@ -259,7 +259,7 @@ def test_rbac_is_namespaced_and_minimal(objects):
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
-    assert {("", "pods"), ("", "pods/log"), ("", "pods/exec"), ("", "services"), ("batch", "jobs"),
+    assert {("", "pods"), ("", "pods/log"), ("", "services"), ("batch", "jobs"),
             ("apps", "deployments"), ("", "configmaps")} <= granted
     assert not {r for _, r in granted} & {"nodes", "namespaces", "clusterroles", "rolebindings"}
     # The chief's search Secret and NetworkPolicy: created, never read (they go with the chief's Job)
@@ -293,7 +293,7 @@ def test_pod_tasks_retry_preemptions_with_backoff_and_keep_failed_pods(dag):
     kwargs = tune.partial_kwargs
     assert kwargs["retries"] == 8 and kwargs["retry_exponential_backoff"]
     assert kwargs["retry_policy"].rules[0].matches(PodPreempted("spot"))
-    assert kwargs["on_finish_action"] == "delete_succeeded_pod" and kwargs["do_xcom_push"] is True
+    assert kwargs["on_finish_action"] == "delete_succeeded_pod" and kwargs["do_xcom_push"] is False
     assert dag.get_task("prepare_data").retry_policy is not None
 
 

@@ -71,8 +71,8 @@ def start_oracle(spec: PodTask, oracle_args, **kwargs):
     s = cluster_settings.load()
     task = {**_pod_task_kwargs(spec, s), **_retries(spec, pod=False)}
     task.pop("retry_policy")
-    for pod_only in ("do_xcom_push", "get_logs", "name", "xcom_sidecar_container_security_context"):
-        task.pop(pod_only)  # a Job pod has no XCom sidecar; its result goes to shared storage
+    for pod_only in ("do_xcom_push", "get_logs", "name"):
+        task.pop(pod_only)  # the chief's result goes to shared storage too (oracle.result_uri)
     task.update(backoff_limit=s.oracle_restarts, oracle_port=s.oracle_port, deferrable=False)
     operator = oracle.GKEStartOracleOperator if s.is_gke else oracle.StartOracleOperator
     return operator(**{**task, "oracle_args": oracle_args, **kwargs})

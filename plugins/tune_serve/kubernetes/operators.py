@@ -1,10 +1,15 @@
-"""KubernetesPodOperator (and GKEStartPodOperator) that tell a preemption from a failure.
+"""KubernetesPodOperator (and GKEStartPodOperator) that tell a preemption from a failure and
+read their result from the run's storage.
 
 KubernetesPodOperator raises one plain AirflowException for every failed pod and knows
 nothing of DisruptionTarget. Its `cleanup()` sees the final pod on both the sync and the
 deferrable path; here it re-reads the pod if the copy it was given is not final, lets the
-provider do its own cleanup (XCom push, logs, events, deletion) and re-raises the
+provider do its own cleanup (logs, events, deletion) and re-raises the
 failure as `PodPreempted` (retried by `preemption.retry_policy()`) or `PodFailed`.
+
+The result is never read through the provider's XCom sidecar (that needs `pods/exec`, see
+`tune_serve.kubernetes.results`): `ResultFileMixin` points the step at a file under the run root
+and pushes that file's JSON once the pod succeeded.
 """
 from __future__ import annotations
 
@@ -14,11 +19,15 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.providers.cncf.kubernetes.utils.container import container_is_succeeded
 from airflow.providers.cncf.kubernetes.utils.pod_manager import PodNotFoundException
 from airflow.providers.google.cloud.operators.kubernetes_engine import GKEStartPodOperator
+from airflow.sdk.bases.xcom import BaseXCom
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
-from tune_serve.kubernetes.oracle import mount_search_secret, oracle_names
-from tune_serve.kubernetes.pods import RUN_LABEL, bound_xcom_sidecar, run_slug
+from tune_serve.kubernetes import results
+from tune_serve.kubernetes import settings as cluster_settings
+from tune_serve.kubernetes.oracle import mount_search_secret, oracle_names, read_result
+from tune_serve.kubernetes.pods import RUN_LABEL, run_slug
 from tune_serve.links import POD_TASK_LINKS
 from tune_serve.preemption import PodFailed, PodPreempted, classify
 
@@ -87,20 +96,43 @@ class SearchSecretPodMixin:
         return pod
 
 
-class BoundedXComSidecarMixin:
-    """The pod with the XCom sidecar's resources and volume bounded (`pods.bound_xcom_sidecar`)."""
+class ResultFileMixin:
+    """The step's result through storage, not the XCom sidecar (built with do_xcom_push=False).
+
+    Airflow pushes a return value only when do_xcom_push is True, and the provider reads that
+    same flag as "add the sidecar", so the result is pushed here as `return_value` itself."""
 
     def build_pod_request_obj(self, context=None, **kwargs) -> V1Pod:
-        return bound_xcom_sidecar(super().build_pod_request_obj(context, **kwargs))
+        pod = super().build_pod_request_obj(context, **kwargs)
+        if context is not None:  # a task instance's pod: its own result file
+            base = next(c for c in pod.spec.containers if c.name == self.base_container_name)
+            uri = results.task_result_uri(self.arguments, context["ti"])
+            base.env = [*(e for e in base.env or [] if e.name != results.XCOM_FILE_ENV),
+                        k8s.V1EnvVar(name=results.XCOM_FILE_ENV, value=uri)]
+        return pod
+
+    def execute(self, context) -> Any:
+        super().execute(context)  # returns once the pod succeeded (or defers, raising TaskDeferred)
+        return self._push_result(context)
+
+    def trigger_reentry(self, context, event: dict[str, Any]) -> Any:
+        super().trigger_reentry(context, event)  # raises unless the pod succeeded
+        return self._push_result(context)
+
+    def _push_result(self, context) -> Any:
+        uri = results.task_result_uri(self.arguments, context["ti"])
+        result = read_result(uri, cluster_settings.load().gcp_conn_id)
+        context["ti"].xcom_push(key=BaseXCom.XCOM_RETURN_KEY, value=result)
+        return result
 
 
-class TrainerPodOperator(PreemptionAwarePodMixin, BoundedXComSidecarMixin, KubernetesPodOperator):
+class TrainerPodOperator(PreemptionAwarePodMixin, ResultFileMixin, KubernetesPodOperator):
     """One trainer step in a pod, through an Airflow Kubernetes connection."""
 
     operator_extra_links = (*KubernetesPodOperator.operator_extra_links, *POD_TASK_LINKS)
 
 
-class GKETrainerPodOperator(PreemptionAwarePodMixin, BoundedXComSidecarMixin, GKEStartPodOperator):
+class GKETrainerPodOperator(PreemptionAwarePodMixin, ResultFileMixin, GKEStartPodOperator):
     """One trainer step in a pod on GKE (cluster endpoint and credentials from the Google connection)."""
 
     operator_extra_links = (*GKEStartPodOperator.operator_extra_links, *POD_TASK_LINKS)

@@ -5,12 +5,10 @@ spot scheduling, security context, labels, deadline) is tested without a cluster
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 from typing import Any
 
-from airflow.providers.cncf.kubernetes.utils.xcom_sidecar import PodDefaults
 from kubernetes.client import models as k8s
 
 from tune_serve.kubernetes.settings import GKE_ACCELERATOR_LABEL, ClusterSettings
@@ -51,25 +49,6 @@ def resources(spec: PodTask, s: ClusterSettings) -> k8s.V1ResourceRequirements:
     if spec.resources.gpus > 0:
         requests[s.gpu_resource] = limits[s.gpu_resource] = str(spec.resources.gpus)
     return k8s.V1ResourceRequirements(requests=requests, limits=limits)
-
-
-# KubernetesPodOperator's XCom sidecar only sleeps, then `cat`s one small JSON file.
-XCOM_SIDECAR_RESOURCES = k8s.V1ResourceRequirements(
-    requests={"cpu": "1m", "memory": "10Mi", "ephemeral-storage": "1Mi"},
-    limits={"memory": "50Mi", "ephemeral-storage": "50Mi"})
-XCOM_VOLUME_SIZE_LIMIT = "50Mi"
-
-
-def bound_xcom_sidecar(pod: k8s.V1Pod) -> k8s.V1Pod:
-    """Give the XCom sidecar KubernetesPodOperator adds (and its emptyDir) limits of their own:
-    the provider takes its resources only from a connection's extras, with no disk at all."""
-    for container in pod.spec.containers:
-        if container.name == PodDefaults.SIDECAR_CONTAINER_NAME:
-            container.resources = copy.deepcopy(XCOM_SIDECAR_RESOURCES)
-    for volume in pod.spec.volumes or []:
-        if volume.name == PodDefaults.VOLUME.name and volume.empty_dir is not None:
-            volume.empty_dir.size_limit = XCOM_VOLUME_SIZE_LIMIT
-    return pod
 
 
 def node_selector(spec: PodTask, s: ClusterSettings) -> dict[str, str]:
@@ -136,7 +115,6 @@ def pod_kwargs(spec: PodTask, s: ClusterSettings) -> dict[str, Any]:
         volume_mounts=mounts,
         security_context=pod_security_context(s),
         container_security_context=container_security_context(),
-        xcom_sidecar_container_security_context=container_security_context(),
         service_account_name=s.service_account,
         automount_service_account_token=False,  # the trainer never calls the Kubernetes API
         labels=labels(spec),
@@ -149,7 +127,9 @@ def pod_kwargs(spec: PodTask, s: ClusterSettings) -> dict[str, Any]:
         on_finish_action=s.on_finish_action,
         get_logs=True,
         log_events_on_failure=True,
-        do_xcom_push=True,
+        # No XCom sidecar (reading it needs pods/exec): the result comes from the run's storage,
+        # operators.ResultFileMixin.
+        do_xcom_push=False,
         deferrable=s.deferrable,
         poll_interval=s.poll_interval_seconds,
     )
