@@ -19,6 +19,7 @@ content sniffing. Files are streamed, never read whole.
 from __future__ import annotations
 
 import html
+import logging
 import os
 import posixpath
 import re
@@ -35,6 +36,8 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Res
 from tune_serve import config
 from tune_serve.client import DAG_ID
 
+log = logging.getLogger(__name__)
+
 # The access Airflow requires to read a task's logs of the DAG (core API: GET .../logs/...).
 require_task_log_access = requires_access_dag("GET", DagAccessEntity.TASK_LOGS, param_dag_id=DAG_ID)
 
@@ -44,7 +47,8 @@ app = FastAPI(title="tune_serve artifacts", description="Run artifacts of tune_t
 
 # Scripts, forms, plugins and the page's own origin are taken away (sandbox); nothing is loaded
 # from anywhere; inline styles and the report's inline SVG still render.
-CONTENT_SECURITY_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+CONTENT_SECURITY_POLICY = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
+                           "base-uri 'none'; frame-ancestors 'self'")
 _TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".txt": "text/plain; charset=utf-8"}
 _CHUNK = 1 << 20
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.S)
@@ -52,7 +56,11 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.S)
 
 @app.middleware("http")
 async def _untrusted_content_headers(request: Request, call_next):
-    response = await call_next(request)
+    try:
+        response = await call_next(request)
+    except Exception:  # still an answer with the headers below, never the server's bare 500
+        log.exception("artifact viewer: %s failed", request.url.path)
+        response = PlainTextResponse("internal error; the API server's log says why", status_code=500)
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
@@ -130,7 +138,7 @@ def resolve(uri: str) -> tuple[Location, Path | ObjectStoragePath]:
 def artifact(uri: str) -> Response:
     location, path = resolve(uri)
     shown = location.uri
-    if not path.exists():
+    if not _exists(path):
         raise HTTPException(404, f"no artifact at {shown}")
     if path.is_dir():
         return _listing(path, shown)
@@ -140,6 +148,15 @@ def artifact(uri: str) -> Response:
     if isinstance(path, Path):
         return FileResponse(path, media_type=media)
     return StreamingResponse(_chunks(path), media_type=media)
+
+
+def _exists(path: Path | ObjectStoragePath) -> bool:
+    """Whether it is there; a name the file system cannot even look up (a component over its
+    limit, ENAMETOOLONG) is not there either."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _chunks(path: ObjectStoragePath):

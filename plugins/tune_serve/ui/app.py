@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 
 from tune_contract import layout
 from tune_serve import backend, config
@@ -27,9 +27,11 @@ STATIC = Path(__file__).parent / "static"
 ASSETS = {name: STATIC / folder / name for folder, name in (
     ("vega", "vega.min.js"), ("vega", "vega-lite.min.js"), ("vega", "vega-embed.min.js"), ("", "render.js"))}
 # Scripts only from this app; Vega compiles its expressions with Function (unsafe-eval); the spec's
-# data is inline, so nothing is fetched (connect-src 'none'); only Airflow may frame the page.
+# data is inline, so nothing is fetched (connect-src 'none'); only Airflow may frame the page. Scripts
+# are not the only harm of markup a crafted file might slip in: no form posts anywhere, no <base>.
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
-                           "img-src 'self' data:; connect-src 'none'; frame-ancestors 'self'; base-uri 'none'")
+                           "img-src 'self' data:; connect-src 'none'; form-action 'none'; frame-ancestors 'self'; "
+                           "base-uri 'none'")
 
 app = FastAPI(title="tune_serve view", dependencies=[Depends(require_task_log_access)],
               docs_url=None, redoc_url=None, openapi_url=None)
@@ -37,7 +39,11 @@ app = FastAPI(title="tune_serve view", dependencies=[Depends(require_task_log_ac
 
 @app.middleware("http")
 async def _headers(request, call_next):
-    response = await call_next(request)
+    try:
+        response = await call_next(request)
+    except Exception:  # a bug or a stored file nobody foresaw: still an answer with the headers below
+        log.exception("run view: %s failed", request.url.path)
+        response = PlainTextResponse("internal error; the API server's log says why", status_code=500)
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store" if "/static/" not in request.url.path else "max-age=3600"
@@ -53,12 +59,19 @@ def asset(name: str) -> FileResponse:
 
 @app.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_view(run_id: str, sort: str = "objective", desc: int = 0) -> HTMLResponse:
-    state = run_state.load(run_id)
-    if not state.found:
-        raise HTTPException(404, f"run {run_id!r} has no tuning results under {state.root} yet")
-    model = (state.summary or {}).get("model_name")
-    versions = run_state.model_versions(model) if model else []
-    return HTMLResponse(page.render(state, versions, sort, bool(desc), labels=_labels(model) if model else {}))
+    root = run_state.run_root(run_id)  # 400 for what is no run id
+    try:
+        state = run_state.load(run_id)
+        if not state.found:
+            raise HTTPException(404, f"run {run_id!r} has no tuning results under {root} yet")
+        model = (state.summary or {}).get("model_name")
+        model = model if isinstance(model, str) else None
+        versions = run_state.model_versions(model) if model else []
+        return HTMLResponse(page.render(state, versions, sort, bool(desc), labels=_labels(model) if model else {}))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # this run's files do not have the contract's shape: its own view says so; no other's is touched
+        log.warning("run view of %s: malformed stored results: %r", run_id, exc)
+        raise HTTPException(422, f"the stored results of run {run_id!r} do not have the expected form") from None
 
 
 def _labels(model: str) -> dict[str, int] | None:

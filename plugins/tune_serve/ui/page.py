@@ -3,6 +3,11 @@
 Server-rendered; the leaderboard sorts by links (no script needed), the plots are Vega-Lite
 specs inlined as JSON data blocks that `static/render.js` hands to Vega-Embed. Every value
 from storage is escaped; JSON is embedded with `<` escaped so it cannot close its block.
+
+Stored files are not trusted (whoever can write to the bucket can craft one), and a field the
+contract says is a number may hold markup: every interpolation goes through `_e` (or `_format`,
+which escapes too), the numbers this module computes itself included, so that none is ever
+left out by reasoning about its type (tests/airflow/test_run_view_hostile.py).
 """
 from __future__ import annotations
 
@@ -50,7 +55,7 @@ def _json_block(element_id: str, spec: dict) -> str:
 def _plot(element_id: str, spec: dict | None, empty: str, marks: int) -> str:
     if spec is None:
         return f'<p class="muted" data-plot-empty="{_e(element_id)}">{_e(empty)}</p>'
-    return (f'<div class="plot" id="{_e(element_id)}" data-plot data-expected-marks="{marks}"></div>'
+    return (f'<div class="plot" id="{_e(element_id)}" data-plot data-expected-marks="{_e(marks)}"></div>'
             + _json_block(f"{element_id}-spec", spec))
 
 
@@ -77,8 +82,8 @@ def leaderboard(state: RunState, sort: str, descending: bool) -> str:
         for key, (title, _) in COLUMNS.items())
     rows = []
     for t in _sort(state.trials, sort, descending, state.objective.get("direction", "min")):
-        badge = f' <span class="badge">top {t["top_rank"]}</span>' if t.get("top_rank") is not None else ""
-        handoffs = f' ({t["handoffs"]}× lost its tuner)' if t.get("handoffs") else ""
+        badge = f' <span class="badge">top {_e(t["top_rank"])}</span>' if t.get("top_rank") is not None else ""
+        handoffs = f' ({_e(t["handoffs"])}× lost its tuner)' if t.get("handoffs") else ""
         why = t.get("pruned") or t.get("failure")  # early stopping's reason, or a diverged loss
         handoffs += f'<br><small class="muted">{_e(why)}</small>' if why else ""
         params = "".join(f"<td>{_format(t['hyperparameters'].get(n))}</td>" for n in names)
@@ -103,7 +108,7 @@ def _candidate(c: dict, objective: str) -> str:
     verdict = "blessed" if c.get("blessed") else "not blessed" if c.get("blessed") is False else "not evaluated"
     training = c.get("training") or {}
     if training.get("failed"):
-        verdict = f"training failed: {training['failed']}"
+        verdict = f"training failed: {training['failed']}"  # the trainer's reason: stored text, escaped below
     deployed = (f'<p><b>deployed as version {_e(c["deployed_version"])}</b></p>'
                 if c.get("deployed_version") is not None else "")
     curves = charts.learning_curves(c, objective)
@@ -111,7 +116,7 @@ def _candidate(c: dict, objective: str) -> str:
     tensorboard = f"<p>TensorBoard: <code>tensorboard --logdir {_e(logs)}</code></p>" if logs else ""
     return (f'<div class="candidate" id="candidate-{_e(c["rank"])}" data-candidate-rank="{_e(c["rank"])}">'
             f'<h3>Candidate {_e(c["rank"])} '
-            f'(trial {_e(c.get("trial_id"))})</h3>{deployed}<p>Verdict: <b>{verdict}</b></p>'
+            f'(trial {_e(c.get("trial_id"))})</h3>{deployed}<p>Verdict: <b>{_e(verdict)}</b></p>'
             f'<ul>{"".join(f"<li>{_e(r)}</li>" for r in c.get("reasons") or [])}</ul>'
             f'<p class="muted">{_e(json.dumps(c.get("hyperparameters"), sort_keys=True))}; '
             f'{_e(training.get("epochs", "?"))} epochs trained{", stopped early" if training.get("stopped_early") else ""}'
@@ -161,7 +166,7 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
     n_done, n_params = len(state.completed), len(state.hyperparameter_names)
     task = (state.summary or {}).get("task")
     search = (f"{'task ' + _e(task) + '; ' if task else ''}"
-              f"{n_done} of {state.max_trials} trials completed, {len(state.trials) - n_done} lost; "
+              f"{_e(n_done)} of {_e(state.max_trials)} trials completed, {_e(len(state.trials) - n_done)} lost; "
               f"objective {_e(objective)} ({_e(state.objective.get('direction'))}); "
               f"tuners lost at least once: {_e(', '.join(state.lost_tuners) or 'none')}"
               + ("; the search deadline was hit" if state.deadline_hit else "")

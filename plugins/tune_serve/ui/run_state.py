@@ -23,29 +23,39 @@ from tune_serve import config, leaderboard, summaries
 from tune_serve.artifacts import resolve
 
 COMPLETED, RESUMED, HANDED_OVER, LOST = "completed", "resumed after preemption", "handed over", "lost"
+# Airflow's own limit on a run id (the dag_run.run_id column): a longer one names no run
+MAX_RUN_ID = 250
 PRUNED, FAILED = "pruned", "failed"
 
 
 def run_root(run_id: str) -> str:
     """The run's folder; 400 for a run id that is not a single path component."""
-    if not run_id or "/" in run_id or "\\" in run_id or "\x00" in run_id or run_id in (".", ".."):
+    if (not run_id or len(run_id) > MAX_RUN_ID or "/" in run_id or "\\" in run_id or "\x00" in run_id
+            or run_id in (".", "..")):
         raise HTTPException(400, f"run_id: not a run id: {run_id!r}")
     return layout.run_root(config.storage_root(), run_id)
 
 
 def read_json(uri: str) -> Any | None:
-    _, path = resolve(uri)
-    if not path.exists():
-        return None
     try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return None  # a file being rewritten; the next load shows it
+        _, path = resolve(uri)
+        return json.loads(path.read_text()) if path.exists() else None
+    except (ValueError, OSError):
+        return None  # a file being rewritten (the next load shows it), or a name too long to exist
+
+
+def read_mapping(uri: str) -> dict:
+    """A stored JSON object; anything else (missing, unreadable, a list) is an empty one."""
+    data = read_json(uri)
+    return data if isinstance(data, dict) else {}
 
 
 def read_text(uri: str) -> str | None:
-    _, path = resolve(uri)
-    return path.read_text() if path.exists() else None
+    try:
+        _, path = resolve(uri)
+        return path.read_text() if path.exists() else None
+    except (ValueError, OSError):
+        return None
 
 
 def trial_order(trial: dict) -> tuple:
@@ -98,10 +108,10 @@ class RunState:
 def load(run_id: str) -> RunState:
     root = run_root(run_id)
     state = RunState(run_id, root)
-    result = read_json(layout.oracle_result(root)) or {}
-    project = read_json(layout.kt_oracle(root)) or {}
+    result = read_mapping(layout.oracle_result(root))
+    project = read_mapping(layout.kt_oracle(root))
     handoffs = (project.get("leases") or {}).get("handoffs") or {}
-    state.summary = read_json(layout.summary(root))
+    state.summary = read_mapping(layout.summary(root)) or None
     top = {str(e["trial_id"]): e["rank"] for e in (state.summary or {}).get("leaderboard") or [] if e}
     if result.get("objective"):
         state.objective = result["objective"]
@@ -129,13 +139,13 @@ def _candidates(root: str, summary: dict | None) -> list[dict]:
     candidates = []
     for entry in summary.get("leaderboard") or []:
         rank = entry["rank"]
-        evaluation = read_json(layout.evaluation_result(root, rank)) or verdicts.get(rank) or {}
+        evaluation = read_mapping(layout.evaluation_result(root, rank)) or verdicts.get(rank) or {}
         verdict = verdicts.get(rank) or evaluation
         candidates.append({
             "rank": rank,
             "trial_id": entry.get("trial_id"),
             "hyperparameters": entry.get("hyperparameters") or {},
-            "training": read_json(layout.training_result(root, rank)) or {},
+            "training": read_mapping(layout.training_result(root, rank)),
             "history": history(read_text(layout.history(root, rank))),
             "evaluation": evaluation,
             "blessed": verdict.get("blessed"),
@@ -166,9 +176,13 @@ def model_versions(model_name: str) -> list[dict]:
     if not runs.exists():
         return versions
     for run in runs.iterdir():
-        summary = read_json(layout.summary(layout.run_root(config.storage_root(), run.name))) or {}
-        deployed = summary.get("deployed") or {}
-        if deployed.get("model_name") == model_name and deployed.get("version") is not None:
-            versions.append({"run_id": summary.get("run_id", run.name), **deployed})
+        # every run's summary is read here: one that is not what the contract says is left out,
+        # so it never takes another run's view down
+        summary = read_mapping(layout.summary(layout.run_root(config.storage_root(), run.name)))
+        deployed = summary.get("deployed")
+        if not isinstance(deployed, dict) or deployed.get("model_name") != model_name:
+            continue
+        if isinstance(deployed.get("version"), int) and not isinstance(deployed["version"], bool):
+            versions.append({"run_id": str(summary.get("run_id") or run.name), **deployed})
     versions.sort(key=lambda v: int(v["version"]), reverse=True)
     return versions
