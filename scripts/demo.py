@@ -117,15 +117,22 @@ def main() -> int:
               f"{'BLESSED' if e['blessed'] else 'NOT blessed'} ({reasons})  report: {e['report']}")
 
     deployed = client.xcom(run_id, "serving.deploy_serving")
-    if not deployed:
+    instance = prepared.get("sample_instance")
+    if not deployed or deployed.get("action") != "publish":
         summary = client.xcom(run_id, "summarize") or {}
         print(f"\n{summary.get('outcome') or 'Nothing deployed (no blessed candidate, or the deployment failed).'}")
+        # a run that ships nothing leaves the version serving as it was: show that it still answers
+        url = (deployed or {}).get("url") or f"{_serving_url()}/v1/models/{conf['model_name']}:predict"
+        response = httpx.post(url, json={"instances": [instance]}, timeout=30) if instance else None
+        if response is not None and response.status_code == 200:
+            print(f"\nThe version serving before this run still serves:\nPOST {url}\n"
+                  f"  {{\"instances\": [{json.dumps(instance)}]}}\n  -> {response.text.strip()}  "
+                  f"(true {prepared.get('sample_label', '?')})")
         return 0 if state == "success" else 1
     metric = deployed.get("eval_metric") or {"name": "mae", "value": deployed.get("eval_mae")}
     print(f"\nServing {deployed['model_name']} version {deployed['version']}: the rank {deployed['candidate_rank']} "
           f"candidate, eval {metric['name']} {metric['value']:.4g} (previous version: {deployed['previous_version']})\n"
           f"  at {deployed['url']}")
-    instance = prepared["sample_instance"]
     response = httpx.post(deployed["url"], json={"instances": [instance]}, timeout=30)
     response.raise_for_status()
     print(f"\nPOST {deployed['url']}\n  {{\"instances\": [{json.dumps(instance)}]}}\n"
@@ -133,6 +140,12 @@ def main() -> int:
     print(f"\nAirflow UI: http://127.0.0.1:{os.environ.get('AIRFLOW_PORT', '8080')}/dags/tune_train_serve  "
           "(`make stop` stops Airflow and the model server)")
     return 0 if state == "success" else 1
+
+
+def _serving_url() -> str:
+    from tune_serve.local import server
+
+    return server.base_url()
 
 
 if __name__ == "__main__":

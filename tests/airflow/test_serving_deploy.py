@@ -107,7 +107,8 @@ def test_a_rejected_first_deploy_leaves_the_model_absent(serving_root, saved_mod
     assert response.status_code == 404
     assert response.json() == {"error": "Servable not found for request: Latest(fresh)"}
     assert serving.current_model("fresh") is None
-    assert sorted(p.name for p in (serving_root / "fresh").iterdir()) == [".rejected-1"]  # moved aside, kept
+    # moved aside, kept (and where it came from, as for every version published)
+    assert sorted(p.name for p in (serving_root / "fresh").iterdir()) == [".provenance", ".rejected-1"]
 
     good = serving.deploy(saved_models["b1"], "fresh", INSTANCE)
     assert good["version"] == 2  # versions only grow: the rejected number is never reused
@@ -122,7 +123,8 @@ def test_deploy_v1_then_v2(serving_root, saved_models):
     assert first["prediction"] == pytest.approx([BASE_SCORE + 1])
 
     second = serving.deploy(saved_models["b2"], MODEL, INSTANCE)
-    assert set(second) == {"model_name", "version", "url", "previous_version", "prediction"}
+    assert set(second) == {"model_name", "action", "reason", "version", "serving_version", "url", "previous_version",
+                           "prediction"}
     assert (second["model_name"], second["version"], second["previous_version"]) == (MODEL, 2, 1)
     assert second["url"].endswith(f"/v1/models/{MODEL}:predict")
     assert default_score(second["url"]) == pytest.approx(BASE_SCORE + 2)

@@ -122,6 +122,7 @@ class Run:
         self.triggered_at = time.time()
         trigger(client, conf, run_id)
         self.state: str | None = None
+        self.refusal: dict | None = None  # its deploy's refusal of a stale verdict, before a re-judge (case 8)
         self.faults: list[dict] = []  # what each injector did, with the state it saw
         self.errors: list[str] = []   # injectors that could not inject (the tests fail on these)
 

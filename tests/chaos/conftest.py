@@ -88,6 +88,29 @@ def stack(tmp_path_factory):
 
 
 
+def rejudge_a_refused_pair_member(stack, pair) -> None:
+    """The pair of case 8 both deploy MAIN_MODEL. A member evaluated before the other's version
+    served had its verdict judged with nothing serving, and its deploy refuses it once the other's
+    version serves (issue 29). The refusal says what to do: clear the run's evaluation, which
+    judges the candidate against what serves then; done here, so case 6 still gets its second
+    version, and the refusal is kept for case 8 (the run's `refusal`)."""
+    from chaos_helpers import DAG_ID, _retrying, wait_for, wait_run
+
+    for run in pair:
+        deployed = run.xcom("serving.deploy_serving") or {}
+        if deployed.get("action") != "refused":
+            continue
+        body = {"dry_run": False, "dag_run_id": run.run_id, "task_ids": ["evaluation.evaluation_arguments"],
+                "include_downstream": True, "only_failed": False, "reset_dag_runs": True}
+        before = run.ti("serving.deploy_serving")["try_number"]
+        _retrying(lambda: stack.client.http.post(f"/dags/{DAG_ID}/clearTaskInstances", json=body).raise_for_status())
+        wait_for(lambda: run.ti("serving.deploy_serving")["try_number"] > before and
+                 run.ti("serving.deploy_serving")["state"] in ("success", "failed"), 900,
+                 f"{run.run_id}: its deployment after the evaluation was cleared", interval=1)
+        run.state = wait_run(stack.client, run.run_id, 600)
+        run.refusal = deployed
+
+
 @pytest.fixture(scope="session")
 def runs(stack):
     """Five runs started at once, each with the faults it takes (injected from threads that wait
@@ -129,6 +152,7 @@ def runs(stack):
                runs["base"].injector("prediction stream", lambda run: stream_through_switch(stack, run, MAIN_MODEL))]
     for run in runs.values():
         run.wait(timeout=1800)
+    rejudge_a_refused_pair_member(stack, [runs["base"], runs["faulted"]])
     for thread in threads:
         thread.join(timeout=120)
     return runs

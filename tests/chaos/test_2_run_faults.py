@@ -199,6 +199,10 @@ def _deployments(runs) -> list[tuple[object, dict]]:
     return [(run, deployed) for run, deployed, _ in sorted(done, key=lambda d: d[2])]
 
 
+def run_evaluation(run, rank: int) -> dict:
+    return run.xcom("evaluation.evaluate", rank)
+
+
 def test_two_runs_at_once(stack, runs, results):
     (first, one), (second, two) = _deployments(runs)
     name = one["model_name"]
@@ -214,8 +218,21 @@ def test_two_runs_at_once(stack, runs, results):
             for part in ("data/train.tfrecord", "tuning/oracle.json", "models/0/saved_model", "eval/0", "summary.json"):
                 assert (root / part).exists(), f"{root}/{part}"
         assert roots[0] != roots[1] and not roots[0].is_relative_to(roots[1]) and not roots[1].is_relative_to(roots[0])
+        # Issue 29: a verdict is only shipped against the version it was judged against. Both runs
+        # may have been evaluated with nothing serving: the later deployment then refused its stale
+        # verdict (naming both) and shipped nothing until its evaluation was cleared and judged
+        # again against v1 (the runs fixture does what the refusal says). Either way the version
+        # serving now was judged against the version it replaced, never against an older one.
+        refusals = [run.refusal for run in (first, second) if run.refusal]
+        assert not first.refusal, "the first deployment had nothing to be stale against"
+        for refusal in refusals:
+            assert refusal["reason"].startswith("evaluated when no version served; v1 serves now"), refusal
+        record["injected"] = {"refused_then_rejudged": [r["reason"] for r in refusals]}
+        judged = run_evaluation(second, two["candidate_rank"])["baseline_model_path"]
+        assert judged == str(stack.serving / name / "1"), "v2 was judged against another version than v1"
         # distinct, ordered versions: the later deployment got the next number and replaced the earlier one
         assert (one["version"], two["version"]) == (1, 2) and two["previous_version"] == one["version"]
+        assert one["action"] == two["action"] == "publish"
         assert sorted(int(p.name) for p in (stack.serving / name).iterdir() if p.name.isdigit()) == [1, 2]
         assert labels(stack.serving, name)["stable"] == 2
         for version, run in served.items():  # each version is its own run's chosen model, whole
