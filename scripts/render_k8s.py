@@ -71,9 +71,19 @@ def main(argv: list[str] | None = None) -> int:
                 invalid += 1
                 where = ".".join(map(str, exc.path))
                 print(f"INVALID {o.filename} (Kubernetes {version}): {where}: {exc.message}", file=sys.stderr)
+    by_tag = sorted({c["image"] for o in objects for c in _containers(o.manifest) if "@sha256:" not in c["image"]})
+    if by_tag:  # a tag can be moved under a running deployment; a digest cannot
+        print(f"images by tag, not by digest: {', '.join(by_tag)} (pin them: TUNE_SERVE_TRAINER_IMAGE / "
+              "TUNE_SERVE_SERVING_IMAGE=repository:tag@sha256:..., see README)", file=sys.stderr)
     print(f"{len(objects)} objects written to {args.out}, validated (strict) against Kubernetes "
           f"{' and '.join(versions)}: {'all valid' if not invalid else f'{invalid} errors'}")
     return 1 if invalid else 0
+
+
+def _containers(manifest: dict) -> list[dict]:
+    spec = manifest.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") if "template" in spec else spec
+    return list((pod or {}).get("containers") or [])
 
 
 if __name__ == "__main__":

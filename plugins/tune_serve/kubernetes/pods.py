@@ -11,6 +11,7 @@ from typing import Any
 
 from kubernetes.client import models as k8s
 
+from tune_serve.kubernetes import images
 from tune_serve.kubernetes.settings import GKE_ACCELERATOR_LABEL, ClusterSettings
 from tune_serve.podspec import PodTask
 
@@ -103,7 +104,7 @@ def pod_kwargs(spec: PodTask, s: ClusterSettings) -> dict[str, Any]:
     return dict(
         name=pod_name_prefix(spec.task_id),
         namespace=s.namespace,
-        image=s.image,
+        image=images.parse(s.image, "TUNE_SERVE_TRAINER_IMAGE").for_pod(),
         image_pull_policy=s.image_pull_policy,
         cmds=spec.command,
         env_vars=env(spec),
@@ -118,7 +119,7 @@ def pod_kwargs(spec: PodTask, s: ClusterSettings) -> dict[str, Any]:
         service_account_name=s.service_account,
         automount_service_account_token=False,  # the trainer never calls the Kubernetes API
         labels=labels(spec),
-        annotations={} if spec.preemptible else {SAFE_TO_EVICT: "false"},
+        annotations={images.ANNOTATION: s.image, **({} if spec.preemptible else {SAFE_TO_EVICT: "false"})},
         active_deadline_seconds=int(spec.deadline.total_seconds()),
         # The trainer's one-line stderr reason lands in the container status (and the task's error).
         termination_message_policy="FallbackToLogsOnError",

@@ -36,7 +36,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tune_contract.enums import CANARY, STABLE
 from tune_serve import config, storage
-from tune_serve.kubernetes import clients, manifests
+from tune_serve.kubernetes import clients, images, manifests
 from tune_serve.kubernetes import settings as cluster_settings
 from tune_serve.kubernetes.lease import Lease, LeaseLost, LeaseTimeout
 from tune_serve.serving import deploy_decision, provenance
@@ -170,7 +170,8 @@ def deployment(model_name: str, state: ServingState, ss: ServingSettings) -> dic
     pod["metadata"]["labels"].update(_labels(model_name))
     pod["spec"]["serviceAccountName"] = ss.service_account
     container = pod["spec"]["containers"][0]
-    container["image"] = ss.image
+    container["image"] = images.parse(ss.image, "TUNE_SERVE_SERVING_IMAGE").for_pod()
+    pod["metadata"].setdefault("annotations", {})[images.ANNOTATION] = ss.image  # the tag, for people
     resources = container["resources"]  # ephemeral storage: the file's policy
     resources["requests"].update(cpu=ss.cpu, memory=ss.memory)
     resources["limits"]["memory"] = ss.memory
