@@ -18,7 +18,7 @@ from airflow.sdk import TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tune_contract import layout
-from tune_serve import config, leaderboard, storage, summaries, task_ids
+from tune_serve import config, failures, leaderboard, storage, summaries, task_ids
 from tune_serve import plan as planning
 from tune_serve.backend import Backend, current
 from tune_serve.params import MAX_TUNING_DEADLINE_MINUTES, ConfError, dag_params, validate_conf
@@ -49,7 +49,9 @@ EVALUATE = PodTask(task_ids.in_group(task_ids.EVALUATE), "evaluate", resources=R
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     params=dag_params(),
-    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(seconds=10)},
+    # a task that fails for good records its one-line reason with the run (tune_serve.failures)
+    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(seconds=10),
+                  "on_failure_callback": failures.record},
     tags=["ml", "keras-tuner", "tf-serving", f"backend:{config.backend()}"],
     doc_md=__doc__,
 )
@@ -161,22 +163,25 @@ def tune_train_serve():
     # ALL_DONE: ALL_DONE_MIN_ONE_SUCCESS skips as soon as one upstream was skipped, and a run that
     # blessed no candidate (select/deploy skipped) or tuned a benchmark objective needs its summary most.
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
-    def summarize(plan: dict, top, search_result, trained, evaluations, deployed, ti=None) -> dict:
+    def summarize(plan: dict, top, search_result, trained, evaluations, deployed, prepared, params=None, ti=None) -> dict:
         """One record of what this run decided, next to its artifacts; fails the run if a
-        step that matters failed (a tuner lost for good does not: the search covered it)."""
-        if not plan:  # the parameters were rejected: nothing ran, nothing to record
-            raise AirflowFailException("no run plan: validate_params rejected the run's parameters")
+        step that matters failed (a tuner lost for good does not: the search covered it).
+        A run whose parameters were refused has no plan: its record says why, where the plan
+        would have put it."""
+        root = plan["run_root"] if plan else planning.run_root(ti.run_id)
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id])[ti.run_id]
-        summary = summaries.build(plan, top, evaluations, deployed, states, trained=trained, search=search_result)
-        path = storage.path(plan["run_root"])
+        summary = summaries.build(plan or summaries.unplanned(ti.run_id, params), top, evaluations, deployed, states,
+                                  trained=trained, search=search_result, failures=failures.read(root),
+                                  prepared=prepared)
+        path = storage.path(root)
         path.mkdir(parents=True, exist_ok=True)
         (path / layout.SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
         print(summary["outcome"])  # the run's last word: what serving changed, or why nothing did
         if summary["failed_steps"]:
-            raise AirflowFailException(f"failed steps: {', '.join(summary['failed_steps'])} (summary in {path})")
+            raise AirflowFailException(f"failed steps: {', '.join(summary['failed_steps'])}: {summary['outcome']}")
         return summary
 
-    summarize(plan, top, search.output, trained.output, evaluated.output, deployed)
+    summarize(plan, top, search.output, trained.output, evaluated.output, deployed, prepare.output)
 
 
 tune_train_serve()

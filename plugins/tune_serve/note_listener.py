@@ -10,9 +10,11 @@ object: it must not touch that object's unloaded attributes (its note lives in a
 nor the thread's database session (reading a setting from an Airflow Variable there detached
 the scheduler's objects, and the scheduler then failed to finish every later run). So it only
 notes the run's ids and writes the note from a thread of its own, in its own session, once
-the scheduler's transaction lets it. Its source is the run's
-`summary.json` (written by `summarize` whether the run succeeds or fails; docs/contracts.md).
-A note the user wrote at trigger time is kept: the line is added below it.
+the scheduler's transaction lets it. Its sources are the run's `summary.json` (written by
+`summarize` whether the run succeeds or fails; docs/contracts.md), the failed tasks' own reasons
+(`tune_serve.failures`) and, read in the thread's own session, Airflow's records of the run: its
+task instances (which failed first, when there is no summary) and the audit log (who marked the
+run failed: a cancel). A note the user wrote at trigger time is kept: the line is added below it.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import time
 from airflow.listeners import hookimpl
 
 from tune_contract import layout
-from tune_serve import plan, run_note, storage
+from tune_serve import airflow_runs, failures, plan, run_note, storage
 from tune_serve.client import DAG_ID
 
 log = logging.getLogger(__name__)
@@ -39,19 +41,22 @@ def _read(run_id: str, *parts: str) -> dict | None:
         return None
 
 
-def note_for(run_id: str, existing: str | None) -> str | None:
-    """The run's note with the outcome line (and how the search ran) added; None when there is nothing to add."""
+def outcome(run_id: str, facts: dict | None) -> tuple[str, list[str]]:
+    """The run's outcome line (`run_note.outcome`) and how its search ran."""
     summary = _read(run_id, layout.SUMMARY_FILE)
-    if summary:
-        # the full evaluations carry the serving baseline's metrics ("was ..."); the summary does not
-        evaluations = [_read(run_id, layout.EVAL_DIR, str(e["rank"]), layout.EVALUATION_FILE) or e
-                       for e in summary.get("evaluations") or [] if e]
-        line = run_note.text(summary, evaluations)
-        # how the search ran (early stopping, a warm start or why not): decisions the runs list shows too
-        if summary.get("search"):
-            line += "\n\n" + " · ".join(str(note) for note in summary["search"])
-    else:
-        line = "nothing deployed: the run ended before summarize recorded it"
+    # the full evaluations carry the serving baseline's metrics ("was ..."); the summary does not
+    evaluations = [_read(run_id, layout.EVAL_DIR, str(e["rank"]), layout.EVALUATION_FILE) or e
+                   for e in (summary or {}).get("evaluations") or [] if e]
+    line = run_note.outcome(summary, evaluations, facts, failures.read(plan.run_root(run_id)))
+    return line, [str(note) for note in (summary or {}).get("search") or []]
+
+
+def note_for(run_id: str, existing: str | None, facts: dict | None = None) -> str | None:
+    """The run's note with the outcome line (and how the search ran) added; None when there is nothing to add."""
+    line, search = outcome(run_id, facts)
+    # how the search ran (early stopping, a warm start or why not): decisions the runs list shows too
+    if search:
+        line += "\n\n" + " · ".join(search)
     existing = (existing or "").strip()
     if line in existing:
         return None
@@ -80,7 +85,8 @@ def save_note(dag_id: str, run_id: str, attempts: int = 10, settle_seconds: floa
                 if run is None:
                     return None
                 existing = run.note
-            note = note_for(run_id, existing)  # may read settings: outside any session of ours
+                facts = airflow_runs.run_facts(session, dag_id, run_id)
+            note = note_for(run_id, existing, facts)  # may read settings: outside any session of ours
             if note is None:  # the line is in place
                 return existing
             with create_session(scoped=False) as session:

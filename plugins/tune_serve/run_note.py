@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tune_serve import leaderboard
+from tune_serve import failures, leaderboard, task_ids
 from tune_serve.serving.deploy_decision import ALREADY_PUBLISHED
 
 
@@ -33,6 +33,12 @@ def _metric(name: str, value: Any) -> str:
         return f"MAE {_number(value)}"
     shown = f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else str(value)
     return f"{name if name == 'accuracy' else name.upper()} {shown}"
+
+
+def failed_line(failure: dict) -> str:
+    """"nothing deployed: prepare_data failed: exit status 2: error: --source: …": the first failed
+    task and its own reason (tune_serve.summaries.cause)."""
+    return f"nothing deployed: {failure.get('task')} failed: {failure.get('reason')}"
 
 
 def text(summary: dict, evaluations: list[dict] | None = None) -> str:
@@ -60,8 +66,11 @@ def text(summary: dict, evaluations: list[dict] | None = None) -> str:
     refused = summary.get("deploy_refused")
     if refused:
         return f"nothing deployed: candidate {refused.get('candidate_rank')} refused: {refused.get('reason')}"
+    failure = summary.get("failure")
+    if isinstance(failure, dict) and failure.get("task"):
+        return failed_line(failure)
     if summary.get("failed_steps"):
-        return f"nothing deployed: failed steps: {', '.join(summary['failed_steps'])}"
+        return f"nothing deployed: failed steps: {', '.join(map(str, summary['failed_steps']))}"
     failures = summary.get("training_failures") or []
     failed = " | ".join(f"rank {f.get('rank')} training failed: {f.get('reason')}" for f in failures)
     if not evaluations:
@@ -76,3 +85,31 @@ def text(summary: dict, evaluations: list[dict] | None = None) -> str:
     return "nothing deployed: " + " | ".join(
         [f"rank {e.get('rank')} not blessed: {'; '.join(leaderboard.reasons(e))}"
          for e in sorted(evaluations, key=lambda e: e.get("rank", 0))] + ([failed] if failed else []))
+
+
+UNFINISHED = {"queued", "running"}
+
+
+def outcome(summary: dict | None, evaluations: list[dict] | None, facts: dict | None,
+            recorded: dict[str, dict] | None = None) -> str:
+    """The line of any run, ended or not: what its summary says; a cancel (who marked the run
+    failed, in Airflow's `facts`: tune_serve.note_listener.run_facts) unless it shipped; without a
+    summary, the first failed task and its own reason (`recorded`: tune_serve.failures)."""
+    recorded = recorded or {}
+    if summary and not summary.get("deployed") and facts and facts.get("cancelled"):
+        return failures.cancel_line(facts, recorded)
+    if summary:
+        return text(summary, evaluations or None)
+    if facts is None:
+        return "nothing deployed: no summary was recorded, and Airflow's records of the run could not be read"
+    if facts.get("cancelled"):
+        return failures.cancel_line(facts, recorded)
+    first = failures.cause(facts.get("tasks") or {}, recorded)
+    if first:
+        return failed_line(first)
+    if facts.get("state") in UNFINISHED:
+        running = sorted((k for k, state in (facts.get("tasks") or {}).items() if state in ("running", "deferred")),
+                         key=task_ids.run_order)
+        now = f" (now: {', '.join(running)})" if running else ""
+        return f"the run is {facts['state']}{now}: nothing decided yet"
+    return f"nothing deployed: the run ended {facts.get('state')} without a summary and without a failed task"

@@ -4,18 +4,43 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tune_serve import failures as failure_records
 from tune_serve import leaderboard, run_note, task_ids
 from tune_serve.serving.deploy_decision import REFUSED
 
 FAILED = {"failed", "upstream_failed"}
-# A tuner lost for good is survivable: its trials were handed to the others by the chief.
-TOLERATED = {task_ids.TUNE, task_ids.STOP_ORACLE, task_ids.SUMMARIZE}
+TOLERATED = task_ids.TOLERATED
 
 
 def failed_steps(states: dict[str, str | None]) -> list[str]:
     """Task ids (mapped ones as `task_{index}`) that failed and make the run a failure."""
     return sorted(task for task, state in states.items()
                   if state in FAILED and task_ids.unmapped(task) not in TOLERATED)
+
+
+def unplanned(run_id: str, params: Any) -> dict:
+    """What a summary needs of a run whose parameters validate_params refused (there is no plan)."""
+    name = (params or {}).get("model_name") if hasattr(params, "get") else None
+    return {"run_id": run_id, "model_name": name if isinstance(name, str) else None}
+
+
+def best(search: Any, top: Any) -> dict | None:
+    """The search's best trial: `{"objective", "direction", "value", "trial_id"}` (the runs list's column)."""
+    search = search if isinstance(search, dict) else {}
+    trials = [t for t in search.get("trials") or [] if isinstance(t, dict) and t.get("objective") is not None]
+    ranked = trials or [t for t in top or [] if isinstance(t, dict) and t.get("objective") is not None]
+    if not ranked:
+        return None
+    objective = search.get("objective") or {}
+    return {"objective": objective.get("name"), "direction": objective.get("direction"),
+            "value": ranked[0]["objective"], "trial_id": ranked[0].get("trial_id")}
+
+
+def data_rows(prepared: Any) -> dict | None:
+    """The examples prepare wrote (train and eval)."""
+    if not isinstance(prepared, dict) or prepared.get("train_examples") is None:
+        return None
+    return {"train": prepared.get("train_examples"), "eval": prepared.get("eval_examples")}
 
 
 def training_failures(trained: Any) -> list[dict]:
@@ -38,7 +63,8 @@ def search_notes(search: Any) -> list[str]:
 
 
 def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[str, str | None],
-          trained: Any = None, search: Any = None) -> dict:
+          trained: Any = None, search: Any = None, failures: dict[str, dict] | None = None,
+          prepared: Any = None) -> dict:
     lost_tuners = sorted(t for t, s in states.items() if task_ids.unmapped(t) == task_ids.TUNE and s in FAILED)
     full = [e for e in (evaluations or []) if e]  # with the serving baseline's metrics ("was ...")
     evaluations = [{**{k: e.get(k) for k in ("rank", "blessed", "failed_thresholds", "overall", "model_path",
@@ -62,7 +88,11 @@ def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[st
         "deploy_refused": refused,
         "lost_tuner_tasks": lost_tuners,
         "failed_steps": failed_steps(states),
+        "best": best(search, top),
+        "data_rows": data_rows(prepared),
     }
+    # why the run failed: its first failed task and that task's own one-line reason
+    summary["failure"] = failure_records.cause(states, failures) if summary["failed_steps"] else None
     # the same sentence as the run note and the run view's banner: one place words it
     summary["outcome"] = run_note.text(summary, full)
     return summary

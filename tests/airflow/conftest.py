@@ -10,3 +10,15 @@ os.environ.setdefault("TUNE_SERVE_NO_VARIABLES", "1")
 os.environ.setdefault("AIRFLOW_HOME", str(REPO / "var" / "test-airflow-home"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_metadata_database(monkeypatch):
+    """The run view asks Airflow's database for a run's state; unit tests have none (a test
+    that needs Airflow's records passes them, or a session of its own)."""
+    from tune_serve import airflow_runs
+
+    monkeypatch.setattr(airflow_runs, "facts", lambda run_id, dag_id=None: None)

@@ -119,9 +119,10 @@ def test_the_run_view_asks_the_same_auth_manager_on_every_route(server):
         assert httpx.get(url + path, cookies={"_token": token(url, "nobody")}, timeout=30).status_code == 403, path
     assert httpx.get(f"{url}/tune-serve-view/static/vega.min.js", cookies={"_token": token(url, "viewer")},
                      timeout=30).status_code == 200
-    # a run with no tuning results yet: 404 with the reason, not an error
+    # a run Airflow does not know, with nothing stored: a 404 page saying so (never JSON, never a path)
     response = httpx.get(f"{url}/tune-serve-view/runs/r", cookies={"_token": token(url, "viewer")}, timeout=30)
-    assert response.status_code == 404 and "no tuning results" in response.text
+    assert response.status_code == 404 and "Airflow has no such run" in response.text
+    assert '{"detail"' not in response.text
 
 
 def test_the_trigger_check_tells_nothing_to_a_caller_who_may_not_trigger(server):

@@ -179,7 +179,8 @@ def test_the_run_note_is_added_below_a_users_note_once(root):
     assert note_listener.note_for(RUN_ID, None) == line
     assert note_listener.note_for(RUN_ID, "retune after the data fix") == f"retune after the data fix\n\n{line}"
     assert note_listener.note_for(RUN_ID, line) is None  # already there: nothing to write
-    assert note_listener.note_for("never-ran", None).startswith("nothing deployed: the run ended before summarize")
+    # no summary and no Airflow records to read (issue 28: never "the run ended before summarize recorded it")
+    assert note_listener.note_for("never-ran", None).startswith("nothing deployed: no summary was recorded")
 
 
 def test_the_run_note_says_how_the_search_ran_below_its_outcome(root):

@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 
 from tune_contract import layout
-from tune_serve import backend, config
+from tune_serve import airflow_runs, backend, config, run_note
 from tune_serve.artifacts import require_task_log_access, resolve
 from tune_serve.ui import page, run_state
 
@@ -50,6 +50,12 @@ async def _headers(request, call_next):
     return response
 
 
+@app.exception_handler(HTTPException)
+async def _as_page(request, exc: HTTPException) -> HTMLResponse:
+    """A refusal is a page of one sentence in the run's tab, never raw JSON (and never a path)."""
+    return HTMLResponse(page.message(str(exc.detail)), status_code=exc.status_code)
+
+
 @app.get("/static/{name}")
 def asset(name: str) -> FileResponse:
     if name not in ASSETS:
@@ -59,15 +65,20 @@ def asset(name: str) -> FileResponse:
 
 @app.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_view(run_id: str, sort: str = "objective", desc: int = 0) -> HTMLResponse:
-    root = run_state.run_root(run_id)  # 400 for what is no run id
+    """Any run's page, ended or not: before tuning, during it, after a failure, with what exists."""
+    run_state.run_root(run_id)  # 400 for what is no run id
     try:
         state = run_state.load(run_id)
-        if not state.found:
-            raise HTTPException(404, f"run {run_id!r} has no tuning results under {root} yet")
+        facts = airflow_runs.facts(run_id)  # its state, who cancelled it (Airflow's own records)
+        if not state.found and facts is None and not state.failures:
+            return HTMLResponse(page.unknown(run_id), status_code=404)
         model = (state.summary or {}).get("model_name")
         model = model if isinstance(model, str) else None
         versions = run_state.model_versions(model) if model else []
-        return HTMLResponse(page.render(state, versions, sort, bool(desc), labels=_labels(model) if model else {}))
+        outcome = run_note.outcome(state.summary, [c["evaluation"] for c in state.candidates if c["evaluation"]],
+                                   facts, state.failures)
+        return HTMLResponse(page.render(state, versions, sort, bool(desc), labels=_labels(model) if model else {},
+                                        outcome=outcome, facts=facts))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # this run's files do not have the contract's shape: its own view says so; no other's is touched
         log.warning("run view of %s: malformed stored results: %r", run_id, exc)

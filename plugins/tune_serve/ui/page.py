@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode
 
 from tune_serve import run_note
 from tune_serve.ui import charts
-from tune_serve.ui.run_state import RunState, trial_order
+from tune_serve.ui.run_state import RunState, shown, trial_order
 
 # key: (title, sort key; the objective sorts best first, see _sort)
 COLUMNS: dict[str, tuple[str, Callable[[dict], Any]]] = {
@@ -38,6 +38,7 @@ h1{font-size:20px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #e2e
 table{border-collapse:collapse}td,th{padding:4px 8px;border-bottom:1px solid #edf2f7;text-align:left}td{white-space:nowrap}
 th a{color:inherit}tr.top{background:#f0fff4}.badge{background:#38a169;color:#fff;border-radius:8px;padding:0 6px;white-space:nowrap}
 .banner{padding:10px 14px;border-radius:6px;font-size:16px;background:#ebf8ff}.banner.none{background:#fffaf0}
+.banner.failed{background:#fff5f5;border-left:4px solid #c53030}
 .plot{margin:8px 0 18px}.muted{color:#718096}code{background:#f7fafc;padding:1px 4px}
 .candidate{display:inline-block;vertical-align:top;margin:0 18px 18px 0;padding:8px;border:1px solid #e2e8f0}
 """
@@ -113,7 +114,7 @@ def _candidate(c: dict, objective: str) -> str:
                 if c.get("deployed_version") is not None else "")
     curves = charts.learning_curves(c, objective)
     logs = training.get("logs")
-    tensorboard = f"<p>TensorBoard: <code>tensorboard --logdir {_e(logs)}</code></p>" if logs else ""
+    tensorboard = f"<p>TensorBoard: <code>tensorboard --logdir {_e(shown(str(logs)))}</code></p>" if logs else ""
     return (f'<div class="candidate" id="candidate-{_e(c["rank"])}" data-candidate-rank="{_e(c["rank"])}">'
             f'<h3>Candidate {_e(c["rank"])} '
             f'(trial {_e(c.get("trial_id"))})</h3>{deployed}<p>Verdict: <b>{_e(verdict)}</b></p>'
@@ -154,34 +155,79 @@ def _versions(versions: list[dict], labels: dict[str, int] | None) -> str:
             f'<th>eval metric</th><th>replaced version</th></tr>{rows}</table>{note}')
 
 
+def _failures(state: RunState, facts: dict | None) -> str:
+    """Every task that failed for good, with its own one-line reason (tune_serve.failures)."""
+    states = (facts or {}).get("tasks") or {}
+    # a reason recorded by a task that failed then (not one since cleared and run again)
+    rows = sorted((f for key, f in state.failures.items() if states.get(key, "failed") == "failed"),
+                  key=lambda f: float(f["at"]) if isinstance(f.get("at"), (int, float)) else 0.0)
+    if not rows:
+        return ""
+    items = "".join(f'<li data-failed-task="{_e(f.get("key"))}"><b>{_e(f.get("key"))}</b>: {_e(f.get("reason"))}</li>'
+                    for f in rows)
+    return f'<h2>Failed tasks</h2><ul id="failed-tasks">{items}</ul>'
+
+
+def _status(state: RunState, facts: dict | None) -> str:
+    """Where the run is, in Airflow's words, when it has not recorded a summary."""
+    if facts is None or state.summary:
+        return ""
+    running = sorted(k for k, s in (facts.get("tasks") or {}).items() if s in ("running", "deferred", "queued"))
+    return (f'<p id="run-state">Airflow: run {_e(facts.get("state"))}'
+            + (f"; running now: {_e(', '.join(running))}" if running else "") + "</p>")
+
+
+def unknown(run_id: str) -> str:
+    """The page of a run id Airflow does not know and nothing is stored for."""
+    return message(f"No run {run_id!r}: Airflow has no such run of tune_train_serve and nothing is stored for it.")
+
+
+def message(text: str) -> str:
+    """A page of one sentence (an error of the view: never raw JSON in the run's tab)."""
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>tune_serve</title><style>{STYLE}</style></head>'
+            f'<body><p id="view-message" class="banner none">{_e(text)}</p></body></html>')
+
+
 def render(state: RunState, versions: list[dict], sort: str = "objective", descending: bool = False,
-           static: str = "../static", labels: dict[str, int] | None = None) -> str:
+           static: str = "../static", labels: dict[str, int] | None = None, outcome: str | None = None,
+           facts: dict | None = None) -> str:
     if sort not in COLUMNS:
         sort = "objective"
-    note = run_note.text(state.summary, [c["evaluation"] for c in state.candidates if c["evaluation"]]
-                         or None) if state.summary else "The run has not finished: nothing decided yet."
+    note = outcome if outcome is not None else run_note.outcome(
+        state.summary, [c["evaluation"] for c in state.candidates if c["evaluation"]], facts, state.failures)
+    failed = ((state.summary or {}).get("failure") or (facts or {}).get("cancelled")
+              or (not state.summary and (facts or {}).get("state") == "failed"))
+    running = (facts or {}).get("state") in run_note.UNFINISHED
     objective = state.objective.get("name", "objective")
     over_time, bars = charts.trials_over_time(state)
     importance, importance_note = charts.importance(state)
     n_done, n_params = len(state.completed), len(state.hyperparameter_names)
     task = (state.summary or {}).get("task")
-    search = (f"{'task ' + _e(task) + '; ' if task else ''}"
-              f"{_e(n_done)} of {_e(state.max_trials)} trials completed, {_e(len(state.trials) - n_done)} lost; "
-              f"objective {_e(objective)} ({_e(state.objective.get('direction'))}); "
-              f"tuners lost at least once: {_e(', '.join(state.lost_tuners) or 'none')}"
-              + ("; the search deadline was hit" if state.deadline_hit else "")
-              + "".join(f"; {_e(note)}" for note in state.search_notes))
+    if state.trials or state.max_trials is not None:
+        search = (f"{'task ' + _e(task) + '; ' if task else ''}"
+                  f"{_e(n_done)} of {_e(state.max_trials)} trials completed, {_e(len(state.trials) - n_done)} lost; "
+                  f"objective {_e(objective)} ({_e(state.objective.get('direction'))}); "
+                  f"tuners lost at least once: {_e(', '.join(state.lost_tuners) or 'none')}"
+                  + ("; the search deadline was hit" if state.deadline_hit else "")
+                  + "".join(f"; {_e(note)}" for note in state.search_notes))
+    else:  # the chief has recorded no result: the search has not ended, or never ran
+        search = ("The search has recorded no result so far." if running else
+                  "No search result was recorded: the run ended before its search finished.")
     model_name = (state.summary or {}).get("model_name")
+    no_trial = "No trial completed so far." if running else "No completed trial."
     body = [
         f"<h1>tune_train_serve run {_e(state.run_id)}</h1>",
-        f'<p id="run-outcome" class="banner{"" if (state.summary or {}).get("deployed") else " none"}">{_e(note)}</p>',
-        f"<p>{search}</p>",
+        f'<p id="run-outcome" class="banner{" failed" if failed else "" if (state.summary or {}).get("deployed") else " none"}"'
+        f">{_e(note)}</p>",
+        _status(state, facts),
+        _failures(state, facts),
+        f'<p id="search-summary">{search}</p>',
         "<h2>Trials</h2>", leaderboard(state, sort, descending),
         "<h2>Objective by trial</h2>",
-        _plot("plot-objective", charts.objective_over_trials(state) if n_done else None, "No completed trial.", n_done),
+        _plot("plot-objective", charts.objective_over_trials(state) if n_done else None, no_trial, n_done),
         "<h2>Hyperparameters</h2>",
-        _plot("plot-parallel", charts.parallel_coordinates(state) if n_done else None, "No completed trial.", n_done),
-        _plot("plot-scatter", charts.objective_vs_parameters(state) if n_done else None, "No completed trial.",
+        _plot("plot-parallel", charts.parallel_coordinates(state) if n_done else None, no_trial, n_done),
+        _plot("plot-scatter", charts.objective_vs_parameters(state) if n_done else None, no_trial,
               n_done * n_params),
         "<h3>Parameter importance</h3>", _plot("plot-importance", importance, importance_note, n_params),
         f'<p class="muted">{_e(importance_note) if importance else ""}</p>',
@@ -190,7 +236,7 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
         "finished it; orange: resumed from a backup after a preemption, red: taken over from a lost tuner.</p>",
         _plot("plot-timeline", over_time, "No trial recorded its start and end time.", bars),
         "<h2>Candidates</h2>",
-        f"<p>All candidates in TensorBoard: <code>tensorboard --logdir {_e(state.root)}/models</code></p>"
+        f"<p>All candidates in TensorBoard: <code>tensorboard --logdir {_e(shown(state.root))}/models</code></p>"
         if state.candidates else "",
         "".join(_candidate(c, objective) for c in state.candidates) or '<p class="muted">No candidate trained.</p>',
     ]
@@ -201,5 +247,5 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
             f"<style>{STYLE}</style>"
             f'<script src="{static}/vega.min.js"></script><script src="{static}/vega-lite.min.js"></script>'
             f'<script src="{static}/vega-embed.min.js"></script><script src="{static}/render.js" defer></script>'
-            f'</head><body>{"".join(body)}<p class="muted">Read from {_e(state.root)} at {generated}.</p>'
+            f'</head><body>{"".join(body)}<p class="muted">Read from the run\'s stored results at {generated}.</p>'
             "</body></html>")

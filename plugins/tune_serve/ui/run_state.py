@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from tune_contract import layout
-from tune_serve import config, leaderboard, summaries
+from tune_serve import config, failures, leaderboard, summaries
 from tune_serve.artifacts import resolve
 
 COMPLETED, RESUMED, HANDED_OVER, LOST = "completed", "resumed after preemption", "handed over", "lost"
@@ -58,6 +58,18 @@ def read_text(uri: str) -> str | None:
         return None
 
 
+def shown(uri: str) -> str:
+    """A stored location as a viewer may see it: a bucket's URI as it is, a local path only
+    below the storage root (`$TUNE_SERVE_STORAGE_ROOT/runs/…`): never the server's own paths."""
+    root = config.storage_root().rstrip("/")
+    if "://" in uri and not uri.startswith("file://"):
+        return uri
+    path = uri.removeprefix("file://")
+    if path == root or path.startswith(root + "/"):
+        return "$TUNE_SERVE_STORAGE_ROOT" + path[len(root):]
+    return "(a path on the server)"
+
+
 def trial_order(trial: dict) -> tuple:
     """Creation order: Keras Tuner numbers its trials ("0", "1", ..., "10"); others by name."""
     trial_id = trial["trial_id"]
@@ -88,6 +100,7 @@ class RunState:
     search_notes: list[str] = field(default_factory=list)  # early stopping, warm start
     summary: dict | None = None
     candidates: list[dict] = field(default_factory=list)
+    failures: dict[str, dict] = field(default_factory=dict)  # the failed tasks' own reasons (tune_serve.failures)
 
     @property
     def found(self) -> bool:
@@ -128,6 +141,7 @@ def load(run_id: str) -> RunState:
     for number, trial in enumerate(state.trials):
         trial["number"] = number
     state.candidates = _candidates(root, state.summary)
+    state.failures = failures.read(root, opener=lambda uri: resolve(uri)[1])
     return state
 
 
