@@ -40,17 +40,26 @@ def _bands_csv(path) -> str:
 def classifier_runs(stack, tmp_path_factory):
     client, _ = stack
     RUNS["multiclass"]["source"] = _bands_csv(tmp_path_factory.mktemp("bands") / "bands.csv")
-    run_ids = {task: client.trigger(conf, run_id=f"e2e-{task}") for task, conf in RUNS.items()}
-    return client, {task: (run_id, client.wait(run_id, timeout=1500)) for task, run_id in run_ids.items()}
+    return client, _run_all(client, RUNS, "")
+
+
+def _run_all(client, confs: dict, suffix: str) -> dict:
+    """Trigger every conf at once; {task: (run id, its final state)}."""
+    run_ids = {task: client.trigger(conf, run_id=f"e2e-{task}{suffix}") for task, conf in confs.items()}
+    return {task: (run_id, client.wait(run_id, timeout=1500)) for task, run_id in run_ids.items()}
+
+
+def _succeeded(client, run_id: str, state: str) -> None:
+    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
+              if t["state"] not in ("success", "skipped")]
+    assert state == "success", failed
 
 
 @pytest.mark.parametrize("task", list(RUNS))
 def test_a_classifier_runs_to_a_served_prediction_with_class_probabilities(classifier_runs, task):
     client, runs = classifier_runs
     run_id, state = runs[task]
-    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
-              if t["state"] not in ("success", "skipped")]
-    assert state == "success", failed
+    _succeeded(client, run_id, state)
 
     plan = client.xcom(run_id, "validate_params")
     assert plan["task"] == (task if task == "binary" else "auto (inferred by prepare)")
@@ -90,17 +99,14 @@ def second_runs(classifier_runs):
     (the default), the built-in model on the multiclass file with `warm_start: false`."""
     client, _ = classifier_runs
     confs = {"binary": RUNS["binary"], "multiclass": {**RUNS["multiclass"], "warm_start": False}}
-    run_ids = {task: client.trigger(conf, run_id=f"e2e-{task}-again") for task, conf in confs.items()}
-    return client, {task: (run_id, client.wait(run_id, timeout=1500)) for task, run_id in run_ids.items()}
+    return client, _run_all(client, confs, "-again")
 
 
 @pytest.mark.parametrize("task", list(RUNS))
 def test_a_model_s_second_run_succeeds_and_says_whether_it_warm_started(second_runs, task):
     client, runs = second_runs
     run_id, state = runs[task]
-    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
-              if t["state"] not in ("success", "skipped")]
-    assert state == "success", failed
+    _succeeded(client, run_id, state)
     plan, search = client.xcom(run_id, "validate_params"), client.xcom(run_id, "tuning.wait_oracle")
     summary = client.xcom(run_id, "summarize")
     if task == "binary":  # a user model: the chief compares the declared spaces after prepare
