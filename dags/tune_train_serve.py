@@ -160,28 +160,40 @@ def tune_train_serve():
 
     deployed = serving_group()
 
-    # ALL_DONE: ALL_DONE_MIN_ONE_SUCCESS skips as soon as one upstream was skipped, and a run that
-    # blessed no candidate (select/deploy skipped) or tuned a benchmark objective needs its summary most.
-    @task(trigger_rule=TriggerRule.ALL_DONE, retries=1)
-    def summarize(plan: dict, top, search_result, trained, evaluations, deployed, prepared, params=None, ti=None) -> dict:
+    # Runs once all its upstream tasks are done, whatever their states: ALL_DONE_MIN_ONE_SUCCESS skips
+    # as soon as one upstream was skipped, and a run that blessed no candidate (select/deploy skipped)
+    # or tuned a benchmark objective needs its summary most. It is a teardown (below): a teardown's
+    # ALL_DONE_SETUP_SUCCESS with no setup upstream is all done.
+    @task(retries=1)
+    def summarize(plan: dict, top, search_result, trained, evaluations, deployed, prepared, params=None, ti=None,
+                  dag=None) -> dict:
         """One record of what this run decided, next to its artifacts; fails the run if a
         step that matters failed (a tuner lost for good does not: the search covered it).
         A run whose parameters were refused has no plan: its record says why, where the plan
         would have put it."""
         root = plan["run_root"] if plan else planning.run_root(ti.run_id)
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id])[ti.run_id]
+        upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
+        skipped = summaries.stopped(states, upstream, summaries.may_skip(plan, evaluations))
         summary = summaries.build(plan or summaries.unplanned(ti.run_id, params), top, evaluations, deployed, states,
                                   trained=trained, search=search_result, failures=failures.read(root),
-                                  prepared=prepared)
+                                  prepared=prepared, skipped_from_outside=skipped)
         path = storage.path(root)
         path.mkdir(parents=True, exist_ok=True)
         (path / layout.SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
         print(summary["outcome"])  # the run's last word: what serving changed, or why nothing did
-        if summary["failed_steps"]:
-            raise AirflowFailException(f"failed steps: {', '.join(summary['failed_steps'])}: {summary['outcome']}")
+        if summary["failed_steps"] or summary["stopped"]:
+            raise AirflowFailException(f"failed steps: {', '.join(summary['failed_steps'] + summary['stopped'])}: "
+                                       f"{summary['outcome']}")
         return summary
 
-    summarize(plan, top, search.output, trained.output, evaluated.output, deployed, prepare.output)
+    # The run's state is decided by its leaves, and a teardown is no leaf: a run marked failed while
+    # its tuners ran (running tasks failed, waiting ones skipped, teardowns left to run) ended as
+    # success once stop_oracle succeeded, summarize being skipped. As a teardown summarize is not
+    # skipped; on_failure_fail_dagrun makes it the leaf whose failure fails the run, and it fails
+    # on any step that failed or was skipped from outside.
+    summarize(plan, top, search.output, trained.output, evaluated.output, deployed,
+              prepare.output).as_teardown(on_failure_fail_dagrun=True)
 
 
 tune_train_serve()

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 FOLDER = "failures"
 MAX_REASON = 500
 STOPPED = "stopped from outside, with no reason of its own (the run was marked failed, or its worker was lost)"
+SKIPPED = "skipped with nothing to skip it: the run was marked failed (or success) while the task waited"
 
 
 def key(task_id: str, map_index: int | None) -> str:
@@ -116,7 +117,13 @@ def cancel_line(facts: dict, recorded: dict[str, dict]) -> str:
     who marked the run failed (Airflow's audit log) and the tasks that were running then (failed
     with no reason of their own)."""
     tasks = facts.get("tasks") or {}
-    stopped = sorted((k for k, state in tasks.items() if state == "failed" and k not in recorded
+    at = (facts.get("cancelled") or {}).get("at")
+
+    def own_failure(name: str) -> bool:  # a reason the task recorded before the cancel (not one of being killed)
+        when = (recorded.get(name) or {}).get("at")
+        return name in recorded and (at is None or not isinstance(when, (int, float)) or when < at)
+
+    stopped = sorted((k for k, state in tasks.items() if state == "failed" and not own_failure(k)
                       and task_ids.unmapped(k) != task_ids.SUMMARIZE), key=task_ids.run_order)
     during: list[str] = []
     for name in stopped:

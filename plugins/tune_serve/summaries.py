@@ -18,6 +18,29 @@ def failed_steps(states: dict[str, str | None]) -> list[str]:
                   if state in FAILED and task_ids.unmapped(task) not in TOLERATED)
 
 
+def stopped(states: dict[str, str | None], upstream: dict[str, set[str]], may_skip: set[str]) -> list[str]:
+    """Tasks skipped with nothing to skip them: no upstream task was skipped and the task does
+    not skip itself (`may_skip`). Airflow skips every task still waiting when a run is marked
+    failed (a cancel between two tasks); nothing else in this DAG does."""
+    skipped_tasks = {task_ids.unmapped(k) for k, state in states.items() if state == "skipped"}
+    found = [k for k, state in states.items() if state == "skipped" and k not in may_skip | {task_ids.SUMMARIZE}
+             and not (upstream.get(task_ids.unmapped(k), set()) & skipped_tasks)]
+    return sorted(found, key=task_ids.run_order)
+
+
+def may_skip(plan: Any, evaluations: Any) -> set[str]:
+    """The state keys of the tasks that skip themselves in this run: a mapped task over an empty
+    list (no candidate trained or left to evaluate: its one unexpanded instance, keyed by its task
+    id; an expanded instance skipped is not), aggregate_top_n for a benchmark objective,
+    select_model when no candidate was blessed."""
+    allowed = {task_ids.TRAIN, task_ids.EVALUATE}
+    if isinstance(plan, dict) and plan.get("objective_function"):
+        allowed.add(task_ids.AGGREGATE_TOP_N)
+    if not any(isinstance(e, dict) and e.get("blessed") for e in evaluations or []):
+        allowed.add(task_ids.SELECT_MODEL)
+    return allowed
+
+
 def unplanned(run_id: str, params: Any) -> dict:
     """What a summary needs of a run whose parameters validate_params refused (there is no plan)."""
     name = (params or {}).get("model_name") if hasattr(params, "get") else None
@@ -64,7 +87,7 @@ def search_notes(search: Any) -> list[str]:
 
 def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[str, str | None],
           trained: Any = None, search: Any = None, failures: dict[str, dict] | None = None,
-          prepared: Any = None) -> dict:
+          prepared: Any = None, skipped_from_outside: list[str] | None = None) -> dict:
     lost_tuners = sorted(t for t, s in states.items() if task_ids.unmapped(t) == task_ids.TUNE and s in FAILED)
     full = [e for e in (evaluations or []) if e]  # with the serving baseline's metrics ("was ...")
     evaluations = [{**{k: e.get(k) for k in ("rank", "blessed", "failed_thresholds", "overall", "model_path",
@@ -88,11 +111,15 @@ def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[st
         "deploy_refused": refused,
         "lost_tuner_tasks": lost_tuners,
         "failed_steps": failed_steps(states),
+        # skipped by a cancel while they waited (`stopped`): the run failed as well
+        "stopped": list(skipped_from_outside or []),
         "best": best(search, top),
         "data_rows": data_rows(prepared),
     }
     # why the run failed: its first failed task and that task's own one-line reason
     summary["failure"] = failure_records.cause(states, failures) if summary["failed_steps"] else None
+    if summary["failure"] is None and summary["stopped"]:
+        summary["failure"] = {"task": summary["stopped"][0], "reason": failure_records.SKIPPED}
     # the same sentence as the run note and the run view's banner: one place words it
     summary["outcome"] = run_note.text(summary, full)
     return summary

@@ -195,7 +195,7 @@ def test_summarize_writes_a_summary_for_a_run_without_a_plan(root):
         RUN_ID: {"validate_params": "failed", "prepare_data": "upstream_failed", "summarize": "running"}})
     summarize = dag.get_task("summarize").python_callable
     with pytest.raises(AirflowFailException, match="validate_params failed"):
-        summarize(None, None, None, None, None, None, None, params={"model_name": "diamonds"}, ti=ti)
+        summarize(None, None, None, None, None, None, None, params={"model_name": "diamonds"}, ti=ti, dag=dag)
     summary = json.loads((root / "runs" / RUN_ID / "summary.json").read_text())
     assert summary["outcome"] == f"nothing deployed: validate_params failed: invalid run parameters: {SPACE}"
     assert summary["model_name"] == "diamonds"
