@@ -133,3 +133,22 @@ def test_a_long_search_fits_at_most_max_fit_results_the_best_among_them(tmp_path
     assert len(fitted[0]) == MAX_FIT
     xs = sorted(round(float(x) * 300) for x in fitted[0][:, 0])
     assert xs[:MAX_FIT // 2] == list(range(MAX_FIT // 2))  # the best half, and a sample of the rest
+
+
+def test_a_point_on_a_log_bound_decodes_inside_the_space():
+    """Seen in `make demo MODEL=classifier` run twice: the gp suggested the upper corner of a log
+    range, exp(log(0.03)) is 0.030000000000000002, and the chief refused the tuner's report of it
+    ("learning_rate=0.030000000000000002 is outside [0.0001, 0.03]"), failing the tuner."""
+    import keras_tuner as kt
+    import numpy as np
+    from trainer.tuning.gp_oracle import GPOracle
+    from trainer.tuning.search_space import hyperparameters_violation
+
+    hp = kt.HyperParameters()
+    hp.Float("learning_rate", 1e-4, 0.03, sampling="log")
+    hp.Float("dropout", 0.0, 0.5)
+    hp.Int("units", 8, 512, sampling="log")
+    oracle = GPOracle(objective=kt.Objective("value", "max"), max_trials=4, hyperparameters=hp, seed=0)
+    for corner in (np.ones(3), np.zeros(3)):
+        values = oracle._decode(corner)
+        assert hyperparameters_violation(hp, values) is None, values

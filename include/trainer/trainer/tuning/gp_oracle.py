@@ -80,7 +80,8 @@ class GPOracle(kt.Oracle):
         for hp in self.hyperparameters.space:
             hps.merge([hp])
             if hps.is_active(hp):
-                hps.values[hp.name] = hp.value if hp.name not in coordinate else hp.prob_to_value(coordinate[hp.name])
+                hps.values[hp.name] = hp.value if hp.name not in coordinate else \
+                    _within(hp, hp.prob_to_value(coordinate[hp.name]))
         return hps.values
 
     # -- Keras Tuner's Oracle interface ----------------------------------------------------------
@@ -150,3 +151,11 @@ class GPOracle(kt.Oracle):
         found = [minimize(lambda u: negative_ei(u)[0], x0, bounds=[(0.0, 1.0)] * d, method="L-BFGS-B")
                  for x0 in candidates[np.argsort(negative_ei(candidates))[:STARTS]]]
         return np.clip(min(found, key=lambda r: r.fun).x, 0.0, 1.0)
+
+
+def _within(hp, value):
+    """A numeric value inside its range: on a log scale a bound comes back from exp(log(bound))
+    a rounding off (0.03 as 0.030000000000000002), which the chief rightly refuses."""
+    if isinstance(hp, (hp_types.Float, hp_types.Int)):
+        return min(max(value, hp.min_value), hp.max_value)
+    return value
