@@ -22,3 +22,4 @@ def _no_metadata_database(monkeypatch):
     from tune_serve import airflow_runs
 
     monkeypatch.setattr(airflow_runs, "facts", lambda run_id, dag_id=None: None)
+    monkeypatch.setattr(airflow_runs, "runs", lambda *args, **kwargs: None)

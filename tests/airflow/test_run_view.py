@@ -151,8 +151,14 @@ def test_assets_are_served_by_name_only(client):
     assert client.get("/static/SHA256SUMS").status_code == 404
 
 
-def test_the_run_list_names_stored_runs(client):
-    assert RUN_ID in client.get("/runs").text
+def test_the_run_list_names_airflows_runs_with_their_stored_outcome(client, monkeypatch):
+    """The list's runs are Airflow's (paged by its database: test_runs_list.py); each row adds its summary."""
+    run = {"run_id": RUN_ID, "state": "success", "trigger": "manual", "user": "ada", "started": 1.7e9,
+           "ended": 1.7e9 + 60, "seconds": 60.0, "note": None}
+    monkeypatch.setattr(view.airflow_runs, "runs", lambda *args: (1, [run]))
+    text = client.get("/runs").text
+    assert f'href="runs/{RUN_ID.replace(":", "%3A").replace("+", "%2B")}"' in text
+    assert "deployed diamonds v3 (candidate 0" in text
 
 
 def test_run_note_says_first_version_only_when_nothing_was_serving():

@@ -84,9 +84,14 @@ def test_every_stored_string_is_escaped(client, root):
     assert_csp(response)
 
 
-def test_the_run_list_escapes_run_ids(client, root):
-    hostile_run(root)
+def test_the_run_list_escapes_run_ids(client, root, monkeypatch):
+    run_id = hostile_run(root)
+    hostile = {"run_id": MARKUP, "state": MARKUP, "trigger": MARKUP, "user": MARKUP, "started": None, "ended": None,
+               "seconds": None, "note": "cancelled " + MARKUP}
+    plain = {**hostile, "run_id": run_id, "note": None}  # its summary.json is all markup
+    monkeypatch.setattr(view.airflow_runs, "runs", lambda *args: (2, [hostile, plain]))
     response = client.get("/runs")
+    assert "&lt;meta http-equiv=refresh" in response.text
     assert response.status_code == 200 and not LIVE_TAGS.search(response.text)
 
 

@@ -7,18 +7,17 @@ the vendored scripts included. Airflow's UI shows the pages inside its own frame
 """
 from __future__ import annotations
 
-import html
 import logging
 from pathlib import Path
-from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 
 from tune_contract import layout
-from tune_serve import airflow_runs, backend, config, run_note
-from tune_serve.artifacts import require_task_log_access, resolve
+from tune_serve import airflow_runs, backend, run_note
+from tune_serve.artifacts import require_task_log_access
 from tune_serve.ui import page, run_state
+from tune_serve.ui import page as ui_page
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +95,27 @@ def _labels(model: str) -> dict[str, int] | None:
 
 
 @app.get("/runs", response_class=HTMLResponse)
-def runs() -> HTMLResponse:
-    """Every run with stored tuning results, newest first (the DAG page's entry)."""
-    _, root = resolve(layout.runs_dir(config.storage_root()))
-    found = sorted((r for r in root.iterdir() if (r / layout.TUNING_DIR / layout.ORACLE_RESULT_FILE).exists()),
-                   key=lambda r: (r / layout.TUNING_DIR / layout.ORACLE_RESULT_FILE).stat().st_mtime, reverse=True) \
-        if root.exists() else []
-    items = "".join(f'<li><a href="runs/{quote(r.name, safe="")}">{html.escape(r.name)}</a></li>' for r in found)
-    return HTMLResponse(f"<!doctype html><html><head><meta charset='utf-8'><title>tune_serve runs</title></head>"
-                        f"<body style='font-family:system-ui,sans-serif'><h1>tune_train_serve runs</h1>"
-                        f"<ul id='runs'>{items or '<li>No run has tuning results yet.</li>'}</ul></body></html>")
+def runs(sort: str = "started", desc: int = 1, page: int = 1) -> HTMLResponse:
+    """The DAG's runs, newest first, a page at a time (the DAG page's entry): Airflow's database
+    sorts and pages them (one query, whatever the number of runs); each run of the page adds
+    its summary.json, and each model its labels now."""
+    sort = sort if sort in airflow_runs.SORTS else "started"
+    page = max(1, page)
+    found = airflow_runs.runs(sort, bool(desc), (page - 1) * ui_page.PAGE_SIZE, ui_page.PAGE_SIZE)
+    labels: dict[str, dict[str, int] | None] = {}
+    rows = []
+    for run in (found or (0, []))[1]:
+        summary = _summary(str(run["run_id"]))
+        model = summary.get("model_name") if isinstance(summary.get("model_name"), str) else None
+        if model and isinstance(summary.get("deployed"), dict) and model not in labels:
+            labels[model] = _labels(model)
+        rows.append((run, summary, labels.get(model) if model else None))
+    return HTMLResponse(ui_page.runs_list(rows if found else None, found[0] if found else 0, page, sort, bool(desc)))
+
+
+def _summary(run_id: str) -> dict:
+    """A run's summary.json, or {} (none yet, unreadable, or a run id that names no folder)."""
+    try:
+        return run_state.read_mapping(layout.summary(run_state.run_root(run_id)))
+    except HTTPException:
+        return {}

@@ -249,3 +249,115 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
             f'<script src="{static}/vega-embed.min.js"></script><script src="{static}/render.js" defer></script>'
             f'</head><body>{"".join(body)}<p class="muted">Read from the run\'s stored results at {generated}.</p>'
             "</body></html>")
+
+
+RUN_COLUMNS = [  # (key, title, sorted by Airflow's database)
+    ("run_id", "Run", True), ("state", "State", True), ("outcome", "Outcome", False),
+    ("best", "Best objective", False), ("deployed", "Deployed (label now)", False), ("rows", "Data rows", False),
+    ("duration", "Duration", True), ("trigger", "Trigger", True), ("user", "Triggered by", True),
+    ("started", "Started", True)]
+PAGE_SIZE = 50
+
+
+def _seconds(value: Any) -> str:
+    if not isinstance(value, (int, float)):
+        return ""
+    minutes, seconds = divmod(int(value), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def _when(value: Any) -> str:
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, (int, float)) else ""
+
+
+def run_outcome(run: dict, summary: dict) -> str:
+    """A run's line in the list: a cancel (the note's line, where Airflow's audit log is read),
+    else what its summary says, else the note's line, else where it is."""
+    ours = [p.strip() for p in str(run.get("note") or "").split("\n\n")
+            if p.strip().startswith(("cancelled", "deployed ", "nothing ", "the run "))]
+    cancelled = [p for p in ours if p.startswith("cancelled")]
+    if cancelled:
+        return cancelled[-1]
+    if isinstance(summary.get("outcome"), str):
+        return summary["outcome"]
+    if summary:  # a summary written before it carried its outcome line
+        try:
+            return run_note.text(summary)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return "its summary.json does not have the expected form"
+    if ours:
+        return ours[-1]
+    return "running: nothing decided yet" if run.get("state") in run_note.UNFINISHED else "no summary recorded"
+
+
+def _deployed(summary: dict, labels: dict[str, int] | None) -> str:
+    deployed = summary.get("deployed")
+    if not isinstance(deployed, dict) or deployed.get("version") is None:
+        return ""
+    version = deployed["version"]
+    now = sorted(label for label, v in (labels or {}).items() if str(v) == str(version))
+    label = "" if labels is None else f" ({', '.join(now)})" if now else " (no label now)"
+    return f"{_e(deployed.get('model_name'))} v{_e(version)}{_e(label)}"
+
+
+def _best(summary: dict) -> str:
+    best = summary.get("best")
+    if not isinstance(best, dict) or best.get("value") is None:
+        return ""
+    return f"{_e(best.get('objective'))} {_format(best.get('value'))}"
+
+
+def _rows(summary: dict) -> str:
+    rows = summary.get("data_rows")
+    if not isinstance(rows, dict):
+        return ""
+    counts = [f"{n:,} {name}" if isinstance(n, int) else f"{_e(n)} {name}" for name, n in
+              (("train", rows.get("train")), ("eval", rows.get("eval")))]
+    return _e(" / ".join(counts))
+
+
+def runs_list(runs: list[tuple[dict, dict, dict[str, int] | None]] | None, total: int, page: int, sort: str,
+              descending: bool) -> str:
+    """The DAG's runs, newest first: `runs` holds, per run of the page, Airflow's record of it
+    (tune_serve.airflow_runs.runs_page), its summary.json (or {}) and its model's labels now."""
+    pages = max(1, -(-total // PAGE_SIZE))
+
+    def link(**changes) -> str:
+        query = {"sort": sort, "desc": int(descending), "page": page, **changes}
+        return "?" + urlencode(query)
+
+    head = "".join(
+        f'<th><a href="{_e(link(sort=key, desc=int(not (key == sort and descending)), page=1))}">{_e(title)}'
+        f'{" ▾" if key == sort and descending else " ▴" if key == sort else ""}</a></th>' if sortable
+        else f"<th>{_e(title)}</th>" for key, title, sortable in RUN_COLUMNS)
+    rows = []
+    now = datetime.now(UTC).timestamp()
+    for run, summary, labels in runs or []:
+        state = str(run.get("state"))
+        failed = state == "failed"
+        duration = (_seconds(run.get("seconds")) if run.get("seconds") is not None else
+                    f"running for {_seconds(now - run['started'])}" if state in run_note.UNFINISHED
+                    and isinstance(run.get("started"), (int, float)) else "")
+        rows.append(
+            f'<tr data-run-id="{_e(run.get("run_id"))}" data-state="{_e(state)}" class="{"failed" if failed else ""}">'
+            f'<td><a href="runs/{_e(quote(str(run.get("run_id")), safe=""))}" target="_self">{_e(run.get("run_id"))}'
+            f"</a></td><td>{'<b class=failed-mark>✗ failed</b>' if failed else _e(state)}</td>"
+            f'<td class="outcome">{_e(run_outcome(run, summary))}</td><td>{_best(summary)}</td>'
+            f"<td>{_deployed(summary, labels)}</td><td>{_rows(summary)}</td><td>{_e(duration)}</td>"
+            f"<td>{_e(run.get('trigger'))}</td><td>{_e(run.get('user'))}</td><td>{_e(_when(run.get('started')))}</td>"
+            "</tr>")
+    if runs is None:
+        body = "<p class='muted'>Airflow's records of the runs could not be read just now.</p>"
+    else:
+        pager = (f'<p id="pager">Page {_e(page)} of {_e(pages)} ({_e(total)} runs)'
+                 + (f' · <a href="{_e(link(page=page - 1))}">newer</a>' if page > 1 else "")
+                 + (f' · <a href="{_e(link(page=page + 1))}">older</a>' if page < pages else "") + "</p>")
+        body = (f'<table id="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{pager}'
+                if rows else "<p class='muted'>No run of tune_train_serve yet.</p>")
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>tune_serve runs</title>'
+            f"<style>{STYLE}tr.failed{{background:#fff5f5}}.failed-mark{{color:#c53030}}"
+            "td.outcome{white-space:normal;max-width:42em}</style></head>"
+            f"<body><h1>tune_train_serve runs</h1>{body}"
+            "<p class='muted'>Sorted by Airflow's records (run, state, duration, trigger, user, start); "
+            "the other columns come from each run's summary.json and the serving platform.</p></body></html>")
