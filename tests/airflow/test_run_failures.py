@@ -199,3 +199,28 @@ def test_summarize_writes_a_summary_for_a_run_without_a_plan(root):
     summary = json.loads((root / "runs" / RUN_ID / "summary.json").read_text())
     assert summary["outcome"] == f"nothing deployed: validate_params failed: invalid run parameters: {SPACE}"
     assert summary["model_name"] == "diamonds"
+
+
+def test_the_view_during_the_search_shows_the_trials_finished_so_far(client, root, monkeypatch):
+    """No result from the chief yet: the Keras Tuner project's trials (trial.json and the tuner's outcome)."""
+    tuning = root / "runs" / RUN_ID / "tuning"
+    (tuning / "trial_00").mkdir(parents=True)
+    (tuning / "trial_01").mkdir()
+    (tuning / "search.json").write_text(json.dumps({"objective": "val_mae", "direction": "min"}))
+    (tuning / "trial_00" / "trial.json").write_text(json.dumps({
+        "trial_id": "00", "status": "COMPLETED", "score": 512.5,
+        "hyperparameters": {"values": {"units": 32, "learning_rate": 0.01, "tuner/epochs": 2}}}))
+    (tuning / "trial_00" / "outcome-tuner-1.json").write_text(json.dumps({
+        "epochs": 2, "seconds": 3.0, "started_at": 1.7e9, "ended_at": 1.7e9 + 3}))
+    (tuning / "trial_01" / "trial.json").write_text(json.dumps({
+        "trial_id": "01", "status": "RUNNING", "score": None,
+        "hyperparameters": {"values": {"units": 64, "learning_rate": 0.001}}}))
+    monkeypatch.setattr(view.airflow_runs, "facts", lambda run_id: {
+        "state": "running", "cancelled": None, "tasks": {"tuning.tune_0": "running", "tuning.wait_oracle": "deferred"}})
+    text = client.get(f"/runs/{RUN_ID}").text
+    assert re.findall(r'data-trial-id="(\d+)"', text) == ["00", "01"]
+    assert "The search is under way: 1 trials completed so far, 1 running; objective val_mae (min)." in text
+    assert "tuner-1" in text and "tuner/epochs" not in text
+    assert re.search(r'id="plot-objective" data-plot data-expected-marks="1"', text)
+    assert "<td>running</td>" in text
+    assert_no_server_path(text, root)

@@ -203,7 +203,13 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
     importance, importance_note = charts.importance(state)
     n_done, n_params = len(state.completed), len(state.hyperparameter_names)
     task = (state.summary or {}).get("task")
-    if state.trials or state.max_trials is not None:
+    if state.live:  # the chief has no result yet: what its project holds so far
+        unfinished = len(state.trials) - n_done
+        search = ((f"The search is under way: {_e(n_done)} trials completed so far, {_e(unfinished)} running; "
+                   if running else f"The search ended without a result of its chief: {_e(n_done)} trials completed, "
+                   f"{_e(unfinished)} unfinished; ")
+                  + f"objective {_e(objective)} ({_e(state.objective.get('direction'))}).")
+    elif state.trials or state.max_trials is not None:
         search = (f"{'task ' + _e(task) + '; ' if task else ''}"
                   f"{_e(n_done)} of {_e(state.max_trials)} trials completed, {_e(len(state.trials) - n_done)} lost; "
                   f"objective {_e(objective)} ({_e(state.objective.get('direction'))}); "

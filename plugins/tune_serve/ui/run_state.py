@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from tune_serve import config, failures, leaderboard, summaries
 from tune_serve.artifacts import resolve
 
 COMPLETED, RESUMED, HANDED_OVER, LOST = "completed", "resumed after preemption", "handed over", "lost"
+RUNNING = "running"  # a trial of a search still under way (read from the Keras Tuner project, not the chief's result)
 # Airflow's own limit on a run id (the dag_run.run_id column): a longer one names no run
 MAX_RUN_ID = 250
 PRUNED, FAILED = "pruned", "failed"
@@ -76,8 +78,10 @@ def trial_order(trial: dict) -> tuple:
     return (0, int(trial_id), "") if trial_id.isdigit() else (1, 0, trial_id)
 
 
-def trial_status(trial: dict, completed: bool, handoffs: int) -> str:
+def trial_status(trial: dict, completed: bool, handoffs: int, live: bool = False) -> str:
     if not completed:
+        if live and trial.get("status") == "RUNNING":
+            return RUNNING
         return FAILED if trial.get("failure") else LOST  # failure: a reason its tuner gave (a diverged loss)
     if trial.get("pruned"):
         return PRUNED
@@ -100,6 +104,7 @@ class RunState:
     search_notes: list[str] = field(default_factory=list)  # early stopping, warm start
     summary: dict | None = None
     candidates: list[dict] = field(default_factory=list)
+    live: bool = False  # no result from the chief yet: the trials its Keras Tuner project holds so far
     failures: dict[str, dict] = field(default_factory=dict)  # the failed tasks' own reasons (tune_serve.failures)
 
     @property
@@ -132,10 +137,16 @@ def load(run_id: str) -> RunState:
     state.deadline_hit = bool(result.get("deadline_hit"))
     state.search_notes = summaries.search_notes(result)
     rows = [(t, True) for t in result.get("trials") or []] + [(t, False) for t in result.get("incomplete") or []]
+    if not result:  # the search is under way (or ended without a result): what its project holds so far
+        rows = live_trials(root)
+        state.live = bool(rows)
+        search = read_mapping(layout.join(layout.tuning_dir(root), layout.SEARCH_FILE))
+        if search.get("objective"):
+            state.objective = {"name": search["objective"], "direction": search.get("direction") or "min"}
     for trial, completed in rows:
         trial_id = str(trial["trial_id"])
         state.trials.append({**trial, "trial_id": trial_id, "handoffs": int(handoffs.get(trial_id, 0)),
-                             "status": trial_status(trial, completed, int(handoffs.get(trial_id, 0))),
+                             "status": trial_status(trial, completed, int(handoffs.get(trial_id, 0)), state.live),
                              "top_rank": top.get(trial_id)})
     state.trials.sort(key=trial_order)
     for number, trial in enumerate(state.trials):
@@ -143,6 +154,44 @@ def load(run_id: str) -> RunState:
     state.candidates = _candidates(root, state.summary)
     state.failures = failures.read(root, opener=lambda uri: resolve(uri)[1])
     return state
+
+
+def live_trials(root: str) -> list[tuple[dict, bool]]:
+    """The trials of a search still under way, as records (docs/contracts.md: a trial): Keras
+    Tuner's `trial_{id}/trial.json` (values, score, status) and the facts the tuner that finished
+    it wrote beside it (`outcome-{tuner_id}.json`); with whether each completed."""
+    try:
+        _, tuning = resolve(layout.tuning_dir(root))
+        folders = [d for d in tuning.iterdir() if d.name.startswith("trial_")] if tuning.exists() else []
+    except (ValueError, OSError):
+        return []
+    rows = []
+    for folder in folders:
+        try:
+            state = json.loads((folder / "trial.json").read_text())
+            outcomes = [o for o in folder.iterdir() if o.name.startswith("outcome-") and o.name.endswith(".json")]
+            outcome = json.loads(outcomes[0].read_text()) if outcomes else {}
+        except (ValueError, OSError):
+            continue
+        if not isinstance(state, dict) or not isinstance(outcome, dict):
+            continue
+        values = ((state.get("hyperparameters") or {}).get("values") or {}) \
+            if isinstance(state.get("hyperparameters"), dict) else {}
+        status = state.get("status")
+        score = state.get("score")
+        completed = status == "COMPLETED" and isinstance(score, (int, float)) and math.isfinite(score)
+        rows.append(({
+            "trial_id": str(state.get("trial_id") or folder.name.removeprefix("trial_")),
+            "hyperparameters": {k: v for k, v in values.items() if not str(k).startswith("tuner/")}
+            if isinstance(values, dict) else {},
+            "objective": float(score) if completed and isinstance(score, (int, float)) else None, "status": status,
+            "epochs": outcome.get("epochs"), "seconds": outcome.get("seconds"),
+            "tuner_id": outcomes[0].name[len("outcome-"):-len(".json")] if outcomes else None,
+            "resumed_from_epoch": outcome.get("resumed_from_epoch", 0), "started_at": outcome.get("started_at"),
+            "ended_at": outcome.get("ended_at"),
+            **({"pruned": outcome["pruned"]} if outcome.get("pruned") else {}),
+            **({"failure": outcome["failure"]} if outcome.get("failure") else {})}, completed))
+    return rows
 
 
 def _candidates(root: str, summary: dict | None) -> list[dict]:
