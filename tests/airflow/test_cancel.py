@@ -19,7 +19,6 @@ FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
 @pytest.fixture(scope="module")
 def dag():
     from airflow.dag_processing.dagbag import DagBag
-
     from conftest import REPO
 
     return DagBag(dag_folder=str(REPO / "dags")).dags["tune_train_serve"]
@@ -61,9 +60,9 @@ def summarize(dag, states: dict[str, str | None]) -> str:
 
 def run_state(dag, states: dict[str, str | None]) -> str:
     """Airflow's rule once every task is done: failed if a leaf failed, success if all leaves succeeded."""
-    from airflow.models.dagrun import DagRun
-
     from dataclasses import dataclass
+
+    from airflow.models.dagrun import DagRun
 
     @dataclass(frozen=True)
     class TI:

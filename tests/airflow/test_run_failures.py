@@ -7,6 +7,7 @@ import re
 from types import SimpleNamespace
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from fastapi.testclient import TestClient
 
 from tune_serve import artifacts, failures, note_listener, run_note, summaries
@@ -140,6 +141,7 @@ def assert_no_server_path(text: str, root) -> None:
 
 def test_the_view_of_a_refused_run_shows_why_without_a_path(client, root):
     fail("validate_params", ConfError(f"invalid run parameters:\n- {SPACE}"))
+    fail("summarize", AirflowFailException("failed steps: validate_params: nothing deployed: …"))
     run = root / "runs" / RUN_ID
     (run / "summary.json").write_text(json.dumps(summaries.build(
         summaries.unplanned(RUN_ID, {"model_name": "diamonds"}), None, None, None,
@@ -149,6 +151,7 @@ def test_the_view_of_a_refused_run_shows_why_without_a_path(client, root):
     outcome = re.search(r'<p id="run-outcome" class="banner failed">([^<]*)</p>', response.text).group(1)
     assert outcome == f"nothing deployed: validate_params failed: invalid run parameters: {SPACE}"
     assert 'data-failed-task="validate_params"' in response.text
+    assert 'data-failed-task="summarize"' not in response.text  # it only repeats the others
     assert "yet" not in response.text
     assert_no_server_path(response.text, root)
 
@@ -185,7 +188,6 @@ def test_summarize_writes_a_summary_for_a_run_without_a_plan(root):
     """The DAG's own summarize, as a worker runs it after validate_params refused the run."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk.exceptions import AirflowFailException
-
     from conftest import REPO
 
     dag = DagBag(dag_folder=str(REPO / "dags")).dags["tune_train_serve"]

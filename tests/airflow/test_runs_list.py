@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-
 from test_airflow_records import add_run
+
 from tune_serve import airflow_runs, artifacts, summaries
 from tune_serve.ui import app as view
 from tune_serve.ui import run_state

@@ -5,8 +5,10 @@ Screenshots go to out/ui-screenshots (or $UI_SCREENSHOTS); CI lists them.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -154,3 +156,50 @@ def test_a_bad_combination_is_refused_in_the_form_without_creating_a_run(page, h
     dialog.get_by_text("top_n (5) must be at most max_trials (3)").wait_for()
     page.screenshot(path=SCREENSHOTS / "trigger-refused.png")
     assert client.http.get("/dags/tune_train_serve/dagRuns").json()["total_entries"] == runs_before
+
+
+def test_the_runs_list_tells_a_refused_run_from_a_deployed_one(page, happy_run):
+    """Issue 28: a run whose parameters validate_params refuses (created through the CLI, which the
+    trigger-time check does not see; it fails in seconds) says why in summary.json, its note, the
+    runs list and its view; the deployed run beside it shows its version. No new tuning run."""
+    client, env, run_id, _ = happy_run
+    refused, reason = "e2e-refused", "top_n (3) must be at most max_trials (2)"
+    conf = {**TINY, "top_n": 3, "max_trials": 2, "num_tuners": 1}
+    cli = ["bash", "-c", 'source "$0" && exec airflow "$@"', str(REPO / "scripts" / "airflow-env.sh")]
+    for _ in range(5):
+        out = subprocess.run([*cli, "dags", "trigger", "tune_train_serve", "--run-id", refused, "--conf",
+                              json.dumps(conf)], env=env, capture_output=True, text=True, timeout=180)
+        if "database is locked" not in out.stderr:  # SQLite under load: nothing was done, try again
+            break
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert client.wait(refused, timeout=300) == "failed"
+    summary = json.loads((Path(env["TUNE_SERVE_STORAGE_ROOT"]) / "runs" / refused / "summary.json").read_text())
+    assert summary["failure"]["task"] == "validate_params" and reason in summary["failure"]["reason"]
+    deadline, note = time.monotonic() + 120, None
+    while not note and time.monotonic() < deadline:
+        note = client.dag_run(refused).get("note")
+        time.sleep(0 if note else 2)
+    assert note and note.startswith("nothing deployed: validate_params failed: invalid run parameters: ")
+    assert reason in note
+
+    page.goto(f"http://127.0.0.1:{env['AIRFLOW_PORT']}/dags/tune_train_serve")
+    page.get_by_role("link", name="Tuning runs").click()
+    runs = page.frame_locator("iframe[title='Tuning runs']")
+    runs.locator("#runs").wait_for(timeout=120_000)
+    page.screenshot(path=SCREENSHOTS / "runs-list.png", full_page=True)
+    ids = runs.locator("#runs tbody tr").evaluate_all("rows => rows.map(r => r.dataset.runId)")
+    assert ids.index(refused) < ids.index(run_id)  # newest first
+    failed = runs.locator(f'#runs tr[data-run-id="{refused}"]')
+    assert failed.get_attribute("class") == "failed" and "✗ failed" in failed.inner_text()
+    assert reason in failed.inner_text()
+    deployed = client.xcom(run_id, "serving.deploy_serving")
+    happy = runs.locator(f'#runs tr[data-run-id="{run_id}"]').inner_text()
+    assert f"{deployed['model_name']} v{deployed['version']}" in happy and " train / " in happy, happy
+    # the refused run's own view, from its row: why, at the top, and no path of the server
+    failed.get_by_role("link", name=refused).click()
+    runs.locator("#run-outcome").wait_for(timeout=60_000)
+    outcome = runs.locator("#run-outcome").inner_text()
+    assert outcome.startswith("nothing deployed: validate_params failed: ") and reason in outcome
+    text = runs.locator("body").inner_text()
+    assert env["TUNE_SERVE_STORAGE_ROOT"] not in text and '"detail"' not in text and " yet" not in text
+    page.screenshot(path=SCREENSHOTS / "refused-run-view.png", full_page=True)

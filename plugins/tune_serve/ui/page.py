@@ -161,6 +161,8 @@ def _failures(state: RunState, facts: dict | None) -> str:
     # a reason recorded by a task that failed then (not one since cleared and run again)
     rows = sorted((f for key, f in state.failures.items() if states.get(key, "failed") == "failed"),
                   key=lambda f: float(f["at"]) if isinstance(f.get("at"), (int, float)) else 0.0)
+    if len(rows) > 1:  # summarize fails the run by naming the others: its own line only repeats them
+        rows = [f for f in rows if f.get("key") != "summarize"]
     if not rows:
         return ""
     items = "".join(f'<li data-failed-task="{_e(f.get("key"))}"><b>{_e(f.get("key"))}</b>: {_e(f.get("reason"))}</li>'
