@@ -231,14 +231,19 @@ def test_bad_conf_is_rejected_before_any_training(stack, rejected, results, bad)
 def test_nothing_under_storage_or_serving_changes(stack, rejected):
     before, after = rejected["before"], rejected["after"]
     assert after["serving"] == before["serving"]
-    # A run that failed in prepare_data still gets its summary.json (summarize records every run's
-    # outcome); nothing else may appear, and nothing from prepare (no data/, no temp dirs).
-    summaries = {f"runs/{b.outcome['run_id']}" for b in BAD if b.stage == PREPARE and "run_id" in b.outcome}
-    summaries |= {f"{s}/summary.json" for s in summaries} | ({"runs"} if summaries else set())
+    # A run that failed in validate_params or prepare_data still gets its summary.json (summarize
+    # records every run's outcome) and the failed task's one-line reason (failures/{task}.json,
+    # issue 28); nothing else may appear, and nothing from prepare (no data/, no temp dirs).
+    failed_task = {VALIDATE: "validate_params", PREPARE: "prepare_data"}
+    runs = {f"runs/{b.outcome['run_id']}": failed_task[b.stage] for b in BAD
+            if b.stage in failed_task and "run_id" in b.outcome}
+    allowed = {p for run, task in runs.items()
+               for p in (run, f"{run}/summary.json", f"{run}/failures", f"{run}/failures/{task}.json")}
+    allowed |= {"runs"} if runs else set()
     new = set(after["storage"]) - set(before["storage"])
-    assert new <= summaries, sorted(new - summaries)
-    for path in sorted(new - {"runs"}):
-        if path.endswith("summary.json"):
-            summary = read_json(stack.storage / path)
-            assert "prepare_data" in summary["failed_steps"] and summary["deployed"] is None
+    assert new <= allowed, sorted(new - allowed)
+    for run, task in runs.items():
+        if f"{run}/summary.json" in new:
+            summary = read_json(stack.storage / run / "summary.json")
+            assert task in summary["failed_steps"] and summary["deployed"] is None, summary
     assert {k: v for k, v in after["storage"].items() if k in before["storage"]} == before["storage"]
