@@ -15,9 +15,10 @@ from tune_serve.client import DAG_ID
 pytestmark = pytest.mark.e2e
 
 MODEL = "redeploy-e2e"
-# no baseline gate (max_mae_increase unset): every candidate is blessed, so what decides whether
-# it ships is only whether its verdict still holds
-CONF = {**TINY, "max_trials": 2, "num_tuners": 1, "top_n": 1, "training_epochs": 2, "model_name": MODEL}
+# no baseline gate (the form's max_mae_increase is 0: off here): every candidate is blessed, so what
+# decides whether it ships is only whether its verdict still holds
+CONF = {**TINY, "max_trials": 2, "num_tuners": 1, "top_n": 1, "training_epochs": 2, "max_mae_increase": None,
+        "model_name": MODEL}
 
 
 def _versions(env) -> list[int]:
@@ -42,16 +43,17 @@ def _clear(client, run_id: str, task_ids: list[str] | None) -> None:
     assert response.status_code == 200, response.text
 
 
-def _cleared_and_done(client, run_id: str, task_ids: list[str] | None, watched: str = "serving.deploy_serving") -> dict:
-    before = next(t for t in client.task_instances(run_id) if t["task_id"] == watched)["try_number"]
+def _cleared_and_done(client, run_id: str, task_ids: list[str] | None) -> dict:
+    """Clear, then wait until the run has ended again (its end date after the clear)."""
+    previous_end = client.dag_run(run_id)["end_date"]
     _clear(client, run_id, task_ids)
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
-        ti = next(t for t in client.task_instances(run_id) if t["task_id"] == watched)
-        if ti["try_number"] > before and ti["state"] in ("success", "failed", "skipped"):
+        run = client.dag_run(run_id)
+        if run["state"] in ("success", "failed") and run["end_date"] and run["end_date"] != previous_end:
             break
         time.sleep(2)
-    assert client.wait(run_id, timeout=900) == "success"
+    assert client.run_state(run_id) == "success"
     return client.xcom(run_id, "serving.deploy_serving")
 
 
@@ -100,7 +102,7 @@ def test_clearing_a_whole_run_judges_it_again_against_what_serves(two_versions):
     again = _cleared_and_done(client, "e2e-redeploy-a", None)
     evaluation = client.xcom("e2e-redeploy-a", "evaluation.evaluate", 0)
     assert evaluation["baseline_model_path"] == _version_path(env, 2), "the old verdict was reused"
-    assert again is None or (again["action"], again["version"]) == ("already_published", 1)
+    assert (again["action"], again["version"], again["serving_version"]) == ("already_published", 1, 2)
     assert _versions(env) == [1, 2] and _stable(env) == 2
 
 
