@@ -1,6 +1,6 @@
 """Benchmark: early stopping and warm start on real tuning of the diamonds model.
 
-Each search is the chief's own oracle (`trainer.tuning.oracles.make_oracle`: leases, the
+Each search is the chief's own oracle (`trainer.tuning.distributed.oracles.make_oracle`: leases, the
 pruning module, warm-start seeding) driven in this process by one tuner loop that fits the
 built-in Keras model on a seeded sample of the bundled diamonds data and reports every epoch to
 the oracle exactly as the heartbeat does (`report_epoch`), stopping a trial the oracle prunes.
@@ -55,7 +55,7 @@ def search(workdir: Path, data: Path, name: str, algorithm: str, early_stopping:
     from trainer.tuning import search_space as ss
     from trainer.tuning import warm_start
     from trainer.tuning.oracle_step import build_result
-    from trainer.tuning.oracles import make_oracle
+    from trainer.tuning.distributed.oracles import make_oracle
     from trainer.tuning.settings import Settings
 
     run_root = workdir / name / "runs" / name

@@ -5,7 +5,7 @@ the worker that finishes first reports and asks for the next point, until `budge
 evaluations. The methods all speak `ask(worker) -> (handle, values) | None` and
 `tell(worker, handle, value)`:
 
-- `KerasTunerMethod`: `trainer.tuning.oracles.make_oracle` with a lease, i.e. exactly the
+- `KerasTunerMethod`: `trainer.tuning.distributed.oracles.make_oracle` with a lease, i.e. exactly the
   leased oracle the chief serves (create_trial / update_trial_from / end_trial_from, its
   state files in a temporary directory): ours (`gp`, the default, and `tpe`), Keras Tuner `random` and `bayesian`;
 - `OptunaDefaults`: Optuna's `TPESampler` with its defaults, ask/tell;
@@ -23,9 +23,10 @@ import shutil
 import tempfile
 import time
 
-from trainer.tuning import benchmarks, search_space
-from trainer.tuning.oracles import make_oracle
-from trainer.tuning.seeds import derive
+from trainer.tuning.algorithms import benchmarks
+from trainer.tuning import search_space
+from trainer.tuning.distributed.oracles import make_oracle
+from trainer.tuning.algorithms.seeds import derive
 from trainer.tuning.settings import Settings
 
 PARALLEL = 4

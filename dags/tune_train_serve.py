@@ -18,11 +18,12 @@ from airflow.sdk import TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tune_contract import layout
-from tune_serve import config, failures, leaderboard, storage, summaries, task_ids
-from tune_serve import plan as planning
-from tune_serve.backend import Backend, current
-from tune_serve.params import MAX_TUNING_DEADLINE_MINUTES, ConfError, dag_params, validate_conf
-from tune_serve.podspec import PodTask, Resources
+from tune_serve import config, storage
+from tune_serve.workflow import failures, leaderboard, summaries, task_ids
+from tune_serve.workflow import plan as planning
+from tune_serve.workflow.backend import Backend, current
+from tune_serve.workflow.params import MAX_TUNING_DEADLINE_MINUTES, ConfError, dag_params, validate_conf
+from tune_serve.workflow.podspec import PodTask, Resources
 
 backend: Backend = current()
 
@@ -44,12 +45,12 @@ EVALUATE = PodTask(task_ids.in_group(task_ids.EVALUATE), "evaluate", resources=R
 
 
 @dag(
-    dag_id="tune_train_serve",
+    dag_id=config.DAG_ID,
     schedule=config.setting("schedule"),  # e.g. TUNE_SERVE_SCHEDULE=@weekly to retune every week
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     params=dag_params(),
-    # a task that fails for good records its one-line reason with the run (tune_serve.failures)
+    # a task that fails for good records its one-line reason with the run (tune_serve.workflow.failures)
     default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(seconds=10),
                   "on_failure_callback": failures.record},
     tags=["ml", "keras-tuner", "tf-serving", f"backend:{config.backend()}"],

@@ -2,11 +2,11 @@
 the run note and the trigger-time check of the run parameters."""
 from airflow.plugins_manager import AirflowPlugin
 
-from tune_serve import note_listener
-from tune_serve.artifacts import app
-from tune_serve.links import POD_TASK_LINKS
-from tune_serve.trigger_guard import TriggerGuard
-from tune_serve.ui.app import app as view_app
+from tune_serve.web import note_listener
+from tune_serve.web.artifacts import app
+from tune_serve.web.trigger_guard import TriggerGuard
+from tune_serve.web.ui.app import app as view_app
+from tune_serve.workflow.links import POD_TASK_LINKS
 
 # The UI frames these pages on the run's and the DAG's page ({RUN_ID} is filled in by the UI;
 # relative, so they follow Airflow's base URL).

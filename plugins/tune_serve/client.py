@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 
-DAG_ID = "tune_train_serve"
+from tune_serve.config import DAG_ID
+
+__all__ = ["DAG_ID", "AirflowClient"]
 FINISHED = {"success", "failed"}
 # A local SQLite metadata DB answers 500 "database is locked" while the scheduler writes;
 # reads are retried on that, and on a restarting API server.

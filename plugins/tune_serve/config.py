@@ -17,6 +17,9 @@ from typing import overload
 
 from tune_contract import data_roots as roots_rule
 
+# The DAG's id: the DAG file, the web surfaces and the REST client all name it from here.
+DAG_ID = "tune_train_serve"
+
 BACKENDS = ("local", "kubernetes", "gke")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 def _no_metadata_database(monkeypatch):
     """The run view asks Airflow's database for a run's state; unit tests have none (a test
     that needs Airflow's records passes them, or a session of its own)."""
-    from tune_serve import airflow_runs
+    from tune_serve.web import airflow_runs
 
     monkeypatch.setattr(airflow_runs, "facts", lambda run_id, dag_id=None: None)
     monkeypatch.setattr(airflow_runs, "runs", lambda *args, **kwargs: None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ def load_dag(backend: str = "kubernetes", **env: str):
 
 # ---- pod statuses ---------------------------------------------------------------------------
 
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def condition(type_: str, status: str = "True", reason: str | None = None, message: str | None = None):

@@ -1,4 +1,4 @@
-"""Airflow's own records of a run, read through its models (tune_serve.airflow_runs): the task
+"""Airflow's own records of a run, read through its models (tune_serve.web.airflow_runs): the task
 states, and who marked the run failed, from the audit log the REST API writes."""
 import json
 from datetime import UTC, datetime
@@ -42,7 +42,7 @@ def add_ti(session, run_id, task_id, state, map_index=-1):
 def test_the_facts_name_the_task_states_and_who_cancelled(session):
     from airflow.models.log import Log
 
-    from tune_serve import airflow_runs
+    from tune_serve.web import airflow_runs
 
     add_run(session, "cancelled")
     for task_id, state, index in [("validate_params", "success", -1), ("tuning.tune", "failed", 0),

@@ -111,7 +111,7 @@ def test_a_logged_in_ui_user_follows_a_task_link_with_the_uis_cookie(server):
 
 
 def test_the_run_view_asks_the_same_auth_manager_on_every_route(server):
-    """The run view (tune_serve.ui, /tune-serve-view) takes the viewer's dependency: pages and
+    """The run view (tune_serve.web.ui, /tune-serve-view) takes the viewer's dependency: pages and
     the vendored scripts alike."""
     url, _ = server
     for path in ("/tune-serve-view/runs/r", "/tune-serve-view/runs", "/tune-serve-view/static/vega.min.js"):
@@ -126,7 +126,7 @@ def test_the_run_view_asks_the_same_auth_manager_on_every_route(server):
 
 
 def test_the_trigger_check_tells_nothing_to_a_caller_who_may_not_trigger(server):
-    """The trigger-time rule check (tune_serve.trigger_guard) answers only callers the auth
+    """The trigger-time rule check (tune_serve.web.trigger_guard) answers only callers the auth
     manager lets trigger the DAG; anyone else gets Airflow's own 401/403, not the rules."""
     url, _ = server
     bad = {"conf": {"top_n": 5, "max_trials": 3}}

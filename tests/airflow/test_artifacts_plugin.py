@@ -5,8 +5,8 @@ import pytest
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
-from tune_serve import artifacts
-from tune_serve.links import artifact_url
+from tune_serve.web import artifacts
+from tune_serve.workflow.links import artifact_url
 
 RUN_ID = "manual__2026-11-29T08:00:00+00:00"  # Airflow run ids contain `:` and `+`
 
@@ -139,7 +139,7 @@ def test_links_point_to_the_console_for_gcs_and_the_viewer_otherwise():
 
 
 def test_task_links_open_the_run_view():
-    from tune_serve.links import candidate_url, run_view_url
+    from tune_serve.workflow.links import candidate_url, run_view_url
 
     assert run_view_url("tune_train_serve", RUN_ID).endswith(
         "/dags/tune_train_serve/runs/manual__2026-11-29T08%3A00%3A00%2B00%3A00/plugin/tune-serve-run")

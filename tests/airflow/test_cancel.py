@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tune_serve import failures, summaries
+from tune_serve.workflow import failures, summaries
 
 RUN_ID = "manual__2026-12-07T11:00:00+00:00"
 RUNNING = {"running", "deferred", "up_for_reschedule"}
@@ -48,7 +48,7 @@ def summarize(dag, states: dict[str, str | None]) -> str:
 
     ti = SimpleNamespace(run_id=RUN_ID, dag_id=dag.dag_id,
                          get_task_states=lambda dag_id, run_ids: {RUN_ID: {**states, "summarize": "running"}})
-    from tune_serve import plan as planning
+    from tune_serve.workflow import plan as planning
 
     plan = {"run_id": RUN_ID, "model_name": "m", "run_root": planning.run_root(RUN_ID), "objective_function": None}
     try:

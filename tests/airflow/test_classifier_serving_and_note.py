@@ -23,7 +23,7 @@ def test_a_prediction_passes_when_every_number_is_finite(prediction, ok):
 
 
 def test_the_run_note_names_a_classifiers_task_and_metric():
-    from tune_serve import run_note
+    from tune_serve.workflow import run_note
 
     summary = {"task": "binary", "deployed": {"model_name": "titanic", "version": 2, "candidate_rank": 1,
                                               "eval_mae": None, "eval_metric": {"name": "auc", "value": 0.8285}}}

@@ -6,13 +6,14 @@ import os
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
-
 from test_params_and_plan import resolved
+
 from tune_contract.data_roots import parse_roots, under_roots
 from tune_contract.steps import PrepareArgs
-from tune_serve import config, trigger_guard
-from tune_serve import plan as planning
-from tune_serve.params import ConfError, validate_conf
+from tune_serve import config
+from tune_serve.web import trigger_guard
+from tune_serve.workflow import plan as planning
+from tune_serve.workflow.params import ConfError, validate_conf
 
 
 @pytest.fixture

@@ -5,12 +5,13 @@ from unittest import mock
 
 import pytest
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
-from kubernetes.client import ApiClient, models as k8s
+from kubernetes.client import ApiClient
+from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
 from tune_serve.errors import PodFailed
 from tune_serve.kubernetes import oracle
-from tune_serve.podspec import PodTask
+from tune_serve.workflow.podspec import PodTask
 
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 

@@ -15,7 +15,7 @@ from k8s_testing import condition, pod, running, terminated, waiting
 from kubernetes.client.exceptions import ApiException
 
 from tune_serve.kubernetes.operators import TrainerPodOperator
-from tune_serve.preemption import PodFailed, PodPreempted, classify, retry_policy
+from tune_serve.workflow.preemption import PodFailed, PodPreempted, classify, retry_policy
 
 SHUTDOWN = "Pod was terminated in response to imminent node shutdown."
 

@@ -7,9 +7,8 @@ import pytest
 from k8s_testing import cluster_backend, load_dag
 
 from tune_contract.steps import OracleArgs, TuneArgs
-
 from tune_serve.kubernetes import render
-from tune_serve.preemption import PodPreempted
+from tune_serve.workflow.preemption import PodPreempted
 
 CONF = {"num_tuners": 3, "top_n": 2, "max_trials": 6, "model_name": "diamonds"}
 SCHEMAS = ("1.30", kubernetes_validate.latest_version())

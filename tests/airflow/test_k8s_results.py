@@ -13,7 +13,7 @@ from k8s_testing import cluster_backend, load_dag
 from tune_serve.kubernetes import manifests, render
 from tune_serve.kubernetes.operators import TrainerPodOperator
 from tune_serve.kubernetes.results import result_uri
-from tune_serve.preemption import PodFailed
+from tune_serve.workflow.preemption import PodFailed
 
 # Every (apiGroup, resource) the Role grants and its exact verbs, written out: widening the
 # Role (a verb, a resource, pods/exec back) fails here first.

@@ -9,6 +9,7 @@ import copy
 import json
 import math
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import httpx
@@ -256,7 +257,7 @@ def _config_volume(deployment):
 def test_models_sharing_a_long_prefix_get_distinct_valid_names():
     import re
 
-    from tune_serve.params import dag_params
+    from tune_serve.workflow.params import dag_params
 
     pattern = re.compile(dag_params()["model_name"].schema["pattern"])
     first, second = "a" * 40 + "-first-model", "a" * 40 + "-other-model"  # 52 characters each, allowed
@@ -364,9 +365,9 @@ def test_two_deployments_of_one_model_take_turns(tmp_path, serving_root):
 
 
 def _lease(cluster, holder, renewed_seconds_ago, duration=60):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    renewed = (datetime.now(timezone.utc) - timedelta(seconds=renewed_seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    renewed = (datetime.now(UTC) - timedelta(seconds=renewed_seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     cluster.create("Lease", {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                              "metadata": {"name": f"{ks.object_name(MODEL)}-deploy", "namespace": "tune-serve"},
                              "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration,

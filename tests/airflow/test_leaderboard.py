@@ -1,6 +1,6 @@
 import pytest
 
-from tune_serve.leaderboard import NoCandidate, merge_trials, select_blessed, top_n
+from tune_serve.workflow.leaderboard import NoCandidate, merge_trials, select_blessed, top_n
 
 
 def trial(tid, objective, tuner="tuner-0"):

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from tune_serve.errors import PodFailed, PodPreempted
 from tune_serve.local import backend as local
 from tune_serve.local.process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess
-from tune_serve.errors import PodFailed, PodPreempted
 
 
 def run_python(tmp_path, code, name="p"):
@@ -259,7 +259,7 @@ def test_wait_gives_up_at_the_deadline_counted_from_the_first_launch(tmp_path):
 def test_the_chief_and_the_tuners_share_a_secret_only_the_user_can_read(tmp_path, monkeypatch):
     import stat
 
-    from tune_serve.podspec import PodTask
+    from tune_serve.workflow.podspec import PodTask
 
     monkeypatch.setenv("TUNE_SERVE_LOCAL_STATE_DIR", str(tmp_path / "state"))
     handle = _start_chief("r1")

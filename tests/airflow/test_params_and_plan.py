@@ -5,9 +5,8 @@ from airflow.sdk import ParamsDict
 from airflow.sdk.exceptions import ParamValidationError
 
 from tune_contract.steps import EvaluateArgs, OracleArgs, PrepareArgs, TrainArgs, TuneArgs
-
-from tune_serve import plan as planning
-from tune_serve.params import ConfError, dag_params, validate_conf
+from tune_serve.workflow import plan as planning
+from tune_serve.workflow.params import ConfError, dag_params, validate_conf
 
 
 def resolved(**conf):

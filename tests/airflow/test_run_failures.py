@@ -10,10 +10,11 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from fastapi.testclient import TestClient
 
-from tune_serve import artifacts, failures, note_listener, run_note, summaries
 from tune_serve.errors import PodFailed
-from tune_serve.params import ConfError
-from tune_serve.ui import app as view
+from tune_serve.web import artifacts, note_listener
+from tune_serve.web.ui import app as view
+from tune_serve.workflow import failures, run_note, summaries
+from tune_serve.workflow.params import ConfError
 
 RUN_ID = "manual__2026-12-07T10:00:00+00:00"
 SPACE = "search_space: must be a non-empty list of parameters"

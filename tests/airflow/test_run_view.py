@@ -8,9 +8,10 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from tune_serve import artifacts, run_note
-from tune_serve.ui import app as view
-from tune_serve.ui import run_state
+from tune_serve.web import artifacts
+from tune_serve.web.ui import app as view
+from tune_serve.web.ui import run_state
+from tune_serve.workflow import run_note
 
 RUN_ID = "manual__2026-11-29T08:00:00+00:00"
 
@@ -89,7 +90,7 @@ def test_parameter_importance_is_fitted_once_per_set_of_trials(root, monkeypatch
     """Sorting the table re-renders the page; the forest is refitted only when the trials change."""
     import sklearn.ensemble
 
-    from tune_serve.ui import charts
+    from tune_serve.web.ui import charts
 
     fits = []
     real = sklearn.ensemble.RandomForestRegressor
@@ -179,7 +180,7 @@ def test_run_note_names_the_reason_when_nothing_shipped(tmp_path):
 
 
 def test_the_run_note_is_added_below_a_users_note_once(root):
-    from tune_serve import note_listener
+    from tune_serve.web import note_listener
 
     line = "deployed diamonds v3 (candidate 0, MAE 411.9, was 420.2)"  # the baseline from evaluation.json
     assert note_listener.note_for(RUN_ID, None) == line
@@ -192,7 +193,7 @@ def test_the_run_note_is_added_below_a_users_note_once(root):
 def test_the_run_note_says_how_the_search_ran_below_its_outcome(root):
     """A warm start (or why there was none) and early stopping are decisions of the run: they
     are in the Airflow run note too, where the runs list shows them, not only in the run view."""
-    from tune_serve import note_listener
+    from tune_serve.web import note_listener
 
     summary_file = root / "runs" / RUN_ID / "summary.json"
     summary = json.loads(summary_file.read_text())
@@ -236,7 +237,8 @@ def test_the_note_listener_leaves_the_schedulers_run_and_session_alone(monkeypat
 
     from sqlalchemy.orm.exc import DetachedInstanceError
 
-    from tune_serve import config, note_listener
+    from tune_serve import config
+    from tune_serve.web import note_listener
 
     class SchedulersRun:
         dag_id, run_id = "tune_train_serve", RUN_ID

@@ -6,10 +6,10 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-
 from test_run_view import RUN_ID, write_run
-from tune_serve import artifacts
-from tune_serve.ui import app as view
+
+from tune_serve.web import artifacts
+from tune_serve.web.ui import app as view
 
 # what a crafted file would hold: a refresh to elsewhere and a form posting elsewhere
 MARKUP = ('"><meta http-equiv=refresh content="0;url=https://evil.example/"><form action=https://evil.example/>'

@@ -10,9 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from test_airflow_records import add_run
 
-from tune_serve import airflow_runs, artifacts, summaries
-from tune_serve.ui import app as view
-from tune_serve.ui import run_state
+from tune_serve.web import airflow_runs, artifacts
+from tune_serve.web.ui import app as view
+from tune_serve.web.ui import run_state
+from tune_serve.workflow import summaries
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
 

@@ -8,9 +8,9 @@ import pytest
 from test_params_and_plan import resolved
 
 from tune_contract.steps import OracleArgs, TuneArgs
-from tune_serve import plan as planning
-from tune_serve import warm_start
-from tune_serve.params import ConfError, resolve_objective, validate_conf
+from tune_serve.workflow import plan as planning
+from tune_serve.workflow import warm_start
+from tune_serve.workflow.params import ConfError, resolve_objective, validate_conf
 
 
 @pytest.mark.parametrize("conf,rule", [
@@ -142,8 +142,8 @@ def test_a_run_folder_outside_the_storage_root_is_never_handed_to_the_chief(stor
 
 
 def test_a_pruned_trial_is_shown_pruned_with_its_reason():
-    from tune_serve import leaderboard, summaries
-    from tune_serve.ui.run_state import PRUNED, trial_status
+    from tune_serve.web.ui.run_state import PRUNED, trial_status
+    from tune_serve.workflow import leaderboard, summaries
 
     reason = "asha rung at epoch 1: val_mae 812 is not in the best 1/3 of the 4 trial(s) that reached it (cut-off 400)"
     trials = [{"trial_id": "0", "objective": 400.0, "hyperparameters": {"u": 1}},

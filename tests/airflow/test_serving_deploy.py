@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tune_serve import serving
+from tune_serve.local import backend as serving  # the local backend's deploy, as the DAG's task calls it
 from tune_serve.local import server as local_server
 from tune_serve.local import serving as local
 from tune_serve.local.ports import free_port
@@ -214,8 +214,8 @@ def test_two_processes_deploying_one_model_are_serialised(serving_root, saved_mo
     """Two deploys of one model from two processes (two Airflow workers): distinct consecutive
     versions, each directory exactly one SavedModel, nothing half-staged left behind."""
     before = max(int(p.name) for p in (serving_root / MODEL).iterdir() if p.name.isdigit())
-    code = ("import json, sys; from tune_serve import serving; "
-            "print(json.dumps(serving.deploy(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))))")
+    code = ("import json, sys; from tune_serve.workflow.backend import current; "
+            "print(json.dumps(current().deploy(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))))")
     env = dict(os.environ, PYTHONPATH=str(REPO / "plugins"))
     processes = {name: subprocess.Popen([str(REPO / ".venv" / "airflow" / "bin" / "python"), "-c", code,
                                          saved_models[name], MODEL, json.dumps(INSTANCE)],

@@ -1,4 +1,4 @@
-from tune_serve.summaries import build, failed_steps
+from tune_serve.workflow.summaries import build, failed_steps
 
 
 def test_a_lost_tuner_is_tolerated_but_a_failed_deploy_is_not():
@@ -47,8 +47,8 @@ def test_a_deploying_run_names_the_version_in_its_outcome():
 
 
 def test_a_diverged_candidate_is_named_with_its_reason_in_the_outcome_and_run_note():
-    from tune_serve import run_note
-    from tune_serve.plan import evaluation_arguments
+    from tune_serve.workflow import run_note
+    from tune_serve.workflow.plan import evaluation_arguments
 
     trained = [{"rank": 0, "trial_id": "3", "failed": "diverged: training loss 44,000,000 at epoch 5 is above 10x "
                                                       "its best 1,500,000 for 2 epochs in a row", "epochs": 5},

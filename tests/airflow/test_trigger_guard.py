@@ -4,8 +4,8 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from tune_serve import trigger_guard
-from tune_serve.trigger_guard import TriggerGuard
+from tune_serve.web import trigger_guard
+from tune_serve.web.trigger_guard import TriggerGuard
 
 PATH = "/api/v2/dags/tune_train_serve/dagRuns"
 

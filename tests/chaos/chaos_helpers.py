@@ -10,10 +10,11 @@ import subprocess
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tune_serve.local.backend import run_folder
 from tune_serve.local.process import LocalProcess
@@ -159,7 +160,7 @@ class Run:
         """Every try of a task instance (the task instance history plus the current try)."""
         return _retrying(lambda: self.client.task_tries(self.run_id, task_id, map_index, DAG_ID))
 
-    def injector(self, name: str, body: Callable[["Run"], None]) -> threading.Thread:
+    def injector(self, name: str, body: Callable[[Run], None]) -> threading.Thread:
         """Run `body(self)` in a thread; what it raises becomes an error of this run."""
         def target():
             try:

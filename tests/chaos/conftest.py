@@ -27,8 +27,13 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import private_airflow  # noqa: E402
 from chaos_helpers import KERAS, MAIN_MODEL, SLEEP, USER_MODEL, Pods, Results, Run, kill_leftovers  # noqa: E402
-from injectors import (kill_chief_mid_search, kill_training_mid_way, kill_tuner_mid_trial,  # noqa: E402
-                       kill_tuner_retry_at_start, stream_through_switch)
+from injectors import (  # noqa: E402
+    kill_chief_mid_search,
+    kill_training_mid_way,
+    kill_tuner_mid_trial,
+    kill_tuner_retry_at_start,
+    stream_through_switch,
+)
 
 RESULTS = Path(os.environ.get("CHAOS_RESULTS", REPO / "var" / "chaos" / "results.jsonl"))
 

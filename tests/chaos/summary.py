@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,7 +86,7 @@ def markdown(runs: list[list[dict]]) -> str:
         rows.append(f"| 7 | {len(bad)} bad confs: {at_trigger} refused at trigger time, {len(bad) - at_trigger} "
                     f"failed in validate_params or prepare_data | - | 0 | rejected after {seconds[0]:g} to "
                     f"{seconds[-1]:g} s (median {seconds[len(seconds) // 2]:g}) |")
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    when = datetime.now(UTC).strftime("%Y-%m-%d")
     return (
         "# What a fault costs\n\n"
         f"Measured by `make chaos` (tests/chaos/; {_runs(len(runs))}, {when}) on a shared 2-core machine "

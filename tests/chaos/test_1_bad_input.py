@@ -2,7 +2,7 @@
 
 Each one is rejected before any training: refused at trigger time by the Params' JSON
 schema or, through the REST API (what the form posts), by the rules across fields
-(tune_serve.trigger_guard); or the run fails in `validate_params` (rules across fields, for a run
+(tune_serve.web.trigger_guard); or the run fails in `validate_params` (rules across fields, for a run
 triggered from the CLI) or in `prepare_data`
 (exit 2: rules that need the data), with no tuner or trainer ever started. The message names
 the field and what is allowed. Runs first and alone, so "nothing under the storage or serving
@@ -17,9 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
-
-from chaos_helpers import (DAG_ID, LocalProcess, _retrying, dag_run, iso_seconds, read_json, task_instances, tree,
-                           trigger, wait_run)
+from chaos_helpers import (
+    DAG_ID,
+    LocalProcess,
+    _retrying,
+    dag_run,
+    iso_seconds,
+    read_json,
+    task_instances,
+    tree,
+    trigger,
+    wait_run,
+)
 
 pytestmark = pytest.mark.chaos
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from chaos_helpers import (LocalProcess, labels, oracle_state, read_json, saved_model_complete, trial_records, tree,
-                           version_prediction)
+from chaos_helpers import (
+    LocalProcess,
+    labels,
+    oracle_state,
+    read_json,
+    saved_model_complete,
+    tree,
+    trial_records,
+    version_prediction,
+)
 
 pytestmark = pytest.mark.chaos
 

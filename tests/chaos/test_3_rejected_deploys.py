@@ -2,7 +2,7 @@
 serving (and traffic on it undisturbed).
 
 The injection: the model a finished run selected is replaced on storage by a bad one and deployed
-with the backend's own deployment (`tune_serve.serving.deploy`, in a process of its own, as a
+with the backend's own deployment (`tune_serve.workflow.backend.current().deploy`, in a process of its own, as a
 worker runs it), outside a run: clearing the run's `serving.deploy_serving` can no longer get a
 changed artifact served (issue 29: its verdict was judged on the good model against another
 version, so the deploy refuses it, see test_2's pair). Two bad artifacts, as a broken export or
@@ -58,8 +58,8 @@ def version_numbers(base: Path) -> list[int]:
     return sorted(int(n) for n in names if n.isdigit())
 
 
-DEPLOY = ("import json, sys; from tune_serve import serving\n"
-          "print(json.dumps(serving.deploy(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))))")
+DEPLOY = ("import json, sys; from tune_serve.workflow.backend import current\n"
+          "print(json.dumps(current().deploy(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))))")
 
 
 def _redeploy(stack, model_path: Path, instance: dict) -> dict:

@@ -14,9 +14,18 @@ import time
 from pathlib import Path
 
 import pytest
-
-from chaos_helpers import (SLEEP, LocalProcess, Pods, Run, iso_seconds, kill_session, oracle_state, read_json,
-                           trial_records, wait_for)
+from chaos_helpers import (
+    SLEEP,
+    LocalProcess,
+    Pods,
+    Run,
+    iso_seconds,
+    kill_session,
+    oracle_state,
+    read_json,
+    trial_records,
+    wait_for,
+)
 
 pytestmark = pytest.mark.chaos
 

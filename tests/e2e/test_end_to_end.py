@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from conftest import TINY
 from helpers import intervals_overlap, savedmodel_predict, tree
 
@@ -77,7 +76,7 @@ def test_the_readme_prediction_example_works_on_the_served_model(happy_run):
 
 
 def test_bad_conf_is_refused_at_trigger_and_changes_nothing(stack, happy_run):
-    """Rules across fields are checked when the run is triggered (tune_serve.trigger_guard): no run
+    """Rules across fields are checked when the run is triggered (tune_serve.web.trigger_guard): no run
     is created. A run created another way (CLI) meets them in validate_params (tests/chaos)."""
     client, env, _, _ = happy_run
     before = tree(env["TUNE_SERVE_SERVING_ROOT"])

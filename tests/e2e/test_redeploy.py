@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY
-from tune_serve.client import DAG_ID
+
+from tune_serve.config import DAG_ID
 
 pytestmark = pytest.mark.e2e
 

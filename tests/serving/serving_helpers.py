@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO / "plugins") not in sys.path:  # the one loopback-port helper (standard library only)
     sys.path.insert(0, str(REPO / "plugins"))
 from tune_serve.local.ports import free_port  # noqa: E402
+
 MODEL = "scorer"
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-import tensorflow as tf
-
 import saved_models
+import tensorflow as tf
 from serving_helpers import ServingProcess, wait_until
 
 INSTANCES = [

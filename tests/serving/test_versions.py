@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from kserve import Model
 from kserve.model_repository import ModelRepository
-
 from tf_serving_rest.versions import ModelVersions, ServableNotFound, version_key
 
 NAME = "scorer"

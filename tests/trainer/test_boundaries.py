@@ -51,8 +51,8 @@ def test_running_every_step_module_loads_no_airflow():
 
 
 def test_the_model_takes_exactly_the_hyperparameters_the_contract_names():
-    from tune_contract.search_space import MODEL_HYPERPARAMETERS
-
     from trainer.model import DEFAULT_HYPERPARAMETERS
+
+    from tune_contract.search_space import MODEL_HYPERPARAMETERS
 
     assert tuple(DEFAULT_HYPERPARAMETERS) == MODEL_HYPERPARAMETERS

@@ -258,7 +258,6 @@ def test_the_example_classifier_trains_and_exports_through_the_trainers_path(tit
     import keras
     import keras_tuner as kt
     import tensorflow as tf
-
     from trainer import data, heads, savedmodel
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "include" / "models"))
     from tune_serve_models.classifier import build

@@ -14,7 +14,6 @@ import signal
 import time
 
 import pytest
-
 from tuning_helpers import Search, finished_by_workers, wait_for
 
 SLEEP = ["--objective-function", "sleep"]
@@ -70,8 +69,9 @@ def _run_times(search: Search) -> dict:
 
 
 def _oracle(tmp_path, max_trials=3, lease=5.0, deadline=None, max_handoffs=2, standby=None):
-    from trainer.tuning import benchmarks, search_space
-    from trainer.tuning.oracles import make_oracle
+    from trainer.tuning.algorithms import benchmarks
+    from trainer.tuning import search_space
+    from trainer.tuning.distributed.oracles import make_oracle
     from trainer.tuning.settings import Settings
 
     settings = Settings(run_root=str(tmp_path), algorithm="random", objective="value", direction="min",
@@ -97,7 +97,7 @@ def _complete(oracle, tuner_id, trial_id, value=0.5):
 
 
 def test_lost_lease_hands_the_trial_over_and_fences_the_old_holder(tmp_path):
-    from trainer.tuning.oracles import NotHolder
+    from trainer.tuning.distributed.oracles import NotHolder
 
     _, oracle = _oracle(tmp_path)
     a, b = oracle.create_trial("a").trial_id, oracle.create_trial("b").trial_id

@@ -10,7 +10,6 @@ import math
 
 import pytest
 from conftest import run_step
-
 from trainer import divergence
 
 # (per-epoch training losses, baseline loss, diverged at epoch / None): the rule, tabled.
@@ -81,7 +80,6 @@ def test_a_tuning_trial_whose_loss_turns_nan_fails_with_the_reason():
     import keras
     import numpy as np
     from keras_tuner.src import errors as kt_errors
-
     from trainer.tuning.keras_trial import _DivergedTrial
 
     class Tuner:

@@ -1,4 +1,4 @@
-"""The `gp` algorithm (trainer.tuning.gp_oracle), in-process through the chief's own leased
+"""The `gp` algorithm (trainer.tuning.algorithms.gp_oracle), in-process through the chief's own leased
 oracle (`make_oracle`) and once through a real chief with two tuner processes. The helpers are
 the TPE tests' (same four simulated tuners, same restart by reloading the directory)."""
 from __future__ import annotations
@@ -11,8 +11,7 @@ from tuning_helpers import Search, finished_by_workers
 
 def test_every_hyperparameter_kind_including_conditional_ones(tmp_path):
     import keras_tuner as kt
-
-    from trainer.tuning.gp_oracle import START_POINTS, GPOracle
+    from trainer.tuning.algorithms.gp_oracle import START_POINTS, GPOracle
 
     hp = kt.HyperParameters()
     hp.Int("units", 16, 128, step=16)
@@ -113,8 +112,7 @@ def test_a_long_search_fits_at_most_max_fit_results_the_best_among_them(tmp_path
     import numpy as np
     import sklearn.gaussian_process
     from keras_tuner.src.engine import trial as trial_module
-
-    from trainer.tuning.gp_oracle import MAX_FIT, GPOracle
+    from trainer.tuning.algorithms.gp_oracle import MAX_FIT, GPOracle
 
     hp = kt.HyperParameters()
     hp.Float("x", 0.0, 1.0)
@@ -141,7 +139,7 @@ def test_a_point_on_a_log_bound_decodes_inside_the_space():
     ("learning_rate=0.030000000000000002 is outside [0.0001, 0.03]"), failing the tuner."""
     import keras_tuner as kt
     import numpy as np
-    from trainer.tuning.gp_oracle import GPOracle
+    from trainer.tuning.algorithms.gp_oracle import GPOracle
     from trainer.tuning.search_space import hyperparameters_violation
 
     hp = kt.HyperParameters()

@@ -7,7 +7,6 @@ import sys
 
 import grpc
 import pytest
-
 from tuning_helpers import Proc, Search, env, write_secret
 
 SLEEP = ["--objective-function", "sleep", "--max-trials", "2"]

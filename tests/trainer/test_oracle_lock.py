@@ -9,8 +9,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-
-from trainer.tuning.oracles import NotHolder, synchronized
+from trainer.tuning.distributed.oracles import NotHolder, synchronized
 
 
 class _Oracle:

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SAMPLE_ROWS, run_cli, run_step
 
 DIAMONDS_NUMERIC = ["carat", "depth", "table", "x", "y", "z"]

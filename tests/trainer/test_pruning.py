@@ -3,11 +3,11 @@ pruned trial through the real chief and two tuners."""
 from __future__ import annotations
 
 import pytest
+from trainer.tuning.algorithms.pruning import Pruning
+from tuning_helpers import Search, chief_oracle
+
 from tune_contract.early_stopping import resolve
 from tune_contract.errors import BadInput
-
-from trainer.tuning.pruning import Pruning
-from tuning_helpers import Search, chief_oracle
 
 # -- which rule a search runs (the contract; the plan and the chief both call it) -----------------
 
@@ -90,7 +90,8 @@ def test_reasons_carry_the_figures():
 
 
 def _oracle(tmp_path, rule="asha"):
-    from trainer.tuning import benchmarks, search_space
+    from trainer.tuning.algorithms import benchmarks
+    from trainer.tuning import search_space
     from trainer.tuning.settings import Settings
 
     settings = Settings(run_root=str(tmp_path), algorithm="random", objective="value", direction="min",
@@ -100,7 +101,7 @@ def _oracle(tmp_path, rule="asha"):
 
 
 def test_a_restarted_chief_keeps_its_pruning_state(tmp_path):
-    from trainer.tuning.oracles import NotHolder
+    from trainer.tuning.distributed.oracles import NotHolder
 
     first = _oracle(tmp_path)
     a, b, c = (first.create_trial(t).trial_id for t in ("ta", "tb", "tc"))

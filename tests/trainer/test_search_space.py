@@ -6,11 +6,9 @@ import subprocess
 import sys
 
 import pytest
-
-from tuning_helpers import env
-
 from trainer.errors import BadInput
 from trainer.tuning import search_space as ss
+from tuning_helpers import env
 
 
 def test_default_space_is_the_tabular_models():
@@ -127,9 +125,9 @@ def test_bad_search_space_exits_2_naming_the_parameter(tmp_path, space, field, r
                                                   ("val_my_error", "min")])
 def test_a_hand_run_search_takes_the_objectives_direction(objective, direction):
     """`python -m trainer oracle --objective val_auc` minimised AUC: --direction defaulted to min."""
-    from tune_contract.steps import OracleArgs
-
     from trainer.tuning.settings import from_args
+
+    from tune_contract.steps import OracleArgs
 
     args = OracleArgs.from_argv(["--run-root", "/tmp/never-written", "--port", "1", "--objective", objective])
     assert from_args(args).direction == direction

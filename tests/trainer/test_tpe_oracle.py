@@ -1,4 +1,4 @@
-"""The `tpe` algorithm (trainer.tuning.optuna_oracle) and the run seed's independence.
+"""The `tpe` algorithm (trainer.tuning.algorithms.optuna_oracle) and the run seed's independence.
 
 In-process through the chief's own leased oracle (`make_oracle`), and once through a real chief
 with three tuner processes. Values are checked against the space they were drawn from; a
@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from tuning_helpers import Search, chief_oracle, finished_by_workers
 
 
 def _settings(tmp_path, algorithm="tpe", function="branin", max_trials=12, seed=0, space=None):
-    from trainer.tuning import benchmarks, search_space
+    from trainer.tuning.algorithms import benchmarks
+    from trainer.tuning import search_space
     from trainer.tuning.settings import Settings
 
     return Settings(run_root=str(tmp_path), algorithm=algorithm, objective="value", direction="min",
@@ -34,7 +34,7 @@ def _complete(oracle, tuner_id, trial, value):
 
 
 def _branin(trial) -> float:
-    from trainer.tuning import benchmarks
+    from trainer.tuning.algorithms import benchmarks
 
     return benchmarks.evaluate("branin", trial.hyperparameters.values, 0)
 
@@ -67,8 +67,7 @@ def _points(oracle) -> dict:
 
 def test_every_hyperparameter_kind_including_conditional_ones(tmp_path):
     import keras_tuner as kt
-
-    from trainer.tuning.optuna_oracle import TPEOracle
+    from trainer.tuning.algorithms.optuna_oracle import TPEOracle
 
     hp = kt.HyperParameters()
     hp.Int("layers", 1, 4)
@@ -122,9 +121,9 @@ def test_every_hyperparameter_kind_including_conditional_ones(tmp_path):
 
 
 def test_declarative_space_through_the_chief_oracle(tmp_path):
-    from tune_contract.search_space import DEFAULT_SPACE
-
     from trainer.tuning import search_space as ss
+
+    from tune_contract.search_space import DEFAULT_SPACE
 
     space = list(DEFAULT_SPACE)  # int, stepped int, stepped float, log float, choice
     oracle = _chief_oracle(tmp_path, function=None, space=space, max_trials=14)
@@ -220,8 +219,7 @@ def test_tuners_reconnect_to_a_late_chief_within_seconds(monkeypatch):
     """gRPC's default reconnect backoff grows to 120 s: a tuner started before its chief could
     sit idle for two minutes after the chief came up."""
     import grpc
-
-    from trainer.tuning import rpc
+    from trainer.tuning.distributed import rpc
 
     seen = {}
     real = grpc.insecure_channel

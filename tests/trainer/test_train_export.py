@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY_HYPERPARAMETERS, cli_env, run_step
 
 
@@ -60,7 +59,6 @@ def signature_def_inputs(model_path: str, signature: str = "serving_default") ->
 @pytest.mark.parametrize("model", ["trained", "trained_wide_and_deep"])  # the built-in model, a user model
 def test_both_signatures_give_the_same_predictions(model, prepared, request):
     import tensorflow as tf
-
     from trainer.featurespec import FeatureSpec
 
     trained = request.getfixturevalue(model)

@@ -16,7 +16,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import WIDE_AND_DEEP, WIDE_AND_DEEP_HYPERPARAMETERS, cli_env, run_step
 
 GOOD_INPUTS = '''
@@ -132,12 +131,12 @@ def test_a_space_naming_what_the_model_does_not_declare_fails_at_prepare(tmp_pat
      "bottleneck=1 is not a boolean: an override may only narrow or fix what the model declares"),
 ])
 def test_an_override_may_only_narrow_what_the_model_declares(prepared, override, reason):
-    from tune_contract.search_space import validate
-
     from trainer.errors import BadInput
     from trainer.featurespec import FeatureSpec
     from trainer.tuning import search_space as ss
     from trainer.user_model import load
+
+    from tune_contract.search_space import validate
 
     declared = load(WIDE_AND_DEEP).declared_space(FeatureSpec.load(prepared["result"]["feature_spec"]))
     with pytest.raises(BadInput) as refused:
@@ -156,11 +155,11 @@ def test_grid_refuses_a_continuous_declared_parameter_at_prepare(models_dir, tmp
 
 
 def test_the_declared_space_holds_conditional_hyperparameters_and_overrides_keep_them(prepared):
-    from tune_contract.search_space import validate
-
     from trainer.featurespec import FeatureSpec
     from trainer.tuning import search_space as ss
     from trainer.user_model import load
+
+    from tune_contract.search_space import validate
 
     spec = FeatureSpec.load(prepared["result"]["feature_spec"])
     model = load(WIDE_AND_DEEP)
@@ -226,7 +225,6 @@ MIRRORED = textwrap.dedent('''
 def test_training_under_mirrored_strategy_with_two_replicas_resumes_and_exports(prepared, tmp_path):
     import numpy as np
     import tensorflow as tf
-
     from trainer.featurespec import FeatureSpec
 
     script = tmp_path / "mirrored.py"
@@ -298,13 +296,13 @@ def test_the_readme_model_is_a_working_model(models_dir, prepared, tmp_path, cap
 
 
 def test_the_built_in_model_declares_the_contract_space_with_its_defaults(prepared):
-    from tune_contract.enums import DEFAULT_MODEL
-    from tune_contract.search_space import MODEL_HYPERPARAMETERS
-
     from trainer.featurespec import FeatureSpec
     from trainer.model import DEFAULT_HYPERPARAMETERS
     from trainer.tuning import search_space as ss
     from trainer.user_model import load
+
+    from tune_contract.enums import DEFAULT_MODEL
+    from tune_contract.search_space import MODEL_HYPERPARAMETERS
 
     declared = load(DEFAULT_MODEL).declared_space(FeatureSpec.load(prepared["result"]["feature_spec"]))
     assert tuple(ss.declared_names(declared)) == MODEL_HYPERPARAMETERS

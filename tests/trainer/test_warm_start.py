@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tune_contract import warm_start as rule
 from tune_contract.search_space import DEFAULT_SPACE, validate
 
@@ -66,7 +67,8 @@ def test_feature_spec_compatibility(case):
 
 
 def _settings(run_root, algorithm="bayesian", max_trials=4):
-    from trainer.tuning import benchmarks, search_space
+    from trainer.tuning.algorithms import benchmarks
+    from trainer.tuning import search_space
     from trainer.tuning.settings import Settings
 
     return Settings(run_root=str(run_root), algorithm=algorithm, objective="value", direction="min",
@@ -84,7 +86,7 @@ def _previous_run(root, settings, trials):
 
 def _chief(settings, warm_from=None):
     from trainer.tuning import warm_start
-    from trainer.tuning.oracles import make_oracle
+    from trainer.tuning.distributed.oracles import make_oracle
 
     oracle = make_oracle(settings, lease_seconds=30.0)
     oracle._set_project_dir(settings.run_root, "tuning")
@@ -158,7 +160,7 @@ def _user_settings(run_root, max_trials=3):
 def _user_chief(settings, hps, warm_from=None):
     """A chief over a user model's declared space, as oracle_step makes it (space recorded)."""
     from trainer.tuning import warm_start
-    from trainer.tuning.oracles import make_oracle
+    from trainer.tuning.distributed.oracles import make_oracle
 
     oracle = make_oracle(settings, lease_seconds=30.0, hyperparameters=hps)
     oracle._set_project_dir(settings.run_root, "tuning")

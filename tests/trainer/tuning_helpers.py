@@ -173,7 +173,7 @@ def finished_by_workers(*results: dict) -> dict[str, list[str]]:
 def chief_oracle(settings, **make_oracle_options):
     """The chief's leased oracle for `settings` over its run root (lease 10^6 s unless given);
     reloads what is there, as a restarted chief does."""
-    from trainer.tuning.oracles import make_oracle
+    from trainer.tuning.distributed.oracles import make_oracle
 
     make_oracle_options.setdefault("lease_seconds", 1e6)
     oracle = make_oracle(settings, **make_oracle_options)

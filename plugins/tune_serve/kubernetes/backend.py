@@ -11,7 +11,6 @@ from typing import Any
 
 from airflow.sdk import TriggerRule
 
-from tune_serve import task_ids
 from tune_serve.kubernetes import oracle
 from tune_serve.kubernetes import settings as cluster_settings
 from tune_serve.kubernetes.operators import (
@@ -22,8 +21,9 @@ from tune_serve.kubernetes.operators import (
 )
 from tune_serve.kubernetes.pods import pod_kwargs
 from tune_serve.kubernetes.serving import current_model, deploy, version_labels
-from tune_serve.podspec import PodTask
-from tune_serve.preemption import retry_policy
+from tune_serve.workflow import task_ids
+from tune_serve.workflow.podspec import PodTask
+from tune_serve.workflow.preemption import retry_policy
 
 
 def _retries(spec: PodTask, *, pod: bool = True) -> dict[str, Any]:

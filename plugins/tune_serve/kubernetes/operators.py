@@ -28,8 +28,8 @@ from tune_serve.kubernetes import results
 from tune_serve.kubernetes import settings as cluster_settings
 from tune_serve.kubernetes.oracle import mount_search_secret, oracle_names, read_result
 from tune_serve.kubernetes.pods import RUN_LABEL, run_slug
-from tune_serve.links import POD_TASK_LINKS
-from tune_serve.preemption import PodFailed, PodPreempted, classify
+from tune_serve.workflow.links import POD_TASK_LINKS
+from tune_serve.workflow.preemption import PodFailed, PodPreempted, classify
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Pod

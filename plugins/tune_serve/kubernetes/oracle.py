@@ -37,11 +37,11 @@ from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
 from tune_contract import enums, layout
-from tune_serve import plan as planning
 from tune_serve import storage
 from tune_serve.errors import PodFailed
 from tune_serve.kubernetes import manifests
 from tune_serve.kubernetes.pods import BASE_CONTAINER, COMPONENT_LABEL, RUN_LABEL, run_slug
+from tune_serve.workflow import plan as planning
 
 JOB_TEMPLATE = "oracle/job.yaml"
 SERVICE_TEMPLATE = "oracle/service.yaml"

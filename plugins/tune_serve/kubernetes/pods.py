@@ -13,7 +13,7 @@ from kubernetes.client import models as k8s
 
 from tune_serve.kubernetes import images
 from tune_serve.kubernetes.settings import GKE_ACCELERATOR_LABEL, ClusterSettings
-from tune_serve.podspec import PodTask
+from tune_serve.workflow.podspec import PodTask
 
 BASE_CONTAINER = "base"
 STORAGE_VOLUME = "shared-storage"

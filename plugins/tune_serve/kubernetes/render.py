@@ -2,7 +2,7 @@
 
 The operators come from the real DAG (built with backend kubernetes/gke); their XCom inputs
 (the run plan, the chief's address, the leaderboard, the trained models) are filled with
-what `tune_serve.plan` computes from the run's conf and with sample upstream results,
+what `tune_serve.workflow.plan` computes from the run's conf and with sample upstream results,
 templates are rendered as for a task instance, then each operator builds its object
 (`build_pod_request_obj(dry_run=True)`, the chief's Secret, Job, Service and NetworkPolicy,
 TF Serving's objects).
@@ -21,11 +21,11 @@ from kubernetes.client import ApiClient
 from tune_contract.enums import CANARY, STABLE
 from tune_contract.results import RankedTrial, TrainResult
 from tune_serve import config
-from tune_serve import plan as planning
 from tune_serve.kubernetes import manifests
 from tune_serve.kubernetes import serving as k8s_serving
 from tune_serve.kubernetes import settings as cluster_settings
 from tune_serve.kubernetes.oracle import StartOracleOperator, oracle_names
+from tune_serve.workflow import plan as planning
 
 SAMPLE_RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 

@@ -25,15 +25,16 @@ from typing import Any
 from airflow.sdk import BaseOperator, ResumableJobMixin, TriggerRule
 
 from tune_contract import enums
-from tune_serve import config, task_ids
-from tune_serve import plan as planning
+from tune_serve import config
 from tune_serve.errors import PodFailed, PodPreempted
-from tune_serve.links import POD_TASK_LINKS
 from tune_serve.local.ports import free_port
 from tune_serve.local.process import FAILED, KILLED, RUNNING, SUCCEEDED, LocalProcess, inherited_env
 from tune_serve.local.serving import current_model, deploy, version_labels
 from tune_serve.local.trigger import LocalProcessTrigger
-from tune_serve.podspec import TRAINER_COMMAND, PodTask
+from tune_serve.workflow import plan as planning
+from tune_serve.workflow import task_ids
+from tune_serve.workflow.links import POD_TASK_LINKS
+from tune_serve.workflow.podspec import TRAINER_COMMAND, PodTask
 
 SEARCH_SECRET_FILE = "oracle.secret"
 SECRET_FILE_ENV = enums.ORACLE_SECRET_FILE_ENV  # what the trainer's oracle and tune steps read
@@ -57,7 +58,7 @@ def run_dir(dag_id: str, run_id: str) -> Path:
 
 
 def search_secret_file(dag_id: str, run_id: str) -> Path:
-    """The run's search secret: the chief serves only calls carrying it (see trainer.tuning.oracle_auth)."""
+    """The run's search secret: the chief serves only calls carrying it (see trainer.tuning.distributed.oracle_auth)."""
     return run_dir(dag_id, run_id) / SEARCH_SECRET_FILE
 
 

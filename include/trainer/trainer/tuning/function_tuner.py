@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from trainer.tuning.benchmarks import evaluate
-from trainer.tuning.worker import LeasedTuner
+from trainer.tuning.algorithms.benchmarks import evaluate
+from trainer.tuning.distributed.worker import LeasedTuner
 
 
 class FunctionTuner(LeasedTuner):

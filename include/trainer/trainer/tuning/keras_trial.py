@@ -11,8 +11,8 @@ from keras_tuner.src.engine import tuner_utils
 
 from trainer import data, distribution, divergence, user_model
 from trainer.errors import BadInput
-from trainer.tuning.resume import ExecutionLog, TrialProgress
-from trainer.tuning.worker import LeasedTuner
+from trainer.tuning.distributed.resume import ExecutionLog, TrialProgress
+from trainer.tuning.distributed.worker import LeasedTuner
 
 
 def check_objective(objective: str, data_dir: str, spec, model: user_model.UserModel, space) -> None:

@@ -9,7 +9,7 @@ from tune_contract.search_space import validate
 
 from trainer.errors import BadInput
 from trainer.tuning import settings as st
-from trainer.tuning.benchmarks import _SPACES, DEFAULT_SLEEP_SECONDS, NAMES, evaluate, non_negative_seconds
+from trainer.tuning.algorithms.benchmarks import _SPACES, DEFAULT_SLEEP_SECONDS, NAMES, evaluate, non_negative_seconds
 
 
 def run(args) -> dict:

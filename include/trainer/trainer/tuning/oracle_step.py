@@ -4,10 +4,10 @@ reports every trial, best first.
 Restartable: its state lives in `{run_root}/tuning/` and a restart with the same flags
 resumes it (Keras Tuner's overwrite=False reload), running trials still assigned to their
 workers. It stops when the trials are done, or at `--deadline-seconds`; a worker silent for
-`--lease-seconds` loses its trial to another worker (see trainer.tuning.oracles).
+`--lease-seconds` loses its trial to another worker (see trainer.tuning.distributed.oracles).
 
 Every RPC must carry the run's search secret, read from `--secret-file` (see
-trainer.tuning.oracle_auth); a tuner's reported hyperparameters must be those it was handed.
+trainer.tuning.distributed.oracle_auth); a tuner's reported hyperparameters must be those it was handed.
 
 Binds `--bind:--port` itself (Keras Tuner's chief would bind KERASTUNER_ORACLE_IP, the
 address workers dial, which inside a pod is the Service name and cannot be bound).
@@ -22,7 +22,8 @@ from concurrent import futures
 
 from trainer import storage
 from trainer.errors import BadInput, StepFailed
-from trainer.tuning import oracle_auth, settings as st
+from trainer.tuning.distributed import oracle_auth
+from trainer.tuning import settings as st
 
 log = logging.getLogger("trainer.tuning.oracle_step")
 
@@ -41,7 +42,7 @@ def run(args) -> dict:
     secret = oracle_auth.read_secret(args.secret_file)
     st.configure_logging()
     # Keras Tuner, gRPC and TensorFlow only now: bad flags above exit 2 in a second, not after their import.
-    from trainer.tuning.oracles import make_oracle
+    from trainer.tuning.distributed.oracles import make_oracle
 
     hyperparameters = None  # the declarative space (built-in model, benchmark function)
     if settings.user_model:  # what the model declares, with --search-space applied
@@ -111,7 +112,7 @@ def _listen(address: str, secret: str):
 
 
 def _serve(server, oracle, address: str, lease: float) -> None:
-    from trainer.tuning.rpc import add_servicer
+    from trainer.tuning.distributed.rpc import add_servicer
 
     add_servicer(server, oracle)
     server.start()
@@ -126,7 +127,7 @@ def _serve(server, oracle, address: str, lease: float) -> None:
 
 
 def build_result(oracle, settings) -> dict:
-    from trainer.tuning import records
+    from trainer.tuning.distributed import records
 
     completed, incomplete = [], []
     for trial_id, trial in sorted(oracle.trials.items()):

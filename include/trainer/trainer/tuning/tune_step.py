@@ -13,7 +13,8 @@ import re
 
 from trainer import data, storage
 from trainer.errors import BadInput
-from trainer.tuning import benchmarks, oracle_auth
+from trainer.tuning.algorithms import benchmarks
+from trainer.tuning.distributed import oracle_auth
 from trainer.tuning import settings as st
 
 log = logging.getLogger("trainer.tuning.tune_step")
@@ -76,8 +77,8 @@ def run(args) -> dict:
     # Keras Tuner and TensorFlow only now: bad flags above exit 2 in a second, not after their import.
     from trainer.tuning import function_tuner
     from trainer.tuning.keras_trial import KerasTrialTuner, check_objective
-    from trainer.tuning.oracles import make_oracle
-    from trainer.tuning.rpc import LeasedOracleClient, SearchFinished
+    from trainer.tuning.distributed.oracles import make_oracle
+    from trainer.tuning.distributed.rpc import LeasedOracleClient, SearchFinished
 
     if settings.function:
         local = make_oracle(settings)  # only lends its objective to the client, as in Keras Tuner

@@ -13,8 +13,9 @@ from tune_contract import warm_start as warm_start_rule
 from tune_contract.enums import AUTO, DEFAULT_MODEL, FUNCTION_OBJECTIVE
 from tune_contract.results import Objective, RankedTrial, TrainResult
 from tune_contract.steps import EvaluateArgs, OracleArgs, PrepareArgs, TrainArgs, TuneArgs
-from tune_serve import config, warm_start
-from tune_serve.params import patience, resolve_objective, resolve_task
+from tune_serve import config
+from tune_serve.workflow import warm_start
+from tune_serve.workflow.params import patience, resolve_objective, resolve_task
 
 
 class Plan(TypedDict):

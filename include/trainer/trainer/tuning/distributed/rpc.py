@@ -32,10 +32,10 @@ from keras_tuner.src.distribute import oracle_chief, oracle_client
 from keras_tuner.src.engine import trial as trial_module
 
 from trainer.errors import BadInput
-from trainer.tuning.oracle_auth import secret_channel
-from trainer.tuning.oracles import ForgedTrial, NotHolder
+from trainer.tuning.distributed.oracle_auth import secret_channel
+from trainer.tuning.distributed.oracles import ForgedTrial, NotHolder
 
-log = logging.getLogger("trainer.tuning.rpc")
+log = logging.getLogger("trainer.tuning.distributed.rpc")
 TUNER_KEY = "kt-tuner-id"
 HEARTBEAT_KEY = "kt-heartbeat"
 # Tuner pods often start before the chief's (or outlive a restarted chief). gRPC's default

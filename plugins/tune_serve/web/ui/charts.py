@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from tune_serve.ui.run_state import FAILED, LOST, PRUNED, RunState
+from tune_serve.web.ui.run_state import FAILED, LOST, PRUNED, RunState
 
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # an identifier only; never fetched
 WIDTH = 560

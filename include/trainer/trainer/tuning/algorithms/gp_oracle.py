@@ -40,7 +40,7 @@ from keras_tuner.src.engine.hyperparameters import hp_types
 from scipy.optimize import minimize
 from scipy.stats import norm, qmc
 
-from trainer.tuning import seeds
+from trainer.tuning.algorithms import seeds
 
 Status = trial_module.TrialStatus
 log = logging.getLogger("trainer.tuning.gp")

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 import keras_tuner as kt
 from keras_tuner.src.engine import tuner_utils
 
-from trainer.tuning import records
-from trainer.tuning.resume import ExecutionLog, TrialProgress
-from trainer.tuning.rpc import LeaseLost, LeasedOracleClient
+from trainer.tuning.distributed import records
+from trainer.tuning.distributed.resume import ExecutionLog, TrialProgress
+from trainer.tuning.distributed.rpc import LeaseLost, LeasedOracleClient
 from trainer.tuning.search_space import user_values
 from trainer.tuning.settings import TUNING_DIR, Settings
 
-log = logging.getLogger("trainer.tuning.worker")
+log = logging.getLogger("trainer.tuning.distributed.worker")
 
 
 class Heartbeat:

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from tune_contract import layout
-from tune_serve import task_ids
+from tune_serve.workflow import task_ids
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ def folder(run_root: str) -> str:
 def record(context: Any) -> None:
     """`on_failure_callback`: the failed task's reason into its run's folder. Never raises."""
     try:
-        from tune_serve import plan, storage
+        from tune_serve import storage
+        from tune_serve.workflow import plan
 
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)

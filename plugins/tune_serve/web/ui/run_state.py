@@ -20,8 +20,9 @@ from typing import Any
 from fastapi import HTTPException
 
 from tune_contract import layout
-from tune_serve import config, failures, leaderboard, summaries
-from tune_serve.artifacts import resolve
+from tune_serve import config
+from tune_serve.web.artifacts import resolve
+from tune_serve.workflow import failures, leaderboard, summaries
 
 COMPLETED, RESUMED, HANDED_OVER, LOST = "completed", "resumed after preemption", "handed over", "lost"
 RUNNING = "running"  # a trial of a search still under way (read from the Keras Tuner project, not the chief's result)
@@ -105,7 +106,7 @@ class RunState:
     summary: dict | None = None
     candidates: list[dict] = field(default_factory=list)
     live: bool = False  # no result from the chief yet: the trials its Keras Tuner project holds so far
-    failures: dict[str, dict] = field(default_factory=dict)  # the failed tasks' own reasons (tune_serve.failures)
+    failures: dict[str, dict] = field(default_factory=dict)  # the failed tasks' own reasons (tune_serve.workflow.failures)
 
     @property
     def found(self) -> bool:

@@ -37,10 +37,10 @@ from keras_tuner.src.engine.oracle import LOCKS, THREADS
 
 from trainer import storage
 from trainer.tuning import search_space as ss
-from trainer.tuning.pruning import KEEP, Decision, Pruning
-from trainer.tuning import seeds
-from trainer.tuning.gp_oracle import GPOracle
-from trainer.tuning.optuna_oracle import TPEOracle
+from trainer.tuning.algorithms.pruning import KEEP, Decision, Pruning
+from trainer.tuning.algorithms import seeds
+from trainer.tuning.algorithms.gp_oracle import GPOracle
+from trainer.tuning.algorithms.optuna_oracle import TPEOracle
 from trainer.tuning.settings import Settings
 
 log = logging.getLogger("trainer.tuning.oracle")

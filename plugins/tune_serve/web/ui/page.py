@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from tune_serve import run_note
-from tune_serve.ui import charts
-from tune_serve.ui.run_state import RunState, shown, trial_order
+from tune_serve.web.ui import charts
+from tune_serve.web.ui.run_state import RunState, shown, trial_order
+from tune_serve.workflow import run_note
 
 # key: (title, sort key; the objective sorts best first, see _sort)
 COLUMNS: dict[str, tuple[str, Callable[[dict], Any]]] = {
@@ -156,7 +156,7 @@ def _versions(versions: list[dict], labels: dict[str, int] | None) -> str:
 
 
 def _failures(state: RunState, facts: dict | None) -> str:
-    """Every task that failed for good, with its own one-line reason (tune_serve.failures)."""
+    """Every task that failed for good, with its own one-line reason (tune_serve.workflow.failures)."""
     states = (facts or {}).get("tasks") or {}
     # a reason recorded by a task that failed then (not one since cleared and run again)
     rows = sorted((f for key, f in state.failures.items() if states.get(key, "failed") == "failed"),
@@ -328,7 +328,7 @@ def _rows(summary: dict) -> str:
 def runs_list(runs: list[tuple[dict, dict, dict[str, int] | None]] | None, total: int, page: int, sort: str,
               descending: bool) -> str:
     """The DAG's runs, newest first: `runs` holds, per run of the page, Airflow's record of it
-    (tune_serve.airflow_runs.runs_page), its summary.json (or {}) and its model's labels now."""
+    (tune_serve.web.airflow_runs.runs_page), its summary.json (or {}) and its model's labels now."""
     pages = max(1, -(-total // PAGE_SIZE))
 
     def link(**changes) -> str:

@@ -36,7 +36,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import TrialState
 from scipy.stats import qmc
 
-from trainer.tuning import seeds
+from trainer.tuning.algorithms import seeds
 
 Status = trial_module.TrialStatus
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is the chief's own log

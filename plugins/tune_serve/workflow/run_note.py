@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tune_serve import failures, leaderboard, task_ids
 from tune_serve.serving.deploy_decision import ALREADY_PUBLISHED
+from tune_serve.workflow import failures, leaderboard, task_ids
 
 
 def _number(value: Any) -> str:
@@ -37,7 +37,7 @@ def _metric(name: str, value: Any) -> str:
 
 def failed_line(failure: dict) -> str:
     """"nothing deployed: prepare_data failed: exit status 2: error: --source: …": the first failed
-    task and its own reason (tune_serve.summaries.cause)."""
+    task and its own reason (tune_serve.workflow.summaries.cause)."""
     return f"nothing deployed: {failure.get('task')} failed: {failure.get('reason')}"
 
 
@@ -93,8 +93,8 @@ UNFINISHED = {"queued", "running"}
 def outcome(summary: dict | None, evaluations: list[dict] | None, facts: dict | None,
             recorded: dict[str, dict] | None = None) -> str:
     """The line of any run, ended or not: what its summary says; a cancel (who marked the run
-    failed, in Airflow's `facts`: tune_serve.note_listener.run_facts) unless it shipped; without a
-    summary, the first failed task and its own reason (`recorded`: tune_serve.failures)."""
+    failed, in Airflow's `facts`: tune_serve.web.note_listener.run_facts) unless it shipped; without a
+    summary, the first failed task and its own reason (`recorded`: tune_serve.workflow.failures)."""
     recorded = recorded or {}
     if summary and not summary.get("deployed") and facts and facts.get("cancelled"):
         return failures.cancel_line(facts, recorded)

@@ -8,8 +8,8 @@ import json
 import logging
 from typing import Any
 
-from tune_serve import failures
-from tune_serve.client import DAG_ID
+from tune_serve.config import DAG_ID
+from tune_serve.workflow import failures
 
 log = logging.getLogger(__name__)
 

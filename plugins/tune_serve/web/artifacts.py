@@ -34,7 +34,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
 from tune_serve import config
-from tune_serve.client import DAG_ID
+from tune_serve.config import DAG_ID
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,11 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 
 from tune_contract import layout
-from tune_serve import airflow_runs, backend, run_note
-from tune_serve.artifacts import require_task_log_access
-from tune_serve.ui import page, run_state
-from tune_serve.ui import page as ui_page
+from tune_serve.web import airflow_runs
+from tune_serve.web.artifacts import require_task_log_access
+from tune_serve.web.ui import page, run_state
+from tune_serve.web.ui import page as ui_page
+from tune_serve.workflow import backend, run_note
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import logging
 import math
 from dataclasses import dataclass
 
-log = logging.getLogger("trainer.tuning.pruning")
+log = logging.getLogger("trainer.tuning.algorithms.pruning")
 EPOCH_METRIC_PREFIX = "epochs/"  # the trial metric holding the objective of every epoch, by step
 ASHA_REDUCTION_FACTOR = 3
 ASHA_MIN_RESOURCE = 1  # epochs before the first rung

@@ -4,9 +4,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tune_serve import failures as failure_records
-from tune_serve import leaderboard, run_note, task_ids
 from tune_serve.serving.deploy_decision import REFUSED
+from tune_serve.workflow import failures as failure_records
+from tune_serve.workflow import leaderboard, run_note, task_ids
 
 FAILED = {"failed", "upstream_failed"}
 TOLERATED = task_ids.TOLERATED

@@ -3,7 +3,7 @@
 Each Param carries a JSON schema, so Airflow rejects a wrong type or an out-of-range
 number at trigger time (form and CLI alike) and the form explains every field. Rules
 that involve several fields cannot be said in one Param's schema; `validate_conf` states
-them, `tune_serve.trigger_guard` applies them when a run is triggered through the API (what
+them, `tune_serve.web.trigger_guard` applies them when a run is triggered through the API (what
 the form posts), and the run's first task again, before anything is written.
 """
 from __future__ import annotations

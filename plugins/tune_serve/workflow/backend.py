@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from tune_serve import config
 
 if TYPE_CHECKING:
-    from tune_serve.podspec import PodTask
+    from tune_serve.workflow.podspec import PodTask
 
 _MODULES = {"local": "tune_serve.local.backend", "kubernetes": "tune_serve.kubernetes.backend",
             "gke": "tune_serve.kubernetes.backend"}

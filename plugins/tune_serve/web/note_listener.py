@@ -12,7 +12,7 @@ the scheduler's objects, and the scheduler then failed to finish every later run
 notes the run's ids and writes the note from a thread of its own, in its own session, once
 the scheduler's transaction lets it. Its sources are the run's `summary.json` (written by
 `summarize` whether the run succeeds or fails; docs/contracts.md), the failed tasks' own reasons
-(`tune_serve.failures`) and, read in the thread's own session, Airflow's records of the run: its
+(`tune_serve.workflow.failures`) and, read in the thread's own session, Airflow's records of the run: its
 task instances (which failed first, when there is no summary) and the audit log (who marked the
 run failed: a cancel). A note the user wrote at trigger time is kept: the line is added below it.
 """
@@ -26,8 +26,10 @@ import time
 from airflow.listeners import hookimpl
 
 from tune_contract import layout
-from tune_serve import airflow_runs, failures, plan, run_note, storage
-from tune_serve.client import DAG_ID
+from tune_serve import storage
+from tune_serve.config import DAG_ID
+from tune_serve.web import airflow_runs
+from tune_serve.workflow import failures, plan, run_note
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ exact TensorBoard command) in the run view, and the run view itself.
 Airflow 3 evaluates operator links on the worker when the task ends and stores the URL
 as an XCom, so a link reads the task's own result. `gs://` artifacts open in the Cloud
 console; local ones through the artifact viewer this package adds to Airflow's API
-server (`tune_serve.artifacts`).
+server (`tune_serve.web.artifacts`).
 """
 from __future__ import annotations
 

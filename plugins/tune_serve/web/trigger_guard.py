@@ -31,8 +31,8 @@ from airflow.configuration import conf
 from airflow.sdk.exceptions import ParamValidationError
 from starlette.requests import Request
 
-from tune_serve.client import DAG_ID
-from tune_serve.params import ConfError, dag_params, validate_conf
+from tune_serve.config import DAG_ID
+from tune_serve.workflow.params import ConfError, dag_params, validate_conf
 
 TRIGGER_PATH = re.compile(rf"^(?:/.*)?/api/v2/dags/{re.escape(DAG_ID)}/dagRuns/?$")
 # A trigger request is a few kB. A larger body is refused (413) whoever sends it, before it is
