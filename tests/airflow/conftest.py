@@ -23,3 +23,21 @@ def _no_metadata_database(monkeypatch):
 
     monkeypatch.setattr(airflow_runs, "facts", lambda run_id, dag_id=None: None)
     monkeypatch.setattr(airflow_runs, "runs", lambda *args, **kwargs: None)
+
+
+@pytest.fixture
+def view_client():
+    """`view_client(**TestClient options)`: the run view's app as a user the auth manager lets read
+    task logs (that check itself is tested in test_artifacts_auth.py). The artifact viewer's app
+    gets the same answer, for the view's links into it."""
+    from fastapi.testclient import TestClient
+
+    from tune_serve.web import artifacts
+    from tune_serve.web.ui import app as view
+
+    apps = (view.app, artifacts.app)
+    for app in apps:
+        app.dependency_overrides[artifacts.require_task_log_access] = lambda: None
+    yield lambda **options: TestClient(view.app, **options)
+    for app in apps:
+        app.dependency_overrides.clear()

@@ -8,10 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from fastapi.testclient import TestClient
 
 from tune_serve.errors import PodFailed
-from tune_serve.web import artifacts, note_listener
+from tune_serve.web import note_listener
 from tune_serve.web.ui import app as view
 from tune_serve.workflow import failures, run_note, summaries
 from tune_serve.workflow.params import ConfError
@@ -30,10 +29,8 @@ def root(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def client(root):
-    view.app.dependency_overrides[artifacts.require_task_log_access] = lambda: None
-    yield TestClient(view.app)
-    view.app.dependency_overrides.clear()
+def client(root, view_client):
+    return view_client()
 
 
 def fail(task_id, error, map_index=-1, run_id=RUN_ID):

@@ -6,9 +6,7 @@ import json
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
-from tune_serve.web import artifacts
 from tune_serve.web.ui import app as view
 from tune_serve.web.ui import run_state
 from tune_serve.workflow import run_note
@@ -72,10 +70,8 @@ def root(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def client(root):
-    view.app.dependency_overrides[artifacts.require_task_log_access] = lambda: None
-    yield TestClient(view.app)
-    view.app.dependency_overrides.clear()
+def client(root, view_client):
+    return view_client()
 
 
 def test_every_trial_with_its_status(root):

@@ -61,12 +61,8 @@ def root(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def client(root):
-    for app in (view.app, artifacts.app):
-        app.dependency_overrides[artifacts.require_task_log_access] = lambda: None
-    yield TestClient(view.app, raise_server_exceptions=False)
-    for app in (view.app, artifacts.app):
-        app.dependency_overrides.clear()
+def client(root, view_client):
+    return view_client(raise_server_exceptions=False)
 
 
 def assert_csp(response) -> None:

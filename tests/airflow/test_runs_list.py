@@ -7,11 +7,9 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from test_airflow_records import add_run
 
-from tune_serve.web import airflow_runs, artifacts
-from tune_serve.web.ui import app as view
+from tune_serve.web import airflow_runs
 from tune_serve.web.ui import run_state
 from tune_serve.workflow import summaries
 
@@ -71,7 +69,7 @@ def test_the_database_pages_and_sorts_the_runs(session):
 
 
 @pytest.fixture
-def client(session, tmp_path, monkeypatch):
+def client(session, tmp_path, monkeypatch, view_client):
     root = tmp_path / "storage"
     monkeypatch.setenv("TUNE_SERVE_STORAGE_ROOT", str(root))
     serving = tmp_path / "serving"
@@ -96,9 +94,7 @@ def client(session, tmp_path, monkeypatch):
                                      {"validate_params": "failed"}, failures={"validate_params": {
                                          "key": "validate_params", "reason": "invalid run parameters: top_n (5) "
                                                                              "must be at most max_trials (3)"}}))
-    view.app.dependency_overrides[artifacts.require_task_log_access] = lambda: None
-    yield TestClient(view.app)
-    view.app.dependency_overrides.clear()
+    yield view_client()
     config.backend.cache_clear()
 
 

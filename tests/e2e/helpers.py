@@ -14,6 +14,14 @@ def tree(root: str | Path) -> dict[str, int]:
         if root.exists() else {}
 
 
+def assert_succeeded(client, run_id: str, state: str | None = None) -> None:
+    """The run succeeded; else the assertion lists every task that did not (id, map index, state).
+    `state`: the run's final state when the caller already waited for it (else it is read)."""
+    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
+              if t["state"] not in ("success", "skipped")]
+    assert (state if state is not None else client.run_state(run_id)) == "success", failed
+
+
 def intervals_overlap(task_instances: list[dict]) -> bool:
     spans = sorted((ti["start_date"], ti["end_date"]) for ti in task_instances)
     return any(later_start < earlier_end for (_, earlier_end), (later_start, _) in zip(spans, spans[1:]))

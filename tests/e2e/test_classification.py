@@ -7,6 +7,7 @@ import random
 
 import httpx
 import pytest
+from helpers import assert_succeeded
 
 pytestmark = pytest.mark.e2e
 
@@ -49,17 +50,11 @@ def _run_all(client, confs: dict, suffix: str) -> dict:
     return {task: (run_id, client.wait(run_id, timeout=1500)) for task, run_id in run_ids.items()}
 
 
-def _succeeded(client, run_id: str, state: str) -> None:
-    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
-              if t["state"] not in ("success", "skipped")]
-    assert state == "success", failed
-
-
 @pytest.mark.parametrize("task", list(RUNS))
 def test_a_classifier_runs_to_a_served_prediction_with_class_probabilities(classifier_runs, task):
     client, runs = classifier_runs
     run_id, state = runs[task]
-    _succeeded(client, run_id, state)
+    assert_succeeded(client, run_id, state)
 
     plan = client.xcom(run_id, "validate_params")
     assert plan["task"] == (task if task == "binary" else "auto (inferred by prepare)")
@@ -106,7 +101,7 @@ def second_runs(classifier_runs):
 def test_a_model_s_second_run_succeeds_and_says_whether_it_warm_started(second_runs, task):
     client, runs = second_runs
     run_id, state = runs[task]
-    _succeeded(client, run_id, state)
+    assert_succeeded(client, run_id, state)
     plan, search = client.xcom(run_id, "validate_params"), client.xcom(run_id, "tuning.wait_oracle")
     summary = client.xcom(run_id, "summarize")
     if task == "binary":  # a user model: the chief compares the declared spaces after prepare

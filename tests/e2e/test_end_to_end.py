@@ -4,16 +4,14 @@ from __future__ import annotations
 import httpx
 import pytest
 from conftest import TINY
-from helpers import intervals_overlap, savedmodel_predict, tree
+from helpers import assert_succeeded, intervals_overlap, savedmodel_predict, tree
 
 pytestmark = pytest.mark.e2e
 
 
 def test_run_succeeds(happy_run):
     client, _, run_id, state = happy_run
-    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
-              if t["state"] not in ("success", "skipped")]
-    assert state == "success", failed
+    assert_succeeded(client, run_id, state)
 
 
 def test_search_completes_max_trials_with_parallel_tuners(happy_run):
@@ -115,9 +113,7 @@ def test_a_user_model_from_the_models_folder_runs_to_a_served_prediction(stack, 
     client, states = wide_and_deep_runs
     run_id = "e2e-wide-and-deep"
     state = states[run_id]
-    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
-              if t["state"] not in ("success", "skipped")]
-    assert state == "success", failed
+    assert_succeeded(client, run_id, state)
 
     prepared = client.xcom(run_id, "prepare_data")
     assert prepared["model"]["name"] == WIDE_AND_DEEP and "bottleneck_units" in prepared["model"]["hyperparameters"]
@@ -141,9 +137,7 @@ def test_a_user_model_s_second_run_warm_starts_from_its_first(wide_and_deep_runs
     """Issue 27: every run of a user model after its first failed in validate_params."""
     client, states = wide_and_deep_runs
     run_id = "e2e-wide-and-deep-again"
-    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
-              if t["state"] not in ("success", "skipped")]
-    assert states[run_id] == "success", failed
+    assert_succeeded(client, run_id, states[run_id])
     search = client.xcom(run_id, "tuning.wait_oracle")
     assert search["warm_start"]["from"] == "e2e-wide-and-deep" and search["warm_start"]["trials"] >= 1, search
     assert search["completed"] == WIDE_AND_DEEP_CONF["max_trials"]  # the seeded trials do not count

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
+from helpers import assert_succeeded
 
 from tune_serve.config import DAG_ID
 
@@ -57,19 +58,13 @@ def _cleared_and_done(client, run_id: str, task_ids: list[str] | None) -> dict:
     return client.xcom(run_id, "serving.deploy_serving")
 
 
-def _succeeded(client, run_id: str) -> None:
-    failed = [(t["task_id"], t["map_index"], t["state"]) for t in client.task_instances(run_id)
-              if t["state"] not in ("success", "skipped")]
-    assert client.run_state(run_id) == "success", failed
-
-
 @pytest.fixture(scope="module")
 def two_versions(stack):
     """v1 from run a, then v2 from run b (blessed against v1), one after the other."""
     client, env = stack
     for run_id in ("e2e-redeploy-a", "e2e-redeploy-b"):
         client.wait(client.trigger(CONF, run_id=run_id), timeout=1500)
-        _succeeded(client, run_id)
+        assert_succeeded(client, run_id)
     return client, env
 
 
@@ -112,7 +107,7 @@ def test_two_runs_at_once_never_ship_a_stale_verdict(two_versions):
     run_ids = [client.trigger(CONF, run_id=f"e2e-redeploy-{name}") for name in ("c", "d")]
     for run_id in run_ids:
         client.wait(run_id, timeout=1500)
-        _succeeded(client, run_id)
+        assert_succeeded(client, run_id)
     deployed = {run_id: client.xcom(run_id, "serving.deploy_serving") for run_id in run_ids}
     published = sorted((d["version"], run_id) for run_id, d in deployed.items() if d["action"] == "publish")
     assert published, deployed

@@ -1,6 +1,7 @@
 """Helpers for the TF Serving stand-in tests: a server process of the test's own, polling."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -30,6 +31,18 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def serving_version_1(root: Path, saved_model: Path, extra_args: tuple[str, ...] = ()):
+    """A server with version 1 AVAILABLE, stopped on exit (module fixtures share one)."""
+    process = ServingProcess(root, extra_args=extra_args)
+    try:
+        process.add_version(1, saved_model)
+        process.wait_state(1, "AVAILABLE")
+        yield process
+    finally:
+        process.stop()
 
 
 class ServingProcess:

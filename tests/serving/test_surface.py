@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from kserve.model_repository import ModelRepository
 from kserve.model_server import ModelServer
 from kserve.protocol.rest.server import RESTServer
-from serving_helpers import ServingProcess
+from serving_helpers import serving_version_1
 from starlette.routing import Route
 from tf_serving_rest import cli, surface
 from tf_serving_rest import server as server_module
@@ -84,13 +84,9 @@ def test_the_app_holds_only_tf_serving_routes(tmp_path):
 
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory, fixture_models):
-    process = ServingProcess(tmp_path_factory.mktemp("capped"), extra_args=("--max-request-bytes", str(CAP)))
-    try:
-        process.add_version(1, fixture_models["v1"])
-        process.wait_state(1, "AVAILABLE")
+    with serving_version_1(tmp_path_factory.mktemp("capped"), fixture_models["v1"],
+                           extra_args=("--max-request-bytes", str(CAP))) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def fill(path: str, model: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 import requests
 import saved_models
 import tensorflow as tf
-from serving_helpers import ServingProcess, wait_until
+from serving_helpers import ServingProcess, serving_version_1, wait_until
 
 INSTANCES = [
     {"size": 1.5, "weight": 2.0, "colour": "green"},
@@ -32,13 +32,8 @@ def in_process_scores(saved_model: Path, instances=INSTANCES) -> np.ndarray:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, fixture_models):
     """One server with version 1, no config file: read-only tests share it."""
-    process = ServingProcess(tmp_path_factory.mktemp("serving"))
-    try:
-        process.add_version(1, fixture_models["v1"])
-        process.wait_state(1, "AVAILABLE")
+    with serving_version_1(tmp_path_factory.mktemp("serving"), fixture_models["v1"]) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def test_model_status_has_tf_serving_shape(server):
