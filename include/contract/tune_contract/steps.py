@@ -7,18 +7,23 @@ begins with `-` (a label `-price`, a source `-data.csv`) can never be read as a 
 
 Field names are the argparse destinations: `--max-trials` is `max_trials`. Lists and
 mappings (a search space, hyperparameters, a feature spec) travel as compact JSON and are
-kept as that text; numbers are converted here, ranges and cross-field rules are checked
-by the step (or by `search_space.check`).
+kept as that text. Numbers are converted and their ranges (`flag(minimum=, maximum=)`) and
+closed sets of words (`choices`) are enforced here, by `from_args`, before a step imports
+anything heavy; rules across flags are the step's (or `search_space.check`'s).
+
+Every default and range of a step is stated once, here: the trigger form's Params are derived
+from these fields (`tune_serve.workflow.params`, tested), and no step parses a flag again.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 from tune_contract.data_roots import ENV as DATA_ROOTS_ENV
 from tune_contract.enums import (
@@ -41,12 +46,74 @@ S = TypeVar("S", bound="StepArgs")
 # A mapping or list sent as JSON text (a search space, hyperparameters, a feature spec).
 JSON = Any
 
+# Values several steps share, stated once.
+DEFAULT_SEED: Final = 42  # the split, the search and training of a run share one seed
+MAX_SEED: Final = 2**31 - 1
+MAX_TRIALS: Final = 10_000
+MAX_EPOCHS: Final = 10_000  # of a trial (and of a benchmark evaluation)
+MAX_SLEEP_SECONDS: Final = 3600.0  # a benchmark's seconds per epoch
+MAX_DEADLINE_SECONDS: Final = 7 * 24 * 3600  # a search's deadline: a week
+
 
 def flag(default: Any = None, help: str = "", *, required: bool = False, env: str | None = None,
-         group: str | None = None, choices: Sequence[str] = ()) -> Any:
-    """A field that is a command-line flag: `--` + its name with dashes."""
+         group: str | None = None, choices: Sequence[str] = (), minimum: float | None = None,
+         maximum: float | None = None, exclusive_minimum: bool = False, exclusive_maximum: bool = False) -> Any:
+    """A field that is a command-line flag: `--` + its name with dashes.
+
+    `choices`: the words it takes (for an `int | str` field, the words besides a number);
+    `minimum`/`maximum`: the range of a number, inclusive unless `exclusive_*`; `from_args`
+    enforces both, and refuses a number that is not finite."""
     return field(default=default, metadata={"help": help, "required": required, "env": env, "group": group,
-                                            "choices": tuple(choices)})
+                                            "choices": tuple(choices), "minimum": minimum, "maximum": maximum,
+                                            "exclusive_minimum": exclusive_minimum,
+                                            "exclusive_maximum": exclusive_maximum})
+
+
+@dataclass(frozen=True)
+class FlagSpec:
+    """What a step states about one flag, for whoever must say the same (the trigger form)."""
+
+    name: str  # the field, e.g. max_trials
+    kind: str  # "integer", "number", "string", "integer or word", "json" (text or a mapping/list)
+    default: Any  # None: the flag is left out (no default, or a default decided by the step)
+    help: str
+    choices: tuple[str, ...]
+    minimum: float | None
+    maximum: float | None
+    exclusive_minimum: bool
+    exclusive_maximum: bool
+
+    @property
+    def flag(self) -> str:
+        return _flag_name(self.name)
+
+    def range_text(self) -> str:
+        """`>= 1 and <= 10000`, `> 0`, ... ('' without bounds)."""
+        parts = []
+        if self.minimum is not None:
+            parts.append(f"{'>' if self.exclusive_minimum else '>='} {_number(self.minimum)}")
+        if self.maximum is not None:
+            parts.append(f"{'<' if self.exclusive_maximum else '<='} {_number(self.maximum)}")
+        return " and ".join(parts)
+
+    def in_range(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        low_ok = self.minimum is None or (value > self.minimum if self.exclusive_minimum else value >= self.minimum)
+        high_ok = self.maximum is None or (value < self.maximum if self.exclusive_maximum else value <= self.maximum)
+        return low_ok and high_ok
+
+
+def _number(value: float) -> str:
+    return str(value)
+
+
+def _kind(annotation: str) -> str:
+    kinds = {part.strip() for part in annotation.split("|")} - {"None"}
+    if "JSON" in kinds:
+        return "json"
+    return {frozenset({"int"}): "integer", frozenset({"float"}): "number", frozenset({"str"}): "string",
+            frozenset({"int", "str"}): "integer or word"}[frozenset(kinds)]
 
 
 def _json_text(value: Any) -> Any:
@@ -107,14 +174,29 @@ class StepArgs:
             default: Any = os.environ.get(meta["env"]) if meta.get("env") else None
             if default is None and f.default is not dataclasses.MISSING:
                 default = f.default
-            notes = "".join([f"; one of {', '.join(meta['choices'])}" if meta.get("choices") else "",
+            spec = cls.flag_spec(f.name)
+            notes = "".join([f"; one of {', '.join(spec.choices)}" if spec.choices else "",
+                             f"; {spec.range_text()}" if spec.range_text() else "",
                              f" (env {meta['env']})" if meta.get("env") else ""])
             groups[group].add_argument(_flag_name(f.name), dest=f.name, default=default,
                                        help=f"{meta.get('help', '')}{notes}")
 
     @classmethod
+    def flag_spec(cls, name: str) -> FlagSpec:
+        """What this step states about its flag `name` (its field)."""
+        f = {f.name: f for f in dataclasses.fields(cls)}[name]
+        meta = f.metadata
+        return FlagSpec(name=name, kind=_kind(str(f.type)), help=meta.get("help", ""),
+                        default=None if f.default is dataclasses.MISSING else f.default,
+                        choices=meta.get("choices", ()), minimum=meta.get("minimum"), maximum=meta.get("maximum"),
+                        exclusive_minimum=meta.get("exclusive_minimum", False),
+                        exclusive_maximum=meta.get("exclusive_maximum", False))
+
+    @classmethod
     def from_args(cls: type[S], args: argparse.Namespace | dict[str, Any]) -> S:
-        """The typed step arguments from parsed flags; raises BadInput naming the flag."""
+        """The typed step arguments from parsed flags; raises BadInput naming the flag (and what
+        it allows) for a missing required flag, a bad number, a number out of its range or a
+        word not among its choices."""
         given = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
         values = {}
         for f in dataclasses.fields(cls):
@@ -125,9 +207,7 @@ class StepArgs:
                     raise BadInput(_flag_name(f.name), "required" + (f" (or set {env})" if env else ""))
                 continue
             value = _convert(_flag_name(f.name), str(f.type), value)
-            choices = f.metadata.get("choices")
-            if choices and value not in choices:
-                raise BadInput(_flag_name(f.name), f"unknown value {value!r}; allowed: {', '.join(choices)}")
+            _check(cls.flag_spec(f.name), value)
             values[f.name] = value
         return cls(**values)
 
@@ -140,6 +220,20 @@ class StepArgs:
 
 def _flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def _check(spec: FlagSpec, value: Any) -> None:
+    """The flag's range and choices (`flag(minimum=, maximum=, choices=)`)."""
+    if spec.kind == "integer or word":  # a count in its range, or one of its words (--standby-tuners all)
+        words = " or ".join(repr(word) for word in spec.choices)
+        if (isinstance(value, str) and value not in spec.choices) or (isinstance(value, int) and not spec.in_range(value)):
+            raise BadInput(spec.flag, f"must be an integer {spec.range_text()} or {words}, got {value!r}")
+        return
+    if spec.choices and value not in spec.choices:
+        raise BadInput(spec.flag, f"unknown value {value!r}; allowed: {', '.join(spec.choices)}")
+    if spec.kind in ("integer", "number") and (spec.range_text() or not math.isfinite(value)) and not spec.in_range(value):
+        rule = spec.range_text() or "finite"
+        raise BadInput(spec.flag, f"must be {rule}, got {value!r}")
 
 
 def _convert(flag_name: str, annotation: str, value: Any) -> Any:
@@ -185,9 +279,11 @@ class PrepareArgs(StepArgs):
     feature_spec: str | JSON | None = flag(help="JSON/YAML URI or inline JSON: {label?, numeric: [cols]|{col: stats}, "
                                          "categorical: [cols]|{col: vocab}}; default: inferred from dtypes")
     features: str | None = flag(help="comma-separated columns to use as features (default: all but the label)")
-    eval_fraction: float = flag(0.2, "share of rows held out for eval, in (0, 1)")
-    seed: int = flag(42, "seed of the sample and of the train/eval split")
-    sample_rows: int | None = flag(help="use a deterministic sample of this many rows (tiny runs)")
+    eval_fraction: float = flag(0.2, "share of rows held out for validation and evaluation (seeded split)",
+                                minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True)
+    seed: int = flag(DEFAULT_SEED, "seed of the sample and of the train/eval split", minimum=0, maximum=MAX_SEED)
+    sample_rows: int | None = flag(help="use a seeded sample of this many rows (quick runs; default: all rows; "
+                                        "at least 2: one train and one eval row)", minimum=2)
     task: str | None = flag(help=f"one of {', '.join(TASKS)} (default: inferred from the label column: text or "
                                  "boolean, or integer with few values, is a classification)", choices=TASKS)
     objective: str | None = flag(help="the run's objective, checked against the (inferred) task before any tuning "
@@ -199,8 +295,8 @@ class PrepareArgs(StepArgs):
                       group="model check")
     search_space: str | JSON | None = flag(help="the run's search space, checked against what the model declares",
                                            group="model check")
-    algorithm: str = flag("random", "the run's search algorithm (grid needs a discrete space)", group="model check",
-                          choices=ALGORITHMS)
+    algorithm: str = flag("random", "the run's search algorithm (grid needs a discrete space)",
+                          group="model check", choices=ALGORITHMS)
 
 
 _SEARCH = "search (identical on the oracle and every tune worker)"
@@ -221,10 +317,14 @@ class SearchArgs(StepArgs):
     direction: str | None = flag(help="whether --objective improves down (min) or up (max) (default: the "
                                       "objective's; min for a metric of a user model's own)", group=_SEARCH,
                                  choices=DIRECTIONS)
-    max_trials: int = flag(10, "trials to run in total, >= 1 (default 10)", group=_SEARCH)
-    executions_per_trial: int = flag(1, "fits per trial, averaged (default 1)", group=_SEARCH)
-    epochs: int = flag(5, "epochs per trial; Hyperband's max_epochs (default 5)", group=_SEARCH)
-    seed: int = flag(0, "random seed of the oracle and of training (default 0)", group=_SEARCH)
+    max_trials: int = flag(10, "hyperparameter sets to try in all (trials seeded by a warm start do not count)",
+                           group=_SEARCH, minimum=1, maximum=MAX_TRIALS)
+    executions_per_trial: int = flag(1, "models trained per hyperparameter set, averaged (averages out noise)",
+                                     group=_SEARCH, minimum=1, maximum=20)
+    epochs: int = flag(5, "training epochs of each trial; Hyperband's max_epochs", group=_SEARCH, minimum=1,
+                       maximum=MAX_EPOCHS)
+    seed: int = flag(0, "random seed of the oracle and of each trial's training", group=_SEARCH,
+                     minimum=0, maximum=MAX_SEED)
     objective_function: str | None = flag(help=f"benchmark: tune {' or '.join(BENCHMARK_FUNCTIONS)} "
                                                "instead of the Keras model", group=_SEARCH,
                                           choices=BENCHMARK_FUNCTIONS)
@@ -243,20 +343,24 @@ class OracleArgs(SearchArgs):
     STEP: ClassVar[str] = "oracle"
     HELP: ClassVar[str] = "Keras Tuner chief: serve trials to the tune workers over gRPC, then report all trials ranked."
 
-    port: int | None = flag(help="gRPC port", env="KERASTUNER_ORACLE_PORT", group="chief")
+    port: int | None = flag(help="gRPC port", env="KERASTUNER_ORACLE_PORT", group="chief", required=True,
+                            minimum=1, maximum=65_535)
     bind: str = flag("127.0.0.1", "address to listen on (default 127.0.0.1; 0.0.0.0 in a pod behind a Service)",
                      group="chief")
-    lease_seconds: float = flag(120.0, "a worker silent this long loses its trial to another worker (default 120)",
-                                group="chief")
-    deadline_seconds: float | None = flag(help="stop handing out trials this long after the search first started "
-                                               "(default: none)", group="chief")
-    max_handoffs: int = flag(2, "times a trial may lose its worker before it is failed (default 2)", group="chief")
+    lease_seconds: float = flag(120.0, "a tuner silent this long loses its trial to another tuner (seconds)",
+                                group="chief", minimum=10, maximum=86_400)
+    deadline_seconds: float | None = flag(help="stop handing out trials this long after the search first started, "
+                                               "and report what completed (default: none)", group="chief",
+                                          minimum=0, exclusive_minimum=True, maximum=MAX_DEADLINE_SECONDS)
+    max_handoffs: int = flag(2, "times a trial may lose its worker before it is failed", group="chief", minimum=0)
     warm_start_from: str | None = flag(help="run root of the previous run whose completed trials seed this search "
                                             "when its space and feature spec match (given by the Airflow side, "
                                             "never taken from a run's conf)", group="chief")
-    standby_tuners: int | str = flag(1, "workers kept waiting once no trial is left to hand out, to take over a "
-                                        "trial whose worker is lost; the others stop (default 1; 'all' keeps "
-                                        "every worker)", group="chief")
+    standby_tuners: int | str = flag(1, "once no trial is left to hand out, this many idle tuners keep waiting to "
+                                        "take over a trial whose tuner is lost; the other idle tuners stop and "
+                                        "free their GPUs. 0: none wait (a trial lost at the tail is not finished); "
+                                        "'all' keeps every tuner", group="chief", choices=("all",), minimum=0,
+                                     maximum=256)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -269,13 +373,14 @@ class TuneArgs(SearchArgs):
     oracle_address: str | None = flag(help="HOST:PORT of the oracle (default: KERASTUNER_ORACLE_IP:"
                                            "KERASTUNER_ORACLE_PORT)", group="worker")
     heartbeat_seconds: float = flag(10.0, "lease renewal period; keep it well under the oracle's --lease-seconds "
-                                          "(default 10)", group="worker")
+                                          "(default 10)", group="worker", minimum=0, exclusive_minimum=True)
     poll_seconds: float = flag(2.0, "wait between asks while the oracle has no trial to give yet (default 2)",
-                               group="worker")
+                               group="worker", minimum=0, exclusive_minimum=True)
     oracle_wait_seconds: float = flag(3600.0, "give up (exit 1) after the oracle has been unreachable this long "
-                                              "(default 3600)", group="worker")
-    sleep_seconds: float | None = flag(help="with --objective-function: seconds per epoch "
-                                            "(default 1 for sleep, 0 for branin)", group="worker")
+                                              "(default 3600)", group="worker", minimum=0, exclusive_minimum=True)
+    sleep_seconds: float | None = flag(help="with --objective-function: seconds per epoch of the benchmark "
+                                            "(default 1 for sleep, 0 for branin)", group="worker", minimum=0,
+                                       maximum=MAX_SLEEP_SECONDS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -288,15 +393,17 @@ class TrainArgs(StepArgs):
                                       '"learning_rate": 0.001, "batch_size": 128}; missing keys take these '
                                       "defaults, unknown keys are ignored")
     model: str = flag(DEFAULT_MODEL, f"the Keras model to train, `module:callable` (default {DEFAULT_MODEL})")
-    rank: int | None = flag(help="place of this configuration in the top-N (0 = best)", required=True)
+    rank: int | None = flag(help="place of this configuration in the top-N (0 = best)", required=True, minimum=0)
     trial_id: str | None = flag(help="the tuning trial these hyperparameters come from (echoed in the result)")
-    epochs: int = flag(20, "maximum number of epochs")
-    patience: int = flag(5, "stop after this many epochs without improvement of --objective (0 = never stop early)")
+    epochs: int = flag(20, "epochs of each full training (at most)", minimum=1, maximum=100_000)
+    patience: int = flag(5, "epochs without improvement of the objective before stopping (0 = never stop early)",
+                         minimum=0, maximum=10_000)
     objective: str | None = flag(help="metric for early stopping (default: the task's, val_mae for a regression, "
                                       "val_auc for binary, val_accuracy for multiclass)", choices=OBJECTIVES)
     direction: str | None = flag(help="whether --objective improves down (min) or up (max) (default: the "
                                       "objective's)", choices=DIRECTIONS)
-    seed: int = flag(42, "seed of weights initialisation, dropout and shuffling")
+    seed: int = flag(DEFAULT_SEED, "seed of weights initialisation, dropout and shuffling", minimum=0,
+                     maximum=MAX_SEED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -306,16 +413,21 @@ class EvaluateArgs(StepArgs):
                            "and the serving baseline.")
 
     model_path: str | None = flag(help="SavedModel of the candidate (the train step's model_path)", required=True)
-    rank: int | None = flag(help="rank of the candidate; output goes to {run_root}/eval/{rank}/", required=True)
+    rank: int | None = flag(help="rank of the candidate; output goes to {run_root}/eval/{rank}/", required=True,
+                            minimum=0)
     baseline_model_path: str | None = flag(help="SavedModel serving now; enables --max-mae-increase")
-    mae_upper_bound: float | None = flag(help="bless only if the overall MAE is at most this (> 0)")
+    mae_upper_bound: float | None = flag(help="bless only if the overall MAE is at most this (default: no bound)",
+                                         minimum=0, exclusive_minimum=True)
     max_mae_increase: float | None = flag(help="bless only if the overall MAE is at most the baseline's plus this "
-                                               "(absolute, >= 0)")
-    auc_lower_bound: float | None = flag(help="classifier: bless only if the overall AUC is at least this, in (0, 1]")
-    accuracy_lower_bound: float | None = flag(help="classifier: bless only if the overall accuracy is at least this, "
-                                                   "in (0, 1]")
+                                               "(absolute; 0: no worse; default: no comparison)", minimum=0)
+    auc_lower_bound: float | None = flag(help="classifier: bless only if the overall AUC is at least this "
+                                              "(default: no bound)", minimum=0, exclusive_minimum=True, maximum=1)
+    accuracy_lower_bound: float | None = flag(help="classifier: bless only if the overall accuracy is at least this "
+                                                   "(default: no bound)", minimum=0, exclusive_minimum=True,
+                                              maximum=1)
     max_auc_decrease: float | None = flag(help="classifier: bless only if the overall AUC is at least the baseline's "
-                                               "minus this (absolute, in [0, 1])")
+                                               "minus this (absolute; 0: no lower; default: no comparison)",
+                                          minimum=0, maximum=1)
     slice_features: str | None = flag(help="comma-separated categorical features to slice by "
                                             "(default: all categorical; '' = none)")
 
@@ -328,8 +440,9 @@ class ObjectiveArgs(StepArgs):
     function: str | None = flag(help=f"one of {', '.join(BENCHMARK_FUNCTIONS)}", required=True,
                                 choices=BENCHMARK_FUNCTIONS)
     hyperparameters: str | JSON = flag("{}", "JSON values, e.g. '{\"x1\": 3.14, \"x2\": 2.275}' (default: each minimum)")
-    epochs: int = flag(1, "epochs to run (default 1)")
-    sleep_seconds: float | None = flag(help="seconds per epoch (default: 1 for sleep, 0 for branin)")
+    epochs: int = flag(1, "epochs to run (default 1)", minimum=1, maximum=MAX_EPOCHS)
+    sleep_seconds: float | None = flag(help="seconds per epoch (default: 1 for sleep, 0 for branin)", minimum=0,
+                                       maximum=MAX_SLEEP_SECONDS)
 
 
 STEP_ARGS: dict[str, type[StepArgs]] = {
