@@ -92,8 +92,9 @@ def runs_page(session, dag_id: str = DAG_ID, sort: str = "started", descending: 
     from sqlalchemy import func, select
 
     duration = _duration(session.get_bind().dialect.name)
-    column = {"started": DagRun.run_after, "state": DagRun.state, "duration": duration, "trigger": DagRun.run_type,
-              "user": DagRun.triggering_user_name, "run_id": DagRun.run_id}[sort if sort in SORTS else "started"]
+    column = {"started": DagRun.run_after, "state": DagRun.state, "duration": duration,
+              "trigger": DagRun.run_type, "user": DagRun.triggering_user_name,
+              "run_id": DagRun.run_id}[sort if sort in SORTS else "started"]
     total = session.scalar(select(func.count()).select_from(DagRun).where(DagRun.dag_id == dag_id)) or 0
     order = column.desc() if descending else column.asc()
     rows = session.execute(

@@ -43,13 +43,15 @@ require_task_log_access = requires_access_dag("GET", DagAccessEntity.TASK_LOGS, 
 
 # No OpenAPI or docs pages: those would be routes outside the dependency below.
 app = FastAPI(title="tune_serve artifacts", description="Run artifacts of tune_train_serve",
-              dependencies=[Depends(require_task_log_access)], docs_url=None, redoc_url=None, openapi_url=None)
+              dependencies=[Depends(require_task_log_access)], docs_url=None, redoc_url=None,
+              openapi_url=None)
 
 # Scripts, forms, plugins and the page's own origin are taken away (sandbox); nothing is loaded
 # from anywhere; inline styles and the report's inline SVG still render.
-CONTENT_SECURITY_POLICY = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
-                           "base-uri 'none'; frame-ancestors 'self'")
-_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".txt": "text/plain; charset=utf-8"}
+CONTENT_SECURITY_POLICY = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                           "form-action 'none'; base-uri 'none'; frame-ancestors 'self'")
+_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json",
+          ".txt": "text/plain; charset=utf-8"}
 _CHUNK = 1 << 20
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.S)
 
@@ -81,7 +83,8 @@ class Location:
     def contains(self, other: Location) -> bool:
         """By path components: /a/b contains /a/b/c, not /a/bc."""
         n = len(self.path.parts)
-        return (other.scheme, other.bucket) == (self.scheme, self.bucket) and other.path.parts[:n] == self.path.parts
+        return ((other.scheme, other.bucket) == (self.scheme, self.bucket)
+                and other.path.parts[:n] == self.path.parts)
 
 
 def parse(uri: str, field: str = "uri") -> Location:
@@ -106,7 +109,8 @@ def parse(uri: str, field: str = "uri") -> Location:
     elif uri.startswith("/"):
         scheme, bucket, path = "file", "", uri
     else:
-        raise ValueError(f"{field} must be an absolute path, a file:// URI or scheme://bucket/path, got {uri!r}")
+        raise ValueError(f"{field} must be an absolute path, a file:// URI or scheme://bucket/path, "
+                         f"got {uri!r}")
     normalised = "/" + posixpath.normpath(path).lstrip("/")
     return Location(scheme, bucket, PurePosixPath(normalised))
 

@@ -54,7 +54,8 @@ def outcome(run_id: str, facts: dict | None) -> tuple[str, list[str]]:
 
 
 def note_for(run_id: str, existing: str | None, facts: dict | None = None) -> str | None:
-    """The run's note with the outcome line (and how the search ran) added; None when there is nothing to add."""
+    """The run's note with the outcome line (and how the search ran) added; None when there is
+    nothing to add."""
     line, search = outcome(run_id, facts)
     # how the search ran (early stopping, a warm start or why not): decisions the runs list shows too
     if search:

@@ -49,7 +49,8 @@ def _out_of_range(name: str, schema: dict, value) -> str | None:
     if high is None:
         return f"{name}: {value} is out of range; allowed: at least {low:,}" if value < low else None
     high -= 1
-    return f"{name}: {value} is out of range; allowed: {low:,} to {high:,}" if not low <= value <= high else None
+    return (f"{name}: {value} is out of range; allowed: {low:,} to {high:,}"
+            if not low <= value <= high else None)
 
 
 def problems(conf: dict) -> str | None:
@@ -109,7 +110,8 @@ def _declared_length(scope) -> int:
 async def _answer(send, status: int, detail: str) -> None:
     payload = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode())]})
     await send({"type": "http.response.body", "body": payload})
 
 

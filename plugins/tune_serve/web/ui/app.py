@@ -29,9 +29,9 @@ ASSETS = {name: STATIC / folder / name for folder, name in (
 # Scripts only from this app; Vega compiles its expressions with Function (unsafe-eval); the spec's
 # data is inline, so nothing is fetched (connect-src 'none'); only Airflow may frame the page. Scripts
 # are not the only harm of markup a crafted file might slip in: no form posts anywhere, no <base>.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
-                           "img-src 'self' data:; connect-src 'none'; form-action 'none'; frame-ancestors 'self'; "
-                           "base-uri 'none'")
+CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self' 'unsafe-eval'; "
+                           "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'none'; "
+                           "form-action 'none'; frame-ancestors 'self'; base-uri 'none'")
 
 app = FastAPI(title="tune_serve view", dependencies=[Depends(require_task_log_access)],
               docs_url=None, redoc_url=None, openapi_url=None)
@@ -75,14 +75,16 @@ def run_view(run_id: str, sort: str = "objective", desc: int = 0) -> HTMLRespons
         model = (state.summary or {}).get("model_name")
         model = model if isinstance(model, str) else None
         versions = run_state.model_versions(model) if model else []
-        outcome = run_note.outcome(state.summary, [c["evaluation"] for c in state.candidates if c["evaluation"]],
+        outcome = run_note.outcome(state.summary,
+                                   [c["evaluation"] for c in state.candidates if c["evaluation"]],
                                    facts, state.failures)
-        return HTMLResponse(page.render(state, versions, sort, bool(desc), labels=_labels(model) if model else {},
-                                        outcome=outcome, facts=facts))
+        return HTMLResponse(page.render(state, versions, sort, bool(desc),
+                                        labels=_labels(model) if model else {}, outcome=outcome, facts=facts))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # this run's files do not have the contract's shape: its own view says so; no other's is touched
         log.warning("run view of %s: malformed stored results: %r", run_id, exc)
-        raise HTTPException(422, f"the stored results of run {run_id!r} do not have the expected form") from None
+        raise HTTPException(422, f"the stored results of run {run_id!r} "
+                                 "do not have the expected form") from None
 
 
 def _labels(model: str) -> dict[str, int] | None:
@@ -111,7 +113,8 @@ def runs(sort: str = "started", desc: int = 1, page: int = 1) -> HTMLResponse:
         if model and isinstance(summary.get("deployed"), dict) and model not in labels:
             labels[model] = _labels(model)
         rows.append((run, summary, labels.get(model) if model else None))
-    return HTMLResponse(ui_page.runs_list(rows if found else None, found[0] if found else 0, page, sort, bool(desc)))
+    return HTMLResponse(ui_page.runs_list(rows if found else None, found[0] if found else 0, page, sort,
+                                          bool(desc)))
 
 
 def _summary(run_id: str) -> dict:

@@ -50,7 +50,8 @@ def objective_over_trials(state: RunState) -> dict:
         {"mark": {"type": "point", "filled": True, "size": 70},
          "encoding": {"x": x, "y": {"field": "objective", **y},
                       "color": {"field": "status", "type": "nominal",
-                                "scale": {"domain": list(STATUS_COLOURS), "range": list(STATUS_COLOURS.values())}},
+                                "scale": {"domain": list(STATUS_COLOURS),
+                                          "range": list(STATUS_COLOURS.values())}},
                       "tooltip": [{"field": "trial_id"}, {"field": "objective"}, {"field": "best_so_far"}]}},
     ])
 
@@ -68,12 +69,13 @@ def _scaled(values: list[Any]) -> tuple[list[float], list[str]]:
 
 
 def parallel_coordinates(state: RunState) -> dict:
-    """One line per completed trial across every hyperparameter (scaled to its range), coloured by objective."""
+    """One line per completed trial across every hyperparameter (scaled to its range), coloured
+    by objective."""
     trials, names = state.completed, state.hyperparameter_names
     rows = []
     for name in names:
         scaled, _ = _scaled([t["hyperparameters"].get(name) for t in trials])
-        for t, s in zip(trials, scaled):
+        for t, s in zip(trials, scaled, strict=True):  # _scaled keeps one value per trial
             rows.append({"trial_id": t["trial_id"], "parameter": name, "scaled": s,
                          "value": str(t["hyperparameters"].get(name)), "objective": t["objective"]})
     return _spec(width=WIDTH, height=260, data={"values": rows},
@@ -98,15 +100,18 @@ def objective_vs_parameters(state: RunState) -> dict:
     for parameter in state.hyperparameter_names:
         values = [t["hyperparameters"].get(parameter) for t in state.completed]
         numeric = all(_number(v) is not None for v in values)
-        rows = [{"value": _number(v) if numeric else str(v), "objective": t["objective"], "trial_id": t["trial_id"]}
-                for t, v in zip(state.completed, values)]
+        rows = [{"value": _number(v) if numeric else str(v), "objective": t["objective"],
+                 "trial_id": t["trial_id"]}
+                for t, v in zip(state.completed, values, strict=True)]
         charts.append({"width": 170, "height": 150, "title": parameter, "data": {"values": rows},
                        "mark": {"type": "point", "filled": True},
                        "encoding": {"x": {"field": "value", "type": "quantitative" if numeric else "nominal",
-                                          "title": parameter, **({"scale": {"zero": False}} if numeric else {})},
+                                          "title": parameter,
+                                          **({"scale": {"zero": False}} if numeric else {})},
                                     "y": {"field": "objective", "type": "quantitative", "title": name,
                                           "scale": {"zero": False}},
-                                    "tooltip": [{"field": "trial_id"}, {"field": "value"}, {"field": "objective"}]}})
+                                    "tooltip": [{"field": "trial_id"}, {"field": "value"},
+                                                {"field": "objective"}]}})
     return _spec(concat=charts, columns=3)
 
 
@@ -118,8 +123,8 @@ def importance(state: RunState) -> tuple[dict | None, str]:
     key = (tuple(names), tuple((json.dumps(t["hyperparameters"], sort_keys=True, default=str), t["objective"])
                                for t in trials))
     rows = _importances(key)
-    note = (f"scikit-learn RandomForestRegressor (200 trees) impurity importance over {len(trials)} completed "
-            "trials; with few trials it is a rough guide.")
+    note = (f"scikit-learn RandomForestRegressor (200 trees) impurity importance over {len(trials)} "
+            "completed trials; with few trials it is a rough guide.")
     return _spec(width=WIDTH, height=max(60, 26 * len(rows)), data={"values": rows}, mark="bar",
                  encoding={"y": {"field": "parameter", "type": "nominal", "sort": "-x", "title": None},
                            "x": {"field": "importance", "type": "quantitative"},
@@ -149,9 +154,10 @@ def _importances(key: tuple[tuple[str, ...], tuple[tuple[str, float], ...]]) -> 
     target = np.array([objective for _, objective in trials])
     forest = RandomForestRegressor(n_estimators=200, random_state=0).fit(features, target)
     totals = {name: 0.0 for name in names}
-    for owner, value in zip(owners, forest.feature_importances_):
+    for owner, value in zip(owners, forest.feature_importances_, strict=True):  # one per column
         totals[owner] += float(value)
-    return [{"parameter": n, "importance": round(v, 4)} for n, v in sorted(totals.items(), key=lambda kv: -kv[1])]
+    return [{"parameter": n, "importance": round(v, 4)}
+            for n, v in sorted(totals.items(), key=lambda kv: -kv[1])]
 
 
 def trials_over_time(state: RunState) -> tuple[dict | None, int]:
@@ -168,13 +174,16 @@ def trials_over_time(state: RunState) -> tuple[dict | None, int]:
                      "handoffs": t.get("handoffs", 0)})
     if not rows:
         return None, 0
-    return _spec(width=WIDTH, height=max(80, 40 * len({r["tuner"] for r in rows})), data={"values": rows}, layer=[
+    height = max(80, 40 * len({r["tuner"] for r in rows}))
+    return _spec(width=WIDTH, height=height, data={"values": rows}, layer=[
         {"mark": {"type": "bar", "cornerRadius": 2, "height": {"band": 0.7}},
          "encoding": {"y": {"field": "tuner", "type": "nominal", "title": None},
-                      "x": {"field": "start", "type": "temporal", "title": "time (UTC)", "timeUnit": "utcyearmonthdatehoursminutesseconds"},
+                      "x": {"field": "start", "type": "temporal", "title": "time (UTC)",
+                            "timeUnit": "utcyearmonthdatehoursminutesseconds"},
                       "x2": {"field": "end"},
                       "color": {"field": "status", "type": "nominal",
-                                "scale": {"domain": list(STATUS_COLOURS), "range": list(STATUS_COLOURS.values())}},
+                                "scale": {"domain": list(STATUS_COLOURS),
+                                          "range": list(STATUS_COLOURS.values())}},
                       "tooltip": [{"field": "trial_id"}, {"field": "status"}, {"field": "resumed_from_epoch"},
                                   {"field": "handoffs", "title": "hand-overs"}]}},
     ]), len(rows)
@@ -187,8 +196,10 @@ def learning_curves(candidate: dict, objective: str) -> dict | None:
     metrics = [m for m in (base, f"val_{base}") if any(m in row for row in history)]
     if not metrics:
         return None
-    rows = [{"epoch": row["epoch"] + 1, "metric": m, "value": row[m]} for row in history for m in metrics if m in row]
+    rows = [{"epoch": row["epoch"] + 1, "metric": m, "value": row[m]}
+            for row in history for m in metrics if m in row]
     return _spec(width=260, height=160, data={"values": rows}, mark={"type": "line", "point": False},
                  encoding={"x": {"field": "epoch", "type": "quantitative", "axis": {"tickMinStep": 1}},
-                           "y": {"field": "value", "type": "quantitative", "title": base, "scale": {"zero": False}},
+                           "y": {"field": "value", "type": "quantitative", "title": base,
+                                 "scale": {"zero": False}},
                            "color": {"field": "metric", "type": "nominal"}})

@@ -35,8 +35,10 @@ COLUMNS: dict[str, tuple[str, Callable[[dict], Any]]] = {
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:16px;color:#1a202c;font-size:14px}
 h1{font-size:20px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #e2e8f0}
-table{border-collapse:collapse}td,th{padding:4px 8px;border-bottom:1px solid #edf2f7;text-align:left}td{white-space:nowrap}
-th a{color:inherit}tr.top{background:#f0fff4}.badge{background:#38a169;color:#fff;border-radius:8px;padding:0 6px;white-space:nowrap}
+table{border-collapse:collapse}
+td,th{padding:4px 8px;border-bottom:1px solid #edf2f7;text-align:left}td{white-space:nowrap}
+th a{color:inherit}tr.top{background:#f0fff4}
+.badge{background:#38a169;color:#fff;border-radius:8px;padding:0 6px;white-space:nowrap}
 .banner{padding:10px 14px;border-radius:6px;font-size:16px;background:#ebf8ff}.banner.none{background:#fffaf0}
 .banner.failed{background:#fff5f5;border-left:4px solid #c53030}
 .plot{margin:8px 0 18px}.muted{color:#718096}code{background:#f7fafc;padding:1px 4px}
@@ -69,8 +71,8 @@ def _format(value, digits: int = 4) -> str:
 def _sort(trials: list[dict], key: str, descending: bool, direction: str) -> list[dict]:
     if key == "objective":  # best first by default; unfinished trials last either way
         sign = -1 if direction == "max" else 1
-        done = sorted((t for t in trials if t.get("objective") is not None), key=lambda t: sign * t["objective"],
-                      reverse=descending)
+        done = sorted((t for t in trials if t.get("objective") is not None),
+                      key=lambda t: sign * t["objective"], reverse=descending)
         return done + [t for t in trials if t.get("objective") is None]
     return sorted(trials, key=COLUMNS[key][1], reverse=descending)
 
@@ -83,7 +85,8 @@ def leaderboard(state: RunState, sort: str, descending: bool) -> str:
         for key, (title, _) in COLUMNS.items())
     rows = []
     for t in _sort(state.trials, sort, descending, state.objective.get("direction", "min")):
-        badge = f' <span class="badge">top {_e(t["top_rank"])}</span>' if t.get("top_rank") is not None else ""
+        badge = (f' <span class="badge">top {_e(t["top_rank"])}</span>'
+                 if t.get("top_rank") is not None else "")
         handoffs = f' ({_e(t["handoffs"])}× lost its tuner)' if t.get("handoffs") else ""
         why = t.get("pruned") or t.get("failure")  # early stopping's reason, or a diverged loss
         handoffs += f'<br><small class="muted">{_e(why)}</small>' if why else ""
@@ -92,7 +95,8 @@ def leaderboard(state: RunState, sort: str, descending: bool) -> str:
             f'<tr data-trial-id="{_e(t["trial_id"])}" class="{"top" if badge else ""}">'
             f'<td>{_e(t["trial_id"])}{badge}</td><td>{_e(t.get("tuner_id"))}</td><td>{_e(t["status"])}'
             f'{handoffs}</td>'
-            f'<td>{_format(t.get("objective"), 6)}</td><td>{_e(t.get("epochs"))}</td><td>{_format(t.get("seconds"))}</td>'
+            f'<td>{_format(t.get("objective"), 6)}</td><td>{_e(t.get("epochs"))}</td>'
+            f'<td>{_format(t.get("seconds"))}</td>'
             f'<td>{_e(t.get("resumed_from_epoch"))}</td>{params}</tr>')
     param_head = "".join(f"<th>{_e(n)}</th>" for n in names)
     return (f'<table id="leaderboard"><thead><tr>{head}{param_head}</tr></thead>'
@@ -106,7 +110,8 @@ def _candidate(c: dict, objective: str) -> str:
     metrics = "".join(
         f"<tr><td>{_e(m)}</td><td>{_format(v)}</td><td>{_format((baseline or {}).get(m))}</td></tr>"
         for m, v in sorted(overall.items()) if isinstance(v, (int, float)))
-    verdict = "blessed" if c.get("blessed") else "not blessed" if c.get("blessed") is False else "not evaluated"
+    verdict = ("blessed" if c.get("blessed") else "not blessed" if c.get("blessed") is False
+               else "not evaluated")
     training = c.get("training") or {}
     if training.get("failed"):
         verdict = f"training failed: {training['failed']}"  # the trainer's reason: stored text, escaped below
@@ -114,13 +119,15 @@ def _candidate(c: dict, objective: str) -> str:
                 if c.get("deployed_version") is not None else "")
     curves = charts.learning_curves(c, objective)
     logs = training.get("logs")
-    tensorboard = f"<p>TensorBoard: <code>tensorboard --logdir {_e(shown(str(logs)))}</code></p>" if logs else ""
+    tensorboard = (f"<p>TensorBoard: <code>tensorboard --logdir {_e(shown(str(logs)))}</code></p>"
+                   if logs else "")
     return (f'<div class="candidate" id="candidate-{_e(c["rank"])}" data-candidate-rank="{_e(c["rank"])}">'
             f'<h3>Candidate {_e(c["rank"])} '
             f'(trial {_e(c.get("trial_id"))})</h3>{deployed}<p>Verdict: <b>{_e(verdict)}</b></p>'
             f'<ul>{"".join(f"<li>{_e(r)}</li>" for r in c.get("reasons") or [])}</ul>'
             f'<p class="muted">{_e(json.dumps(c.get("hyperparameters"), sort_keys=True))}; '
-            f'{_e(training.get("epochs", "?"))} epochs trained{", stopped early" if training.get("stopped_early") else ""}'
+            f'{_e(training.get("epochs", "?"))} epochs trained'
+            f'{", stopped early" if training.get("stopped_early") else ""}'
             "</p>"
             f'<table><tr><th>metric</th><th>candidate</th><th>serving baseline</th></tr>{metrics}</table>'
             + _plot(f"curves-{c['rank']}", curves, "No training history recorded for this candidate.",
@@ -143,7 +150,8 @@ def _versions(versions: list[dict], labels: dict[str, int] | None) -> str:
     unknown = '<span class="muted">unavailable</span>'
     rows = "".join(
         f'<tr><td>{_e(v["version"])}</td>'
-        f'<td class="label">{unknown if labels is None else _e(", ".join(by_version.get(int(v["version"]), [])))}</td>'
+        f'<td class="label">'
+        f'{unknown if labels is None else _e(", ".join(by_version.get(int(v["version"]), [])))}</td>'
         f'<td><a href="{_e(quote(str(v["run_id"]), safe=""))}" target="_self">{_e(v["run_id"])}</a></td>'
         f'<td>{_e(v.get("candidate_rank"))}</td><td>{_eval_metric(v)}</td>'
         f'<td>{_e(v.get("previous_version"))}</td></tr>'
@@ -165,8 +173,8 @@ def _failures(state: RunState, facts: dict | None) -> str:
         rows = [f for f in rows if f.get("key") != "summarize"]
     if not rows:
         return ""
-    items = "".join(f'<li data-failed-task="{_e(f.get("key"))}"><b>{_e(f.get("key"))}</b>: {_e(f.get("reason"))}</li>'
-                    for f in rows)
+    items = "".join(f'<li data-failed-task="{_e(f.get("key"))}"><b>{_e(f.get("key"))}</b>: '
+                    f'{_e(f.get("reason"))}</li>' for f in rows)
     return f'<h2>Failed tasks</h2><ul id="failed-tasks">{items}</ul>'
 
 
@@ -174,19 +182,22 @@ def _status(state: RunState, facts: dict | None) -> str:
     """Where the run is, in Airflow's words, when it has not recorded a summary."""
     if facts is None or state.summary:
         return ""
-    running = sorted(k for k, s in (facts.get("tasks") or {}).items() if s in ("running", "deferred", "queued"))
+    running = sorted(k for k, s in (facts.get("tasks") or {}).items()
+                     if s in ("running", "deferred", "queued"))
     return (f'<p id="run-state">Airflow: run {_e(facts.get("state"))}'
             + (f"; running now: {_e(', '.join(running))}" if running else "") + "</p>")
 
 
 def unknown(run_id: str) -> str:
     """The page of a run id Airflow does not know and nothing is stored for."""
-    return message(f"No run {run_id!r}: Airflow has no such run of tune_train_serve and nothing is stored for it.")
+    return message(f"No run {run_id!r}: Airflow has no such run of tune_train_serve "
+                   "and nothing is stored for it.")
 
 
 def message(text: str) -> str:
     """A page of one sentence (an error of the view: never raw JSON in the run's tab)."""
-    return (f'<!doctype html><html><head><meta charset="utf-8"><title>tune_serve</title><style>{STYLE}</style></head>'
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>tune_serve</title>'
+            f'<style>{STYLE}</style></head>'
             f'<body><p id="view-message" class="banner none">{_e(text)}</p></body></html>')
 
 
@@ -207,13 +218,15 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
     task = (state.summary or {}).get("task")
     if state.live:  # the chief has no result yet: what its project holds so far
         unfinished = len(state.trials) - n_done
-        search = ((f"The search is under way: {_e(n_done)} trials completed so far, {_e(unfinished)} running; "
-                   if running else f"The search ended without a result of its chief: {_e(n_done)} trials completed, "
+        search = ((f"The search is under way: {_e(n_done)} trials completed so far, "
+                   f"{_e(unfinished)} running; " if running else
+                   f"The search ended without a result of its chief: {_e(n_done)} trials completed, "
                    f"{_e(unfinished)} unfinished; ")
                   + f"objective {_e(objective)} ({_e(state.objective.get('direction'))}).")
     elif state.trials or state.max_trials is not None:
         search = (f"{'task ' + _e(task) + '; ' if task else ''}"
-                  f"{_e(n_done)} of {_e(state.max_trials)} trials completed, {_e(len(state.trials) - n_done)} lost; "
+                  f"{_e(n_done)} of {_e(state.max_trials)} trials completed, "
+                  f"{_e(len(state.trials) - n_done)} lost; "
                   f"objective {_e(objective)} ({_e(state.objective.get('direction'))}); "
                   f"tuners lost at least once: {_e(', '.join(state.lost_tuners) or 'none')}"
                   + ("; the search deadline was hit" if state.deadline_hit else "")
@@ -225,7 +238,8 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
     no_trial = "No trial completed so far." if running else "No completed trial."
     body = [
         f"<h1>tune_train_serve run {_e(state.run_id)}</h1>",
-        f'<p id="run-outcome" class="banner{" failed" if failed else "" if (state.summary or {}).get("deployed") else " none"}"'
+        f'<p id="run-outcome" class="banner'
+        f'{" failed" if failed else "" if (state.summary or {}).get("deployed") else " none"}"'
         f">{_e(note)}</p>",
         _status(state, facts),
         _failures(state, facts),
@@ -240,30 +254,35 @@ def render(state: RunState, versions: list[dict], sort: str = "objective", desce
         "<h3>Parameter importance</h3>", _plot("plot-importance", importance, importance_note, n_params),
         f'<p class="muted">{_e(importance_note) if importance else ""}</p>',
         "<h2>Trials over time</h2>",
-        '<p class="muted">One row per tuner, a bar per trial it finished, from start to end of the run that '
-        "finished it; orange: resumed from a backup after a preemption, red: taken over from a lost tuner.</p>",
+        '<p class="muted">One row per tuner, a bar per trial it finished, from start to end of the run '
+        "that finished it; orange: resumed from a backup after a preemption, red: taken over from a lost "
+        "tuner.</p>",
         _plot("plot-timeline", over_time, "No trial recorded its start and end time.", bars),
         "<h2>Candidates</h2>",
-        f"<p>All candidates in TensorBoard: <code>tensorboard --logdir {_e(shown(state.root))}/models</code></p>"
-        if state.candidates else "",
-        "".join(_candidate(c, objective) for c in state.candidates) or '<p class="muted">No candidate trained.</p>',
+        f"<p>All candidates in TensorBoard: <code>tensorboard --logdir {_e(shown(state.root))}/models"
+        "</code></p>" if state.candidates else "",
+        "".join(_candidate(c, objective) for c in state.candidates)
+        or '<p class="muted">No candidate trained.</p>',
     ]
     if model_name:
         body += [f"<h2>Model {_e(model_name)}: versions deployed</h2>", _versions(versions, labels)]
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>run {_e(state.run_id)}</title>'
             f"<style>{STYLE}</style>"
-            f'<script src="{static}/vega.min.js"></script><script src="{static}/vega-lite.min.js"></script>'
-            f'<script src="{static}/vega-embed.min.js"></script><script src="{static}/render.js" defer></script>'
-            f'</head><body>{"".join(body)}<p class="muted">Read from the run\'s stored results at {generated}.</p>'
+            f'<script src="{static}/vega.min.js"></script>'
+            f'<script src="{static}/vega-lite.min.js"></script>'
+            f'<script src="{static}/vega-embed.min.js"></script>'
+            f'<script src="{static}/render.js" defer></script>'
+            f'</head><body>{"".join(body)}'
+            f'<p class="muted">Read from the run\'s stored results at {generated}.</p>'
             "</body></html>")
 
 
 RUN_COLUMNS = [  # (key, title, sorted by Airflow's database)
     ("run_id", "Run", True), ("state", "State", True), ("outcome", "Outcome", False),
-    ("best", "Best objective", False), ("deployed", "Deployed (label now)", False), ("rows", "Data rows", False),
-    ("duration", "Duration", True), ("trigger", "Trigger", True), ("user", "Triggered by", True),
-    ("started", "Started", True)]
+    ("best", "Best objective", False), ("deployed", "Deployed (label now)", False),
+    ("rows", "Data rows", False), ("duration", "Duration", True), ("trigger", "Trigger", True),
+    ("user", "Triggered by", True), ("started", "Started", True)]
 PAGE_SIZE = 50
 
 
@@ -272,11 +291,13 @@ def _seconds(value: Any) -> str:
         return ""
     minutes, seconds = divmod(int(value), 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    return (f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s" if minutes
+            else f"{seconds} s")
 
 
 def _when(value: Any) -> str:
-    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, (int, float)) else ""
+    return (datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            if isinstance(value, (int, float)) else "")
 
 
 def run_outcome(run: dict, summary: dict) -> str:
@@ -296,7 +317,8 @@ def run_outcome(run: dict, summary: dict) -> str:
             return "its summary.json does not have the expected form"
     if ours:
         return ours[-1]
-    return "running: nothing decided yet" if run.get("state") in run_note.UNFINISHED else "no summary recorded"
+    return ("running: nothing decided yet" if run.get("state") in run_note.UNFINISHED
+            else "no summary recorded")
 
 
 def _deployed(summary: dict, labels: dict[str, int] | None) -> str:
@@ -348,9 +370,11 @@ def runs_list(runs: list[tuple[dict, dict, dict[str, int] | None]] | None, total
                     f"running for {_seconds(now - run['started'])}" if state in run_note.UNFINISHED
                     and isinstance(run.get("started"), (int, float)) else "")
         rows.append(
-            f'<tr data-run-id="{_e(run.get("run_id"))}" data-state="{_e(state)}" class="{"failed" if failed else ""}">'
-            f'<td><a href="runs/{_e(quote(str(run.get("run_id")), safe=""))}" target="_self">{_e(run.get("run_id"))}'
-            f"</a></td><td>{'<b class=failed-mark>✗ failed</b>' if failed else _e(state)}</td>"
+            f'<tr data-run-id="{_e(run.get("run_id"))}" data-state="{_e(state)}" '
+            f'class="{"failed" if failed else ""}">'
+            f'<td><a href="runs/{_e(quote(str(run.get("run_id")), safe=""))}" target="_self">'
+            f'{_e(run.get("run_id"))}</a></td>'
+            f"<td>{'<b class=failed-mark>✗ failed</b>' if failed else _e(state)}</td>"
             f'<td class="outcome">{_e(run_outcome(run, summary))}</td><td>{_best(summary)}</td>'
             f"<td>{_deployed(summary, labels)}</td><td>{_rows(summary)}</td><td>{_e(duration)}</td>"
             f"<td>{_e(run.get('trigger'))}</td><td>{_e(run.get('user'))}</td><td>{_e(_when(run.get('started')))}</td>"
@@ -361,8 +385,8 @@ def runs_list(runs: list[tuple[dict, dict, dict[str, int] | None]] | None, total
         pager = (f'<p id="pager">Page {_e(page)} of {_e(pages)} ({_e(total)} runs)'
                  + (f' · <a href="{_e(link(page=page - 1))}">newer</a>' if page > 1 else "")
                  + (f' · <a href="{_e(link(page=page + 1))}">older</a>' if page < pages else "") + "</p>")
-        body = (f'<table id="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{pager}'
-                if rows else "<p class='muted'>No run of tune_train_serve yet.</p>")
+        body = (f'<table id="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+                f"{pager}" if rows else "<p class='muted'>No run of tune_train_serve yet.</p>")
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>tune_serve runs</title>'
             f"<style>{STYLE}tr.failed{{background:#fff5f5}}.failed-mark{{color:#c53030}}"
             "td.outcome{white-space:normal;max-width:42em}</style></head>"

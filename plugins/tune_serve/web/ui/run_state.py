@@ -25,7 +25,8 @@ from tune_serve.web.artifacts import resolve
 from tune_serve.workflow import failures, leaderboard, summaries
 
 COMPLETED, RESUMED, HANDED_OVER, LOST = "completed", "resumed after preemption", "handed over", "lost"
-RUNNING = "running"  # a trial of a search still under way (read from the Keras Tuner project, not the chief's result)
+# a trial of a search still under way (read from the Keras Tuner project, not the chief's result)
+RUNNING = "running"
 # Airflow's own limit on a run id (the dag_run.run_id column): a longer one names no run
 MAX_RUN_ID = 250
 PRUNED, FAILED = "pruned", "failed"
@@ -106,7 +107,8 @@ class RunState:
     summary: dict | None = None
     candidates: list[dict] = field(default_factory=list)
     live: bool = False  # no result from the chief yet: the trials its Keras Tuner project holds so far
-    failures: dict[str, dict] = field(default_factory=dict)  # the failed tasks' own reasons (tune_serve.workflow.failures)
+    # the failed tasks' own reasons (tune_serve.workflow.failures)
+    failures: dict[str, dict] = field(default_factory=dict)
 
     @property
     def found(self) -> bool:
@@ -137,7 +139,8 @@ def load(run_id: str) -> RunState:
     state.max_trials, state.lost_tuners = result.get("max_trials"), result.get("lost_tuners") or []
     state.deadline_hit = bool(result.get("deadline_hit"))
     state.search_notes = summaries.search_notes(result)
-    rows = [(t, True) for t in result.get("trials") or []] + [(t, False) for t in result.get("incomplete") or []]
+    rows = ([(t, True) for t in result.get("trials") or []]
+            + [(t, False) for t in result.get("incomplete") or []])
     if not result:  # the search is under way (or ended without a result): what its project holds so far
         rows = live_trials(root)
         state.live = bool(rows)
@@ -146,8 +149,9 @@ def load(run_id: str) -> RunState:
             state.objective = {"name": search["objective"], "direction": search.get("direction") or "min"}
     for trial, completed in rows:
         trial_id = str(trial["trial_id"])
-        state.trials.append({**trial, "trial_id": trial_id, "handoffs": int(handoffs.get(trial_id, 0)),
-                             "status": trial_status(trial, completed, int(handoffs.get(trial_id, 0)), state.live),
+        n_handoffs = int(handoffs.get(trial_id, 0))
+        state.trials.append({**trial, "trial_id": trial_id, "handoffs": n_handoffs,
+                             "status": trial_status(trial, completed, n_handoffs, state.live),
                              "top_rank": top.get(trial_id)})
     state.trials.sort(key=trial_order)
     for number, trial in enumerate(state.trials):
@@ -170,7 +174,8 @@ def live_trials(root: str) -> list[tuple[dict, bool]]:
     for folder in folders:
         try:
             state = json.loads((folder / "trial.json").read_text())
-            outcomes = [o for o in folder.iterdir() if o.name.startswith("outcome-") and o.name.endswith(".json")]
+            outcomes = [o for o in folder.iterdir()
+                        if o.name.startswith("outcome-") and o.name.endswith(".json")]
             outcome = json.loads(outcomes[0].read_text()) if outcomes else {}
         except (ValueError, OSError):
             continue
@@ -185,11 +190,12 @@ def live_trials(root: str) -> list[tuple[dict, bool]]:
             "trial_id": str(state.get("trial_id") or folder.name.removeprefix("trial_")),
             "hyperparameters": {k: v for k, v in values.items() if not str(k).startswith("tuner/")}
             if isinstance(values, dict) else {},
-            "objective": float(score) if completed and isinstance(score, (int, float)) else None, "status": status,
+            "objective": float(score) if completed and isinstance(score, (int, float)) else None,
+            "status": status,
             "epochs": outcome.get("epochs"), "seconds": outcome.get("seconds"),
             "tuner_id": outcomes[0].name[len("outcome-"):-len(".json")] if outcomes else None,
-            "resumed_from_epoch": outcome.get("resumed_from_epoch", 0), "started_at": outcome.get("started_at"),
-            "ended_at": outcome.get("ended_at"),
+            "resumed_from_epoch": outcome.get("resumed_from_epoch", 0),
+            "started_at": outcome.get("started_at"), "ended_at": outcome.get("ended_at"),
             **({"pruned": outcome["pruned"]} if outcome.get("pruned") else {}),
             **({"failure": outcome["failure"]} if outcome.get("failure") else {})}, completed))
     return rows
