@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 FOLDER = "failures"
 MAX_REASON = 500
-STOPPED = "stopped from outside, with no reason of its own (the run was marked failed, or its worker was lost)"
+STOPPED = ("stopped from outside, with no reason of its own (the run was marked failed, or its worker "
+           "was lost)")
 SKIPPED = "skipped with nothing to skip it: the run was marked failed (or success) while the task waited"
 
 
@@ -89,7 +90,8 @@ def read(run_root: str, opener=None) -> dict[str, dict]:
                 entry = json.loads(item.read_text())
             except (OSError, ValueError):
                 continue
-            if isinstance(entry, dict) and isinstance(entry.get("key"), str) and isinstance(entry.get("reason"), str):
+            if (isinstance(entry, dict) and isinstance(entry.get("key"), str)
+                    and isinstance(entry.get("reason"), str)):
                 found[entry["key"]] = entry
     except Exception as exc:  # storage out of reach: the readers say less, never fail
         log.warning("failures of %s unreadable: %s", run_root, exc)
@@ -103,7 +105,8 @@ def cause(states: dict[str, str | None], recorded: dict[str, dict] | None = None
     starved); with none recorded, the first failed task in the run's order (one stopped from
     outside records nothing), a step that matters before a tolerated one."""
     recorded = recorded or {}
-    failed = [k for k, state in states.items() if state == "failed" and task_ids.unmapped(k) != task_ids.SUMMARIZE]
+    failed = [k for k, state in states.items()
+              if state == "failed" and task_ids.unmapped(k) != task_ids.SUMMARIZE]
     reasons = sorted((recorded[k] for k in failed if k in recorded), key=lambda f: f.get("at") or 0)
     if reasons:
         return {"task": reasons[0]["key"], "reason": reasons[0]["reason"]}
@@ -120,7 +123,8 @@ def cancel_line(facts: dict, recorded: dict[str, dict]) -> str:
     tasks = facts.get("tasks") or {}
     at = (facts.get("cancelled") or {}).get("at")
 
-    def own_failure(name: str) -> bool:  # a reason the task recorded before the cancel (not one of being killed)
+    # a reason the task recorded before the cancel (not one of being killed)
+    def own_failure(name: str) -> bool:
         when = (recorded.get(name) or {}).get("at")
         return name in recorded and (at is None or not isinstance(when, (int, float)) or when < at)
 

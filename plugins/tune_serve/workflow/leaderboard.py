@@ -63,7 +63,8 @@ def reasons(evaluation: dict) -> list[str]:
     given = [str(r) for r in evaluation.get("reasons") or [] if str(r).strip()]
     if given:
         return given
-    failed = [f"{f.get('metric')} {f.get('value')} vs {f.get('threshold')}" for f in evaluation.get("failed_thresholds") or []]
+    failed = [f"{f.get('metric')} {f.get('value')} vs {f.get('threshold')}"
+              for f in evaluation.get("failed_thresholds") or []]
     if failed or evaluation.get("blessed"):
         return failed
     return ["not blessed, and its evaluation gave no reason"]

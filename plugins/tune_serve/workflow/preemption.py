@@ -36,9 +36,8 @@ DISRUPTION_CONDITION = "DisruptionTarget"
 #   NodeShutdown  admission rejected while the node shuts down
 #   NodeLost    node controller gave up on an unreachable node
 #   UnexpectedAdmissionError  kubelet could not admit it after a restart (e.g. GPU device plugin not ready)
-NODE_REASONS = frozenset(
-    {"Evicted", "Preempting", "Terminated", "Shutdown", "NodeShutdown", "NodeLost", "UnexpectedAdmissionError"}
-)
+NODE_REASONS = frozenset({"Evicted", "Preempting", "Terminated", "Shutdown", "NodeShutdown", "NodeLost",
+                          "UnexpectedAdmissionError"})
 
 # The kubelet's own eviction messages for a pod that outgrew its limits: the pod's fault.
 _OWN_LIMIT_MESSAGES = (

@@ -43,10 +43,12 @@ def failed_line(failure: dict) -> str:
 
 def text(summary: dict, evaluations: list[dict] | None = None) -> str:
     """`evaluations`: the full evaluation results (with `baseline`) when at hand, else the summary's."""
-    evaluations = [e for e in (evaluations if evaluations is not None else summary.get("evaluations") or []) if e]
+    evaluations = [e for e in (evaluations if evaluations is not None else summary.get("evaluations") or [])
+                   if e]
     deployed = summary.get("deployed")
-    if deployed and deployed.get("action") == ALREADY_PUBLISHED and deployed.get("serving_version") != deployed.get(
-            "version"):  # a retried deploy of a candidate another run's version has replaced since
+    # a retried deploy of a candidate another run's version has replaced since
+    if (deployed and deployed.get("action") == ALREADY_PUBLISHED
+            and deployed.get("serving_version") != deployed.get("version")):
         return f"nothing new deployed: {deployed.get('model_name')}: {deployed.get('reason')}"
     if deployed:
         rank = deployed.get("candidate_rank")
@@ -81,7 +83,8 @@ def text(summary: dict, evaluations: list[dict] | None = None) -> str:
         return "nothing deployed: no candidate was evaluated"
     blessed = [e for e in evaluations if e.get("blessed")]
     if blessed:
-        return "nothing deployed: a candidate was blessed but its deployment did not complete (see serving.deploy_serving)"
+        return ("nothing deployed: a candidate was blessed but its deployment did not complete "
+                "(see serving.deploy_serving)")
     return "nothing deployed: " + " | ".join(
         [f"rank {e.get('rank')} not blessed: {'; '.join(leaderboard.reasons(e))}"
          for e in sorted(evaluations, key=lambda e: e.get("rank", 0))] + ([failed] if failed else []))
@@ -108,8 +111,8 @@ def outcome(summary: dict | None, evaluations: list[dict] | None, facts: dict | 
     if first:
         return failed_line(first)
     if facts.get("state") in UNFINISHED:
-        running = sorted((k for k, state in (facts.get("tasks") or {}).items() if state in ("running", "deferred")),
-                         key=task_ids.run_order)
+        running = sorted((k for k, state in (facts.get("tasks") or {}).items()
+                          if state in ("running", "deferred")), key=task_ids.run_order)
         now = f" (now: {', '.join(running)})" if running else ""
         return f"the run is {facts['state']}{now}: nothing decided yet"
     return f"nothing deployed: the run ended {facts.get('state')} without a summary and without a failed task"

@@ -23,7 +23,8 @@ def stopped(states: dict[str, str | None], upstream: dict[str, set[str]], may_sk
     not skip itself (`may_skip`). Airflow skips every task still waiting when a run is marked
     failed (a cancel between two tasks); nothing else in this DAG does."""
     skipped_tasks = {task_ids.unmapped(k) for k, state in states.items() if state == "skipped"}
-    found = [k for k, state in states.items() if state == "skipped" and k not in may_skip | {task_ids.SUMMARIZE}
+    found = [k for k, state in states.items()
+             if state == "skipped" and k not in may_skip | {task_ids.SUMMARIZE}
              and not (upstream.get(task_ids.unmapped(k), set()) & skipped_tasks)]
     return sorted(found, key=task_ids.run_order)
 
@@ -69,7 +70,8 @@ def data_rows(prepared: Any) -> dict | None:
 def training_failures(trained: Any) -> list[dict]:
     """The candidates whose training failed with a reason (a diverged loss), best rank first."""
     return sorted(({"rank": t.get("rank"), "trial_id": t.get("trial_id"), "reason": str(t["failed"])}
-                   for t in (trained or []) if t and t.get("failed")), key=lambda f: f["rank"] if f["rank"] is not None else -1)
+                   for t in (trained or []) if t and t.get("failed")),
+                  key=lambda f: f["rank"] if f["rank"] is not None else -1)
 
 
 def search_notes(search: Any) -> list[str]:
@@ -78,7 +80,8 @@ def search_notes(search: Any) -> list[str]:
     search = search or {}
     notes = []
     if search.get("early_stopping"):
-        pruned = sum(1 for t in [*(search.get("trials") or []), *(search.get("incomplete") or [])] if t.get("pruned"))
+        pruned = sum(1 for t in [*(search.get("trials") or []), *(search.get("incomplete") or [])]
+                     if t.get("pruned"))
         notes.append(f"early stopping: {search['early_stopping']}; {pruned} trial(s) pruned")
     if search.get("warm_start"):
         notes.append(str(search["warm_start"].get("note")))
@@ -88,10 +91,12 @@ def search_notes(search: Any) -> list[str]:
 def build(plan: dict, top: Any, evaluations: Any, deployed: Any, states: dict[str, str | None],
           trained: Any = None, search: Any = None, failures: dict[str, dict] | None = None,
           prepared: Any = None, skipped_from_outside: list[str] | None = None) -> dict:
-    lost_tuners = sorted(t for t, s in states.items() if task_ids.unmapped(t) == task_ids.TUNE and s in FAILED)
+    lost_tuners = sorted(t for t, s in states.items()
+                         if task_ids.unmapped(t) == task_ids.TUNE and s in FAILED)
     full = [e for e in (evaluations or []) if e]  # with the serving baseline's metrics ("was ...")
     evaluations = [{**{k: e.get(k) for k in ("rank", "blessed", "failed_thresholds", "overall", "model_path",
-                                             "report", "task", "headline")}, "reasons": leaderboard.reasons(e)}
+                                             "report", "task", "headline")},
+                    "reasons": leaderboard.reasons(e)}
                    for e in full]
     # the task the feature spec records (prepare's inference when the plan said auto)
     task = next((e["task"] for e in evaluations if e.get("task")), plan.get("task"))

@@ -25,8 +25,8 @@ EVALUATION_ARGUMENTS = f"{EVALUATION}.evaluation_arguments"
 TOLERATED = frozenset({TUNE, STOP_ORACLE, SUMMARIZE})
 # the order the tasks run in: which of two failures came first when no time tells
 ORDER = (VALIDATE_PARAMS, PREPARE_DATA, START_ORACLE, TUNER_ARGUMENTS, TUNE, WAIT_ORACLE, STOP_ORACLE,
-         AGGREGATE_TOP_N, TRAINING_ARGUMENTS, TRAIN, EVALUATION_ARGUMENTS, EVALUATE, SELECT_MODEL, DEPLOY_SERVING,
-         SUMMARIZE)
+         AGGREGATE_TOP_N, TRAINING_ARGUMENTS, TRAIN, EVALUATION_ARGUMENTS, EVALUATE, SELECT_MODEL,
+         DEPLOY_SERVING, SUMMARIZE)
 
 _MAP_INDEX = re.compile(r"_\d+$")
 
@@ -45,4 +45,5 @@ def run_order(key: str) -> tuple[int, int]:
     """A state key's place in the run: its task's, then its map index."""
     task = unmapped(key)
     index = key[len(task) + 1:] if key != task else "-1"
-    return (ORDER.index(task) if task in ORDER else len(ORDER), int(index) if index.lstrip("-").isdigit() else -1)
+    return (ORDER.index(task) if task in ORDER else len(ORDER),
+            int(index) if index.lstrip("-").isdigit() else -1)

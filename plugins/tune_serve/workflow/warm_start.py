@@ -81,7 +81,8 @@ def decide(enabled: bool, storage_root: str, model_name: str, run_id: str, curre
         why = f"the previous runs could not be read ({type(exc).__name__}: {exc})".splitlines()[0]
         return {"run_root": None, "note": rule.note(None, why_not=why)}
     if found is None:
-        return {"run_root": None, "note": rule.note(None, why_not=f"no earlier successful run of {model_name}")}
+        return {"run_root": None,
+                "note": rule.note(None, why_not=f"no earlier successful run of {model_name}")}
     name, search = found
     try:
         problem = rule.search_problem(search, current)
@@ -91,7 +92,8 @@ def decide(enabled: bool, storage_root: str, model_name: str, run_id: str, curre
         return {"run_root": None, "note": rule.note(name, why_not=f"run {name}: {problem}")}
     root = layout.run_root(storage_root, name)
     if not under_runs(storage_root, root):  # never reached with the names accepted above; kept as the rule
-        return {"run_root": None, "note": rule.note(name, why_not=f"run {name} is not under the storage root")}
+        return {"run_root": None,
+                "note": rule.note(name, why_not=f"run {name} is not under the storage root")}
     if rule.declared_by_model(current):
         return {"run_root": root, "note": rule.after_prepare_note(name)}
     return {"run_root": root, "note": f"warm start from run {name} (its completed trials in the new space, "
