@@ -13,7 +13,8 @@ from tune_serve.workflow.links import POD_TASK_LINKS
 VIEWS = [
     {"name": "Tuning results", "href": "tune-serve-view/runs/{RUN_ID}", "destination": "dag_run",
      "url_route": "tune-serve-run"},
-    {"name": "Tuning runs", "href": "tune-serve-view/runs", "destination": "dag", "url_route": "tune-serve-runs"},
+    {"name": "Tuning runs", "href": "tune-serve-view/runs", "destination": "dag",
+     "url_route": "tune-serve-runs"},
 ]
 
 

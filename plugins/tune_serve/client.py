@@ -20,7 +20,8 @@ READ_ATTEMPTS = 6
 
 
 class AirflowClient:
-    def __init__(self, base_url: str = "http://127.0.0.1:8080", token: str | None = None, timeout: float = 30):
+    def __init__(self, base_url: str = "http://127.0.0.1:8080", token: str | None = None,
+                 timeout: float = 30):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=f"{base_url.rstrip('/')}/api/v2", headers=headers, timeout=timeout)
 
@@ -54,7 +55,8 @@ class AirflowClient:
                 return
             time.sleep(2)
         details = "\n".join(e["stack_trace"] for e in errors)
-        raise TimeoutError(f"DAG {dag_id} not ready within {timeout}s" + (f"; import errors:\n{details}" if errors else ""))
+        raise TimeoutError(f"DAG {dag_id} not ready within {timeout}s"
+                           + (f"; import errors:\n{details}" if errors else ""))
 
     def trigger(self, conf: dict, run_id: str | None = None, dag_id: str = DAG_ID) -> str:
         body = {"logical_date": None, "conf": conf, **({"dag_run_id": run_id} if run_id else {})}

@@ -78,8 +78,8 @@ def location_setting(name: str, default: str, *, remote: bool = True) -> str:
         return value
     source = env if os.environ.get(env) else f"the Airflow Variable tune_serve_{name.lower()}"
     allowed = "an absolute path or a gs://BUCKET/PATH URI" if remote else "an absolute path"
-    rule = ("plain segments of letters, digits, '_', '.', '-', '+', '=', '@', never '.' or '..'" if from_variable
-            else "no '.' or '..' segments")
+    rule = ("plain segments of letters, digits, '_', '.', '-', '+', '=', '@', never '.' or '..'"
+            if from_variable else "no '.' or '..' segments")
     raise ValueError(f"{source}: {value!r} is not {allowed} ({rule})")
 
 
