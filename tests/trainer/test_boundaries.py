@@ -40,7 +40,7 @@ def test_the_contract_is_standard_library_only():
 
 
 def test_running_every_step_module_loads_no_airflow():
-    modules = ["trainer.cli", "trainer.prepare", "trainer.training", "trainer.evaluation",
+    modules = ["trainer.cli", "trainer.prepare", "trainer.training.run", "trainer.evaluation.run",
                "trainer.tuning.oracle_step", "trainer.tuning.tune_step", "trainer.tuning.objective_step",
                "trainer.tuning.function_tuner", "trainer.tuning.keras_trial"]
     probe = (f"import importlib, json, sys; [importlib.import_module(m) for m in {modules!r}]; "

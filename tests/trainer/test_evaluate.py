@@ -157,14 +157,14 @@ def test_every_refusal_carries_a_reason_in_the_result_json_and_report(prepared, 
     ({"mae": 1.0, "mse": float("inf")}, False, "not finite"),
 ])
 def test_verdict_without_a_gate_depends_only_on_finite_metrics(overall, blessed, reason):
-    from trainer.evaluation import verdict
+    from trainer.evaluation.verdict import verdict
 
     decided, reasons = verdict(validation_ok=False, failed=[], overall=overall, gated=False, has_baseline=False)
     assert decided is blessed and reason in reasons[0]
 
 
 def test_verdict_never_refuses_without_a_reason():
-    from trainer.evaluation import verdict
+    from trainer.evaluation.verdict import verdict
 
     # TFMA said no but listed nothing: the refusal still says so.
     decided, reasons = verdict(validation_ok=False, failed=[], overall={"mae": 1.0, "mse": 1.0}, gated=True,

@@ -21,8 +21,8 @@ STEPS = {
     "prepare": "trainer.prepare",
     "oracle": "trainer.tuning.oracle_step",
     "tune": "trainer.tuning.tune_step",
-    "train": "trainer.training",
-    "evaluate": "trainer.evaluation",
+    "train": "trainer.training.run",
+    "evaluate": "trainer.evaluation.run",
     "objective": "trainer.tuning.objective_step",
 }
 
