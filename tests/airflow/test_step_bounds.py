@@ -100,6 +100,12 @@ def test_every_default_is_within_its_own_range_and_choices():
                 assert spec.in_range(spec.default), (cls.STEP, f.name, spec.default, spec.range_text())
 
 
+def test_the_defaults_of_a_run_seed_agree_across_steps():
+    """One seed seeds the split, the search and training (the form's `seed`)."""
+    defaults = {cls.flag_spec("seed").default for cls in (PrepareArgs, OracleArgs, TuneArgs, TrainArgs)}
+    assert len(defaults) == 1
+
+
 def test_help_states_the_range():
     import argparse
 

@@ -20,7 +20,12 @@ from tune_contract.errors import BadInput
 
 MAX_LENGTH: Final = 200
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
-_NAME = re.compile(rf"^{_IDENTIFIER}(?:\.{_IDENTIFIER})*:{_IDENTIFIER}$")
+# the name's form, as a regular expression a JSON schema (the trigger form's Param) can say too
+PATTERN: Final = rf"^{_IDENTIFIER}(?:\.{_IDENTIFIER})*:{_IDENTIFIER}$"
+_NAME = re.compile(PATTERN)
+# the models folder's name: beside the trainer package, include/models in the repository and
+# /opt/models in the trainer image
+FOLDER: Final = "models"
 FORM: Final = "package.module:callable (dotted Python identifiers, e.g. tune_serve_models.wide_and_deep:build)"
 
 
@@ -38,7 +43,13 @@ def parse(name: object, field: str = "model") -> tuple[str, str]:
 
 
 def is_default(name: str | None) -> bool:
-    return name in (None, DEFAULT_MODEL)
+    """The built-in model (a name left out, or empty, means it)."""
+    return name in (None, "", DEFAULT_MODEL)
+
+
+def name_or_default(name: str | None) -> str:
+    """The model a run or a step tunes: `name`, or the built-in one when it is left out."""
+    return name or DEFAULT_MODEL
 
 
 def module_files(module: str, folder: str) -> tuple[str, str]:

@@ -34,6 +34,7 @@ from tune_contract.enums import (
     DEFAULT_OBJECTIVE,
     DIRECTIONS,
     EARLY_STOPPING,
+    MAX_INFERRED_CLASSES,
     OBJECTIVES,
     ORACLE_SECRET_FILE_ENV,
     TASKS,
@@ -76,6 +77,7 @@ class FlagSpec:
     name: str  # the field, e.g. max_trials
     kind: str  # "integer", "number", "string", "integer or word", "json" (text or a mapping/list)
     default: Any  # None: the flag is left out (no default, or a default decided by the step)
+    optional: bool  # may be left out (None), e.g. a threshold that is not applied then
     help: str
     choices: tuple[str, ...]
     minimum: float | None
@@ -91,9 +93,9 @@ class FlagSpec:
         """`>= 1 and <= 10000`, `> 0`, ... ('' without bounds)."""
         parts = []
         if self.minimum is not None:
-            parts.append(f"{'>' if self.exclusive_minimum else '>='} {_number(self.minimum)}")
+            parts.append(f"{'>' if self.exclusive_minimum else '>='} {self.minimum}")
         if self.maximum is not None:
-            parts.append(f"{'<' if self.exclusive_maximum else '<='} {_number(self.maximum)}")
+            parts.append(f"{'<' if self.exclusive_maximum else '<='} {self.maximum}")
         return " and ".join(parts)
 
     def in_range(self, value: float) -> bool:
@@ -102,10 +104,6 @@ class FlagSpec:
         low_ok = self.minimum is None or (value > self.minimum if self.exclusive_minimum else value >= self.minimum)
         high_ok = self.maximum is None or (value < self.maximum if self.exclusive_maximum else value <= self.maximum)
         return low_ok and high_ok
-
-
-def _number(value: float) -> str:
-    return str(value)
 
 
 def _kind(annotation: str) -> str:
@@ -175,8 +173,14 @@ class StepArgs:
             if default is None and f.default is not dataclasses.MISSING:
                 default = f.default
             spec = cls.flag_spec(f.name)
-            notes = "".join([f"; one of {', '.join(spec.choices)}" if spec.choices else "",
-                             f"; {spec.range_text()}" if spec.range_text() else "",
+            if spec.kind == "integer or word":
+                allowed = f"; an integer {spec.range_text()} or {' or '.join(spec.choices)}"
+            else:
+                allowed = "".join([f"; one of {', '.join(spec.choices)}" if spec.choices else "",
+                                   f"; {spec.range_text()}" if spec.range_text() else ""])
+            if spec.default is not None and "default" not in spec.help:
+                allowed += f" (default {spec.default})"
+            notes = "".join([allowed,
                              f" (env {meta['env']})" if meta.get("env") else ""])
             groups[group].add_argument(_flag_name(f.name), dest=f.name, default=default,
                                        help=f"{meta.get('help', '')}{notes}")
@@ -187,6 +191,7 @@ class StepArgs:
         f = {f.name: f for f in dataclasses.fields(cls)}[name]
         meta = f.metadata
         return FlagSpec(name=name, kind=_kind(str(f.type)), help=meta.get("help", ""),
+                        optional="None" in {part.strip() for part in str(f.type).split("|")},
                         default=None if f.default is dataclasses.MISSING else f.default,
                         choices=meta.get("choices", ()), minimum=meta.get("minimum"), maximum=meta.get("maximum"),
                         exclusive_minimum=meta.get("exclusive_minimum", False),
@@ -268,24 +273,27 @@ class PrepareArgs(StepArgs):
     HELP: ClassVar[str] = ("Split a CSV/Parquet table (or the bundled `diamonds` data) into train/eval TFRecords "
                            "and write the feature spec.")
 
-    source: str = flag("diamonds", "CSV or Parquet URI (local or gs://), or a bundled dataset name (default diamonds)")
+    source: str = flag("diamonds", "a CSV or Parquet URI (local path or gs://), or a bundled dataset: diamonds "
+                                   "(53,940 diamonds, price regression), titanic (1,316 passengers, survived: binary), "
+                                   "iris (150 flowers, species: multiclass)")
     # the roots --source, --feature-spec and --search-space URIs must lie under (tune_contract.data_roots);
     # the plan passes Airflow's, so both sides apply the same; without flag or environment, none
     data_roots: str | None = flag(help="comma-separated folders and gs://BUCKET/PREFIX roots a file named by the "
                                        "run may be read from (default: none, only bundled datasets)",
                                   env=DATA_ROOTS_ENV)
-    label: str | None = flag(help="label column; default the bundled dataset's (price for diamonds), "
-                                  "required otherwise")
+    label: str | None = flag(help="column to predict; default the bundled dataset's (price for diamonds, Species "
+                                  "for iris, survived for titanic), required for any other source")
     feature_spec: str | JSON | None = flag(help="JSON/YAML URI or inline JSON: {label?, numeric: [cols]|{col: stats}, "
                                          "categorical: [cols]|{col: vocab}}; default: inferred from dtypes")
-    features: str | None = flag(help="comma-separated columns to use as features (default: all but the label)")
+    features: str | None = flag(help="comma-separated columns to use as features (default: every other column)")
     eval_fraction: float = flag(0.2, "share of rows held out for validation and evaluation (seeded split)",
                                 minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True)
     seed: int = flag(DEFAULT_SEED, "seed of the sample and of the train/eval split", minimum=0, maximum=MAX_SEED)
-    sample_rows: int | None = flag(help="use a seeded sample of this many rows (quick runs; default: all rows; "
-                                        "at least 2: one train and one eval row)", minimum=2)
-    task: str | None = flag(help=f"one of {', '.join(TASKS)} (default: inferred from the label column: text or "
-                                 "boolean, or integer with few values, is a classification)", choices=TASKS)
+    sample_rows: int | None = flag(help="use a seeded sample of this many rows (quick runs; default: all rows)",
+                                   minimum=2)  # one train and one eval row
+    task: str | None = flag(help="regression, binary or multiclass classification; default: inferred from the "
+                                 "label column (text or boolean, or integer with at most "
+                                 f"{MAX_INFERRED_CLASSES} distinct values: a classification)", choices=TASKS)
     objective: str | None = flag(help="the run's objective, checked against the (inferred) task before any tuning "
                                       "(default: not checked)")
     # the run's model and search, checked here against the feature spec (a CPU pod), so that a
@@ -295,7 +303,7 @@ class PrepareArgs(StepArgs):
                       group="model check")
     search_space: str | JSON | None = flag(help="the run's search space, checked against what the model declares",
                                            group="model check")
-    algorithm: str = flag("random", "the run's search algorithm (grid needs a discrete space)",
+    algorithm: str = flag(DEFAULT_ALGORITHM, "the run's search algorithm (grid needs a discrete space)",
                           group="model check", choices=ALGORITHMS)
 
 
@@ -306,33 +314,45 @@ _SEARCH = "search (identical on the oracle and every tune worker)"
 class SearchArgs(StepArgs):
     """The flags that define a search: the same on the chief and on every tuner."""
 
-    model: str = flag(DEFAULT_MODEL, f"the Keras model to tune, `module:callable` (default {DEFAULT_MODEL})",
-                      group=_SEARCH)
-    algorithm: str = flag(DEFAULT_ALGORITHM, f"one of {', '.join(ALGORITHMS)} (default {DEFAULT_ALGORITHM})", group=_SEARCH,
-                          choices=ALGORITHMS)
+    model: str = flag(DEFAULT_MODEL, "the Keras model to tune and train, package.module:callable, from the models "
+                                     "folder (include/models; /opt/models in the trainer image): build(hp, spec, task) "
+                                     "returning a keras.Model with one input per feature (docs/contracts.md, Model "
+                                     f"contract). Shipped: {DEFAULT_MODEL} (the built-in model, the default), "
+                                     "tune_serve_models.wide_and_deep:build (crossed categorical features, tuned deep "
+                                     "side) and tune_serve_models.classifier:build (binary or multiclass). The "
+                                     "hyperparameters it declares are the search space", group=_SEARCH)
+    algorithm: str = flag(DEFAULT_ALGORITHM, "search oracle: tpe (Optuna TPE after a Sobol start), gp (Gaussian-"
+                                             "process expected improvement aware of the running trials, after a Sobol "
+                                             "start), or Keras Tuner's random, bayesian (Gaussian process), hyperband, "
+                                             "grid", group=_SEARCH, choices=ALGORITHMS)
     search_space: str | JSON | None = flag(help="JSON/YAML list of parameters, inline or a URI "
                                          "(default: the tabular model's space)", group=_SEARCH)
     objective: str | None = flag(help=f"metric to optimise (default {DEFAULT_OBJECTIVE}; "
                                       "'value' with --objective-function)", group=_SEARCH)
-    direction: str | None = flag(help="whether --objective improves down (min) or up (max) (default: the "
-                                      "objective's; min for a metric of a user model's own)", group=_SEARCH,
+    direction: str | None = flag(help="whether the objective is minimised or maximised; default: the objective's "
+                                      "(errors and losses min; AUC, accuracy, precision, recall max; min for a "
+                                      "metric of a user model's own)", group=_SEARCH,
                                  choices=DIRECTIONS)
-    max_trials: int = flag(10, "hyperparameter sets to try in all (trials seeded by a warm start do not count)",
+    max_trials: int = flag(12, "hyperparameter sets to try in all (trials seeded by a warm start do not count)",
                            group=_SEARCH, minimum=1, maximum=MAX_TRIALS)
     executions_per_trial: int = flag(1, "models trained per hyperparameter set, averaged (averages out noise)",
                                      group=_SEARCH, minimum=1, maximum=20)
-    epochs: int = flag(5, "training epochs of each trial; Hyperband's max_epochs", group=_SEARCH, minimum=1,
+    epochs: int = flag(3, "training epochs of each trial; Hyperband's max_epochs", group=_SEARCH, minimum=1,
                        maximum=MAX_EPOCHS)
-    seed: int = flag(0, "random seed of the oracle and of each trial's training", group=_SEARCH,
+    seed: int = flag(DEFAULT_SEED, "random seed of the oracle and of each trial's training", group=_SEARCH,
                      minimum=0, maximum=MAX_SEED)
-    objective_function: str | None = flag(help=f"benchmark: tune {' or '.join(BENCHMARK_FUNCTIONS)} "
-                                               "instead of the Keras model", group=_SEARCH,
+    objective_function: str | None = flag(help="for benchmarks: tune a plain function instead of the Keras model "
+                                               "(sleep: fixed-length trials; branin: the Branin function; hartmann6: "
+                                               "the 6-dimensional Hartmann function)", group=_SEARCH,
                                           choices=BENCHMARK_FUNCTIONS)
     # not part of what defines the search (a restarted chief may apply another rule): the chief
     # applies it; a tuner reports each epoch only when it is not off
-    early_stopping: str = flag("auto", "stop bad trials early across tuners: auto (median for bayesian/tpe, off "
-                                       "otherwise), median, asha or off (default auto)", group=_SEARCH,
-                               choices=EARLY_STOPPING)
+    early_stopping: str = flag("auto", "stop trials that fall behind, across tuners, after any epoch: median (worse "
+                                       "than the median of completed trials), asha (asynchronous successive halving: "
+                                       "only the best third goes on at epochs 1, 3, 9...) or off. auto: median for "
+                                       "bayesian (and tpe, gp), off for random, grid and hyperband. A stopped trial is "
+                                       "recorded as pruned, scored at its best epoch, and its tuner takes the next "
+                                       "trial at once", group=_SEARCH, choices=EARLY_STOPPING)
     # not part of what defines the search: a restarted chief may get a new file path
     secret_file: str | None = flag(help="file holding the search secret shared by the chief and its tuners",
                                    env=ORACLE_SECRET_FILE_ENV, group="search secret")
@@ -347,7 +367,7 @@ class OracleArgs(SearchArgs):
                             minimum=1, maximum=65_535)
     bind: str = flag("127.0.0.1", "address to listen on (default 127.0.0.1; 0.0.0.0 in a pod behind a Service)",
                      group="chief")
-    lease_seconds: float = flag(120.0, "a tuner silent this long loses its trial to another tuner (seconds)",
+    lease_seconds: float = flag(600.0, "a tuner silent this long loses its trial to another tuner (seconds)",
                                 group="chief", minimum=10, maximum=86_400)
     deadline_seconds: float | None = flag(help="stop handing out trials this long after the search first started, "
                                                "and report what completed (default: none)", group="chief",
@@ -359,7 +379,7 @@ class OracleArgs(SearchArgs):
     standby_tuners: int | str = flag(1, "once no trial is left to hand out, this many idle tuners keep waiting to "
                                         "take over a trial whose tuner is lost; the other idle tuners stop and "
                                         "free their GPUs. 0: none wait (a trial lost at the tail is not finished); "
-                                        "'all' keeps every tuner", group="chief", choices=("all",), minimum=0,
+                                        "all: every tuner waits", group="chief", choices=("all",), minimum=0,
                                      maximum=256)
 
 
@@ -378,8 +398,8 @@ class TuneArgs(SearchArgs):
                                group="worker", minimum=0, exclusive_minimum=True)
     oracle_wait_seconds: float = flag(3600.0, "give up (exit 1) after the oracle has been unreachable this long "
                                               "(default 3600)", group="worker", minimum=0, exclusive_minimum=True)
-    sleep_seconds: float | None = flag(help="with --objective-function: seconds per epoch of the benchmark "
-                                            "(default 1 for sleep, 0 for branin)", group="worker", minimum=0,
+    sleep_seconds: float | None = flag(help="length of an epoch of a benchmark function (default: 1 for sleep, 0 "
+                                            "for branin)", group="worker", minimum=0,
                                        maximum=MAX_SLEEP_SECONDS)
 
 
@@ -416,17 +436,19 @@ class EvaluateArgs(StepArgs):
     rank: int | None = flag(help="rank of the candidate; output goes to {run_root}/eval/{rank}/", required=True,
                             minimum=0)
     baseline_model_path: str | None = flag(help="SavedModel serving now; enables --max-mae-increase")
-    mae_upper_bound: float | None = flag(help="bless only if the overall MAE is at most this (default: no bound)",
+    mae_upper_bound: float | None = flag(help="a candidate with a larger eval MAE is not blessed (default: no bound; "
+                                              "with no bound and no model serving yet, the first model is blessed "
+                                              "unless its metrics are not finite)",
                                          minimum=0, exclusive_minimum=True)
-    max_mae_increase: float | None = flag(help="bless only if the overall MAE is at most the baseline's plus this "
-                                               "(absolute; 0: no worse; default: no comparison)", minimum=0)
-    auc_lower_bound: float | None = flag(help="classifier: bless only if the overall AUC is at least this "
-                                              "(default: no bound)", minimum=0, exclusive_minimum=True, maximum=1)
-    accuracy_lower_bound: float | None = flag(help="classifier: bless only if the overall accuracy is at least this "
-                                                   "(default: no bound)", minimum=0, exclusive_minimum=True,
+    max_mae_increase: float | None = flag(help="a candidate may be at most this much worse (absolute MAE) than the "
+                                               "baseline, the model serving now (0: no worse; default: no "
+                                               "comparison)", minimum=0)
+    auc_lower_bound: float | None = flag(help="a classifier with a smaller eval AUC is not blessed (default: no bound)", minimum=0, exclusive_minimum=True, maximum=1)
+    accuracy_lower_bound: float | None = flag(help="a classifier with a smaller eval accuracy is not blessed (default: "
+                                                   "no bound)", minimum=0, exclusive_minimum=True,
                                               maximum=1)
-    max_auc_decrease: float | None = flag(help="classifier: bless only if the overall AUC is at least the baseline's "
-                                               "minus this (absolute; 0: no lower; default: no comparison)",
+    max_auc_decrease: float | None = flag(help="a classifier's AUC may be at most this much lower than the model "
+                                               "serving now's (0: no lower; default: no comparison)",
                                           minimum=0, maximum=1)
     slice_features: str | None = flag(help="comma-separated categorical features to slice by "
                                             "(default: all categorical; '' = none)")

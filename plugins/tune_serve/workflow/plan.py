@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from tune_contract import early_stopping, layout, search_space
+from tune_contract import early_stopping, layout, models, search_space
 from tune_contract import warm_start as warm_start_rule
-from tune_contract.enums import AUTO, DEFAULT_MODEL, FUNCTION_OBJECTIVE
+from tune_contract.enums import AUTO, FUNCTION_OBJECTIVE
 from tune_contract.results import Objective, RankedTrial, TrainResult
 from tune_contract.steps import EvaluateArgs, OracleArgs, PrepareArgs, TrainArgs, TuneArgs
 from tune_serve import config
@@ -63,7 +63,7 @@ def build_plan(conf: dict[str, Any], run_id: str, warm: warm_start.WarmStart = N
     conf_objective, conf_direction = resolve_objective(conf)
     objective = FUNCTION_OBJECTIVE if function else conf_objective
     direction = "min" if function else conf_direction
-    model = conf.get("model") or DEFAULT_MODEL
+    model = models.name_or_default(conf.get("model"))
     search: dict[str, Any] = dict(
         run_root=root, algorithm=conf["algorithm"], search_space=conf.get("search_space") or None,
         objective=objective, direction=direction, max_trials=conf["max_trials"],
@@ -115,7 +115,7 @@ def build_plan(conf: dict[str, Any], run_id: str, warm: warm_start.WarmStart = N
 
 def _identity(conf: dict[str, Any], objective: str, direction: str, function: str | None) -> dict[str, Any]:
     """This run's search as the chief will record it (`search.json`), for the warm-start rule."""
-    model = conf.get("model") or DEFAULT_MODEL
+    model = models.name_or_default(conf.get("model"))
     space = search_space.check(conf.get("search_space") or None, conf["algorithm"], function, field="search_space",
                                model=model)
     return warm_start_rule.search_identity(
