@@ -118,6 +118,10 @@ def test_report_is_self_contained_with_the_slice_table(loose):
 @pytest.mark.parametrize("flags, culprit", [
     (["--mae-upper-bound", "-1"], "--mae-upper-bound"),
     (["--max-mae-increase", "-0.5"], "--max-mae-increase"),
+    # the contract's ranges (tune_contract.steps), enforced before the step runs
+    (["--max-mae-increase", "nan"], "--max-mae-increase"),
+    (["--auc-lower-bound", "0"], "--auc-lower-bound"),
+    (["--max-auc-decrease", "1.5"], "--max-auc-decrease"),
     (["--slice-features", "carat"], "--slice-features"),
     (["--baseline-model-path", "/nonexistent/model"], "--baseline-model-path"),
 ])

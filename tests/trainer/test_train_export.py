@@ -122,6 +122,7 @@ def test_early_stopping_ships_the_best_epoch_and_survives_a_restart(prepared):
     (["--hyperparameters", "[1, 2]"], "--hyperparameters"),
     (["--hyperparameters", "{units: 3}"], "--hyperparameters"),
     (["--epochs", "0"], "--epochs"),
+    (["--patience", "-1"], "--patience"),
 ])
 def test_bad_training_input_exits_2(flags, culprit, prepared, capsys):
     code, result = run_step("train", prepared["run_root"], "--rank", "9", *flags)

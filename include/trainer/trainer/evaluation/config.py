@@ -2,7 +2,6 @@
 serving now), the slices, the task's metrics, and the gates that apply."""
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from tune_contract.steps import EvaluateArgs
@@ -19,24 +18,6 @@ _CLASSIFIER_METRICS = {"auc": ("AUC", "auc"), "accuracy": ("BinaryAccuracy", "bi
                       "precision": ("Precision", "precision"), "recall": ("Recall", "recall")}
 _CLASSIFIER_FLAGS = ("auc_lower_bound", "accuracy_lower_bound", "max_auc_decrease")
 _REGRESSION_FLAGS = ("mae_upper_bound", "max_mae_increase")
-
-
-def check_flags(args: EvaluateArgs) -> None:
-    if args.rank < 0:
-        raise BadInput("--rank", f"must be >= 0, got {args.rank}")
-    for name in ("auc_lower_bound", "accuracy_lower_bound"):
-        bound = getattr(args, name)
-        if bound is not None and not (math.isfinite(bound) and 0 < bound <= 1):
-            raise BadInput("--" + name.replace("_", "-"), f"must be a number in (0, 1], got {bound}")
-    decrease = args.max_auc_decrease
-    if decrease is not None and not (math.isfinite(decrease) and 0 <= decrease <= 1):
-        raise BadInput("--max-auc-decrease", f"must be a number in [0, 1], got {decrease}")
-    bound = args.mae_upper_bound
-    if bound is not None and not (math.isfinite(bound) and bound > 0):
-        raise BadInput("--mae-upper-bound", f"must be a number > 0, got {bound}")
-    increase = args.max_mae_increase
-    if increase is not None and not (math.isfinite(increase) and increase >= 0):
-        raise BadInput("--max-mae-increase", f"must be a number >= 0, got {increase}")
 
 
 def slice_features(value: str | None, spec: FeatureSpec) -> list[str]:

@@ -19,7 +19,6 @@ from trainer.evaluation.verdict import HEADLINE, verdict
 def run(args: EvaluateArgs) -> EvaluateResult:
     from trainer import savedmodel
 
-    config.check_flags(args)
     data_dir = data.data_dir(args.run_root)
     spec = data.load_feature_spec(data_dir)
     for flag, path in (("--model-path", args.model_path), ("--baseline-model-path", args.baseline_model_path)):

@@ -46,9 +46,6 @@ class Training:
 def resolve(args: TrainArgs) -> Training:
     models.parse(args.model, "--model")
     values = parse_hyperparameters(args.hyperparameters, args.model)
-    for flag, value, minimum in (("--rank", args.rank, 0), ("--epochs", args.epochs, 1), ("--patience", args.patience, 0)):
-        if value < minimum:
-            raise BadInput(flag, f"must be >= {minimum}, got {value}")
     data_dir = data.data_dir(args.run_root)
     spec = data.load_feature_spec(data_dir)
     # the task's default objective, and the objective's direction, unless given
