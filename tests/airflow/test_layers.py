@@ -6,6 +6,7 @@ that mypy checks they implement its Protocol). Dynamic imports (`importlib`) are
 the picture either: the backend is chosen by configuration, the user's model by name.
 """
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,13 +29,17 @@ AIRFLOW_MAY_IMPORT = {
 AIRFLOW_WINGS = set(AIRFLOW_MAY_IMPORT) - {"root", "plugin", "dag"}
 
 # --- The trainer: include/trainer/trainer. Search algorithms know nothing of how trials travel;
-# the distributed wire knows nothing of the steps that use it.
+# the distributed wire knows nothing of the steps that use it. The model SDK (trainer/sdk/), what
+# models import, stands below everything and imports only itself.
 TRAINER_MAY_IMPORT = {
-    "algorithms": {"algorithms", "base"},
-    "distributed": {"algorithms", "distributed", "tuning", "base"},
-    "tuning": {"algorithms", "distributed", "tuning", "base"},
-    "base": {"algorithms", "distributed", "tuning", "base"},  # the steps outside tuning/
+    "sdk": {"sdk"},
+    "algorithms": {"algorithms", "base", "sdk"},
+    "distributed": {"algorithms", "distributed", "tuning", "base", "sdk"},
+    "tuning": {"algorithms", "distributed", "tuning", "base", "sdk"},
+    "base": {"algorithms", "distributed", "tuning", "base", "sdk"},  # the steps outside tuning/
 }
+MODELS = REPO / "include" / "models"
+BUILT_IN_MODELS = "tune_serve_models"
 
 
 def _imports(path: Path) -> set[str]:
@@ -80,7 +85,7 @@ def _trainer_wing(parts: list[str]) -> str:
     """`parts` of a module under `trainer` (without the leading `trainer`)."""
     if parts[:1] == ["tuning"]:
         return parts[1] if len(parts) > 2 and parts[1] in ("algorithms", "distributed") else "tuning"
-    return "base"
+    return "sdk" if parts[:1] == ["sdk"] else "base"
 
 
 def _trainer_files() -> dict[Path, str]:
@@ -147,4 +152,44 @@ def test_the_platforms_never_import_each_other():
 
 def test_only_the_renderer_imports_the_renderer():
     found = [str(p.relative_to(REPO)) for p in _airflow_files() if "tune_serve.kubernetes.render" in _imports(p)]
+    assert found == []
+
+
+# --- The model SDK and the models folder: no loop between the trainer and the built-in model.
+
+
+def test_the_model_sdk_imports_nothing_of_the_trainer_but_itself():
+    files = {p: w for p, w in _trainer_files().items() if w == "sdk"}
+    assert files, "trainer/sdk/ is empty"
+    assert _wrong_way(files, _trainer_wing_of_module, TRAINER_MAY_IMPORT) == []
+    # nor any model (the built-in one included), nor anything but the contract, Keras and TF
+    allowed = {"trainer", "tune_contract", "keras", "tensorflow", "__future__"}
+    found = [f"{p.relative_to(REPO)} imports {n}" for p in sorted(files) for n in _imports(p)
+             if n.split(".")[0] not in allowed and n.split(".")[0] not in sys.stdlib_module_names]
+    assert found == []
+
+
+def test_the_shipped_models_import_only_the_sdk_from_the_trainer():
+    files = sorted(MODELS.rglob("*.py"))
+    assert files
+    found = [f"{p.relative_to(REPO)} imports {n}" for p in files for n in _imports(p)
+             if n.split(".")[0] == "trainer" and n != "trainer.sdk" and not n.startswith("trainer.sdk.")]
+    assert found == []
+
+
+def test_the_trainer_finds_the_built_in_model_only_by_its_contract_name():
+    """No import of the models folder, and no spelling of its package outside docstrings: the
+    name is tune_contract.enums.DEFAULT_MODEL, loaded like any model (trainer.user_model.load)."""
+    found = []
+    for path in sorted((REPO / "include" / "trainer").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant)}
+        found += [f"{path.relative_to(REPO)} imports {n}" for n in _imports(path)
+                  if n.split(".")[0] == BUILT_IN_MODELS]
+        found += [f"{path.relative_to(REPO)}:{node.lineno} spells {node.value!r}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                  and BUILT_IN_MODELS in node.value and id(node) not in docstrings]
     assert found == []

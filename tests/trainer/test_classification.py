@@ -75,12 +75,12 @@ def titanic(tmp_path_factory) -> dict:
 
 def test_prepare_records_the_inferred_task_and_vocabulary(iris):
     import tensorflow as tf
-    from trainer.featurespec import FeatureSpec
+    from trainer import featurespec
 
     result = iris["result"]
     assert result["task"] == "multiclass" and result["label_vocabulary"] == ["setosa", "versicolor", "virginica"]
     assert result["task_reason"] == "inferred: 'Species' is a text label with 3 distinct values"
-    spec = FeatureSpec.load(result["feature_spec"])
+    spec = featurespec.load(result["feature_spec"])
     assert spec.task == "multiclass" and spec.label_vocabulary == ["setosa", "versicolor", "virginica"]
     assert spec.label_stats is None
     records = list(tf.data.TFRecordDataset(str(Path(result["data_dir"]) / "train.tfrecord")).batch(1000))[0]

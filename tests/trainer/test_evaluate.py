@@ -39,9 +39,9 @@ def test_blessed_with_a_loose_bound(loose, prepared, trained):
     assert overall["mse"] == pytest.approx(trained["metrics"]["loss"], rel=1e-3)
     assert loose["baseline"] is None
 
-    from trainer.featurespec import FeatureSpec
+    from trainer import featurespec
 
-    spec = FeatureSpec.load(prepared["result"]["feature_spec"])
+    spec = featurespec.load(prepared["result"]["feature_spec"])
     assert {s["feature"] for s in loose["slices"]} == set(spec.categorical)
     for feature in spec.categorical:
         rows = [s for s in loose["slices"] if s["feature"] == feature]

@@ -47,9 +47,9 @@ def test_default_dataset_is_split_and_described(prepared):
     assert sorted(p.name for p in data_dir.iterdir()) == [
         "eval.tfrecord", "feature_spec.json", "sample_instances.json", "train.tfrecord"]
 
-    from trainer.featurespec import FeatureSpec
+    from trainer import featurespec
 
-    spec = FeatureSpec.load(result["feature_spec"])
+    spec = featurespec.load(result["feature_spec"])
     assert spec.label == "price" and spec.feature_names == DIAMONDS_NUMERIC + DIAMONDS_CATEGORICAL
     train = read_records(data_dir / "train.tfrecord", spec)
     evaluation = read_records(data_dir / "eval.tfrecord", spec)
@@ -80,7 +80,7 @@ def test_split_is_deterministic_per_seed(prepared, tmp_path):
 
 def test_csv_with_inferred_spec(tmp_path):
     from trainer import data
-    from trainer.featurespec import FeatureSpec
+    from trainer import featurespec
 
     source = tmp_path / "rentals.csv"
     rentals().to_csv(source, index=False)
@@ -89,7 +89,7 @@ def test_csv_with_inferred_spec(tmp_path):
     assert code == 0
     assert (result["train_examples"], result["eval_examples"]) == (60, 20)
     assert result["columns"] == {"numeric": ["rooms", "area_m2", "zip_code"], "categorical": ["city"]}
-    spec = FeatureSpec.load(result["feature_spec"])
+    spec = featurespec.load(result["feature_spec"])
     assert sorted(spec.categorical["city"]) == ["Lyon", "Oslo", "Pune"]  # the gap is not a category
 
     features, label = next(iter(data.load_dataset(result["data_dir"], "train", spec, batch_size=16)))
@@ -101,7 +101,7 @@ def test_csv_with_inferred_spec(tmp_path):
 
 
 def test_parquet_with_declared_yaml_spec_and_feature_subset(tmp_path):
-    from trainer.featurespec import FeatureSpec
+    from trainer import featurespec
 
     source = tmp_path / "rentals.parquet"
     rentals().to_parquet(source, index=False)
@@ -113,7 +113,7 @@ def test_parquet_with_declared_yaml_spec_and_feature_subset(tmp_path):
     assert code == 0
     assert result["label"] == "rent"
     assert result["columns"] == {"numeric": ["area_m2"], "categorical": ["zip_code"]}
-    spec = FeatureSpec.load(result["feature_spec"])
+    spec = featurespec.load(result["feature_spec"])
     assert spec.categorical == {"zip_code": ["69001", "69002"]}
     assert set(result["sample_instance"]) == {"area_m2", "zip_code"}
     assert isinstance(result["sample_instance"]["zip_code"], str)
@@ -206,7 +206,7 @@ def test_bundled_dataset_is_read_without_unpacking_into_home(tmp_path, monkeypat
 
 
 def test_column_names_as_csv_files_have_them_are_kept_and_mapped(tmp_path):
-    from trainer.featurespec import FeatureSpec
+    from trainer import featurespec
 
     source = tmp_path / "names.csv"
     pd.DataFrame({"Solar.R": [1.0, 2.0, 3.0, 4.0], "wind-speed": [3.0, 1.0, 2.0, 5.0],
@@ -215,7 +215,7 @@ def test_column_names_as_csv_files_have_them_are_kept_and_mapped(tmp_path):
     code, result = run_step("prepare", tmp_path / "run", "--source", str(source), "--label", "Ozone",
                             "--eval-fraction", "0.25", "--task", "regression")
     assert code == 0
-    spec = FeatureSpec.load(result["feature_spec"])
+    spec = featurespec.load(result["feature_spec"])
     assert spec.feature_names == ["Solar.R", "wind-speed", "floor area", "class"]  # the original names
     # Names TF allows as signature keys stay; Keras inputs need identifiers; a space fits neither.
     assert result["name_mapping"] == {

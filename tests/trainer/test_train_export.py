@@ -59,10 +59,10 @@ def signature_def_inputs(model_path: str, signature: str = "serving_default") ->
 @pytest.mark.parametrize("model", ["trained", "trained_wide_and_deep"])  # the built-in model, a user model
 def test_both_signatures_give_the_same_predictions(model, prepared, request):
     import tensorflow as tf
-    from trainer.featurespec import FeatureSpec
+    from trainer import featurespec
 
     trained = request.getfixturevalue(model)
-    spec = FeatureSpec.load(prepared["result"]["feature_spec"])
+    spec = featurespec.load(prepared["result"]["feature_spec"])
     loaded = tf.saved_model.load(trained["model_path"])
     # serving_default takes what a REST client sends without a signature name (named raw
     # features, one scalar each); from_examples takes serialized tf.Examples (TFMA, batch).

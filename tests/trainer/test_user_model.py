@@ -132,13 +132,13 @@ def test_a_space_naming_what_the_model_does_not_declare_fails_at_prepare(tmp_pat
 ])
 def test_an_override_may_only_narrow_what_the_model_declares(prepared, override, reason):
     from trainer.errors import BadInput
-    from trainer.featurespec import FeatureSpec
+    from trainer import featurespec
     from trainer.tuning import search_space as ss
     from trainer.user_model import load
 
     from tune_contract.search_space import validate
 
-    declared = load(WIDE_AND_DEEP).declared_space(FeatureSpec.load(prepared["result"]["feature_spec"]))
+    declared = load(WIDE_AND_DEEP).declared_space(featurespec.load(prepared["result"]["feature_spec"]))
     with pytest.raises(BadInput) as refused:
         ss.apply_overrides(declared, validate([override]), WIDE_AND_DEEP, "random")
     assert str(refused.value) == f"--search-space.{override['name']}: {reason}"
@@ -155,13 +155,13 @@ def test_grid_refuses_a_continuous_declared_parameter_at_prepare(models_dir, tmp
 
 
 def test_the_declared_space_holds_conditional_hyperparameters_and_overrides_keep_them(prepared):
-    from trainer.featurespec import FeatureSpec
+    from trainer import featurespec
     from trainer.tuning import search_space as ss
     from trainer.user_model import load
 
     from tune_contract.search_space import validate
 
-    spec = FeatureSpec.load(prepared["result"]["feature_spec"])
+    spec = featurespec.load(prepared["result"]["feature_spec"])
     model = load(WIDE_AND_DEEP)
     declared = model.declared_space(spec)
     by_name = {hp.name: hp for hp in declared.space}
@@ -225,7 +225,7 @@ MIRRORED = textwrap.dedent('''
 def test_training_under_mirrored_strategy_with_two_replicas_resumes_and_exports(prepared, tmp_path):
     import numpy as np
     import tensorflow as tf
-    from trainer.featurespec import FeatureSpec
+    from trainer import featurespec
 
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED)
@@ -246,7 +246,7 @@ def test_training_under_mirrored_strategy_with_two_replicas_resumes_and_exports(
     assert resumed["replicas"] == 2 and (resumed["initial_epoch"], resumed["epochs"]) == (1, 2)
     assert all(np.isfinite(v) for v in resumed["metrics"].values())
 
-    spec = FeatureSpec.load(prepared["result"]["feature_spec"])
+    spec = featurespec.load(prepared["result"]["feature_spec"])
     loaded = tf.saved_model.load(resumed["model_path"])
     instances = json.loads((Path(prepared["result"]["data_dir"]) / "sample_instances.json").read_text())["instances"]
     columns = {name: tf.constant([row[name] for row in instances],
@@ -296,7 +296,7 @@ def test_the_readme_model_is_a_working_model(models_dir, prepared, tmp_path, cap
 
 
 def test_the_built_in_model_declares_the_contract_space_with_its_defaults(prepared):
-    from trainer.featurespec import FeatureSpec
+    from trainer import featurespec
     from trainer.model import DEFAULT_HYPERPARAMETERS
     from trainer.tuning import search_space as ss
     from trainer.user_model import load
@@ -304,7 +304,7 @@ def test_the_built_in_model_declares_the_contract_space_with_its_defaults(prepar
     from tune_contract.enums import DEFAULT_MODEL
     from tune_contract.search_space import MODEL_HYPERPARAMETERS
 
-    declared = load(DEFAULT_MODEL).declared_space(FeatureSpec.load(prepared["result"]["feature_spec"]))
+    declared = load(DEFAULT_MODEL).declared_space(featurespec.load(prepared["result"]["feature_spec"]))
     assert tuple(ss.declared_names(declared)) == MODEL_HYPERPARAMETERS
     assert declared.values == DEFAULT_HYPERPARAMETERS
     # declared exactly as the declarative default space turns into the oracle's (same grid points)

@@ -54,6 +54,11 @@ DEFAULT_SPACE: Final = (
     {"name": "batch_size", "type": "choice", "values": [64, 128, 256]},
 )
 MODEL_HYPERPARAMETERS: Final[tuple[str, ...]] = tuple(str(p["name"]) for p in DEFAULT_SPACE)
+# The tabular model's values when a trial or a `train --hyperparameters` leaves one out (and the
+# defaults it declares); one per name of DEFAULT_SPACE, in its order.
+DEFAULT_HYPERPARAMETERS: Final[dict[str, float]] = {
+    "num_layers": 2, "units": 64, "dropout": 0.1, "learning_rate": 1e-3, "batch_size": 128,
+}
 
 # What each model hyperparameter may be: (integer, low, high, low included, high included).
 # Bounded above as well: a search space or a hyperparameter set is data from a run's conf, and

@@ -4,6 +4,7 @@
 - `tabular:build`: the built-in model (the default of the `model` run parameter);
 - `wide_and_deep:build`: a wide (crossed categorical features) and deep model.
 
-Your own models go beside this package in the models folder (include/models, /opt/models
+A model imports from the trainer only the model SDK, `trainer.sdk` (FeatureSpec, heads,
+declare, BadInput). Your own models go beside this package in the models folder (include/models, /opt/models
 in the trainer image), e.g. include/models/my_models/churn.py → `my_models.churn:build`.
 """

@@ -4,7 +4,7 @@
 
 Numeric features are normalised with the feature spec's train statistics and categorical ones
 embedded (a tuned width, index 0 for values outside the vocabulary); a residual Dense block
-follows, with a tuned depth, width and dropout, and the task's head from `trainer.heads`:
+follows, with a tuned depth, width and dropout, and the task's head from `trainer.sdk.heads`:
 a sigmoid probability for `binary`, a softmax over the spec's label vocabulary for
 `multiclass`. It serves a regression too (same head function), but is meant for classifiers.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 def build(hp, spec, task: str):
     import keras
-    from trainer import heads
+    from trainer.sdk import heads
 
     blocks = hp.Int("blocks", 1, 3, default=2)
     units = hp.Int("units", 16, 128, step=16, default=32)

@@ -3,20 +3,18 @@
 One `keras.Input` per feature (shape (1,), named by the spec's Keras key of the feature):
 numeric features are normalised with the train-split statistics of the feature spec,
 categorical features are one-hot encoded with its vocabulary (index 0 = out of vocabulary).
-A Dense/Dropout stack follows, and the task's output layer (trainer.heads.output).
+A Dense/Dropout stack follows, and the task's output layer (trainer.sdk.heads.output).
 
 Its hyperparameters are the declarative default space (tune_contract.search_space.DEFAULT_SPACE)
-with trainer.model.DEFAULT_HYPERPARAMETERS as defaults. Returned uncompiled: the trainer
-compiles it for the task with the `learning_rate` hyperparameter.
+with tune_contract.search_space.DEFAULT_HYPERPARAMETERS as defaults. Returned uncompiled: the
+trainer compiles it for the task with the `learning_rate` hyperparameter. Like any model it
+imports from the trainer only the model SDK (trainer.sdk).
 """
 from __future__ import annotations
 
-from tune_contract.search_space import DEFAULT_SPACE, validate
+from tune_contract.search_space import DEFAULT_HYPERPARAMETERS, DEFAULT_SPACE, validate
 
-from trainer import heads
-from trainer.featurespec import FeatureSpec
-from trainer.model import DEFAULT_HYPERPARAMETERS
-from trainer.tuning.search_space import declare
+from trainer.sdk import FeatureSpec, declare, heads
 
 _SPACE = validate(list(DEFAULT_SPACE))
 

@@ -8,7 +8,7 @@
   An optional bottleneck layer exists only when the Boolean `bottleneck` is on, its width
   `bottleneck_units` a conditional hyperparameter (declared in `hp.conditional_scope`, so
   the search knows it only matters then).
-- Both sides meet in the task's output layer (trainer.heads.output), trained jointly.
+- Both sides meet in the task's output layer (trainer.sdk.heads.output), trained jointly.
 
 Returned uncompiled: the trainer compiles it for the task with `learning_rate`; `batch_size`
 is the per-replica batch.
@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import itertools
 
-from trainer import heads
-from trainer.featurespec import FeatureSpec
+from trainer.sdk import FeatureSpec, heads
 
 MAX_CROSSES = 10  # pairs of categorical features crossed on the wide side
 

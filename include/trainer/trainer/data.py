@@ -9,7 +9,7 @@ Layout written by `prepare`:
 """
 from __future__ import annotations
 
-from trainer import storage
+from trainer import featurespec, storage
 from trainer.errors import BadInput
 from trainer.featurespec import FeatureSpec
 
@@ -37,7 +37,7 @@ def load_feature_spec(data_dir: str) -> FeatureSpec:
     path = feature_spec_path(data_dir)
     if not storage.exists(path):
         raise BadInput("--run-root", f"no prepared data: {path} not found (run the prepare step first)")
-    return FeatureSpec.load(path)
+    return featurespec.load(path)
 
 
 def load_dataset(data_dir: str, split: str, spec: FeatureSpec, batch_size: int,

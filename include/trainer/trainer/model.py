@@ -1,7 +1,8 @@
 """The built-in model's hyperparameters: their defaults and the values it takes.
 
 The model itself is include/models/tune_serve_models/tabular.py, behind the model contract
-(trainer.user_model) like any user model; what stays here is what the trainer checks before
+(trainer.user_model) like any user model, found by its name only (tune_contract.enums.DEFAULT_MODEL:
+nothing here imports it); what stays here is what the trainer checks before
 building it: a `--hyperparameters` value of the built-in model must be in the limits the
 contract sets (tune_contract.search_space.MODEL_LIMITS), whatever search produced it.
 """
@@ -10,12 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from tune_contract.search_space import MODEL_LIMITS, model_rule, model_value_ok
+from tune_contract.search_space import DEFAULT_HYPERPARAMETERS, MODEL_LIMITS, model_rule, model_value_ok
 
 from trainer.errors import BadInput
-from trainer.featurespec import FeatureSpec
+from trainer.sdk import FeatureSpec
 
-DEFAULT_HYPERPARAMETERS = {"num_layers": 2, "units": 64, "dropout": 0.1, "learning_rate": 1e-3, "batch_size": 128}
+__all__ = ["DEFAULT_HYPERPARAMETERS", "build_model", "resolve_hyperparameters"]  # the defaults: the contract's
 
 # name -> (type, check, rule shown in the error message), from the limits the contract sets
 # (tune_contract.search_space.MODEL_LIMITS), so validate_params refuses a space beyond them too.

@@ -20,7 +20,7 @@ from tune_contract.enums import (
 )
 from tune_contract.steps import PrepareArgs
 
-from trainer import data, storage
+from trainer import data, featurespec, storage
 from trainer.errors import BadInput, StepFailed
 from trainer.featurespec import DeclaredSpec, FeatureSpec, check_name
 
@@ -32,7 +32,7 @@ SAMPLE_INSTANCES = 5
 def run(args: PrepareArgs) -> dict:
     _check_flags(args)
     _check_roots(args)
-    declared = DeclaredSpec.parse(args.feature_spec) if args.feature_spec else None
+    declared = featurespec.parse_declared(args.feature_spec) if args.feature_spec else None
     frame = read_source(args.source)
     label = _choose_label(args, declared)
     numeric, categorical = _choose_features(frame, label, args, declared)
@@ -418,7 +418,7 @@ def _write(out_dir: str, spec: FeatureSpec, train, eval_, samples: dict) -> None
     try:
         for name, frame in (("train", train), ("eval", eval_)):
             write_tfrecord(data.split_path(tmp, name), frame, spec)
-        spec.save(data.feature_spec_path(tmp))
+        featurespec.save(spec, data.feature_spec_path(tmp))
         storage.write_text(storage.join(tmp, data.SAMPLE_INSTANCES_FILE), json.dumps(samples, indent=2) + "\n")
         storage.replace_dir(tmp, out_dir)
     except BaseException:

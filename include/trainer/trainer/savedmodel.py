@@ -14,7 +14,7 @@ P(second class)), so a row-format REST answer is one object per instance:
 """
 from __future__ import annotations
 
-from trainer import storage
+from trainer import featurespec, storage
 from trainer.featurespec import FeatureSpec
 
 SERVING_DEFAULT, FROM_EXAMPLES = "serving_default", "from_examples"
@@ -60,7 +60,7 @@ def export_saved_model(model, spec: FeatureSpec, path: str) -> str:
         archive.write_out(tmp, verbose=False)
         # The spec travels with the model: a client (or the serving smoke test) can build
         # requests from the model directory alone.
-        spec.save(storage.join(tmp, FEATURE_SPEC_ASSET))
+        featurespec.save(spec, storage.join(tmp, FEATURE_SPEC_ASSET))
         storage.replace_dir(tmp, path)
     except BaseException:
         storage.rmtree(tmp)

@@ -1,6 +1,8 @@
 """The model contract: load a user's Keras model builder, check it, build it.
 
-    build(hp: keras_tuner.HyperParameters, spec: trainer.featurespec.FeatureSpec, task: str) -> keras.Model
+    build(hp: keras_tuner.HyperParameters, spec: trainer.sdk.FeatureSpec, task: str) -> keras.Model
+
+(a model imports from the trainer only the model SDK, `trainer.sdk`)
 
 named `package.module:callable` (the `--model` flag; the built-in model is
 tune_contract.enums.DEFAULT_MODEL) and found in the models folder: include/models in the
@@ -28,9 +30,8 @@ from typing import Any
 
 from tune_contract import models as model_names
 
-from trainer import heads
 from trainer.errors import BadInput
-from trainer.featurespec import FeatureSpec
+from trainer.sdk import FeatureSpec, heads
 
 # include/trainer/trainer/user_model.py -> include/models; /opt/trainer/trainer/… -> /opt/models
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"

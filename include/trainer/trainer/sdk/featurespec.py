@@ -9,7 +9,9 @@ never disagree about a feature. Two forms exist:
 - `DeclaredSpec`: what a user may pass to `prepare --feature-spec` — column types, and
   optionally vocabularies or stats; `prepare` fills in the rest from the train split.
 
-Both are validated on load; a problem raises `BadInput` naming the key at fault.
+Both are validated when built (`from_dict`); a problem raises `BadInput` naming the key at
+fault. Part of the model SDK (`trainer.sdk`): no file I/O here (reading and writing a spec on
+storage is the trainer's, `trainer.featurespec.load`/`save`), nothing of the trainer imported.
 """
 from __future__ import annotations
 
@@ -20,9 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from trainer.errors import BadInput
-
 from tune_contract.enums import CLASSIFICATION_TASKS, TASKS
+from tune_contract.errors import BadInput
 
 STAT_KEYS = ("mean", "variance", "min", "max")
 TOP_LEVEL_KEYS = ("label", "numeric", "categorical", "label_stats", "task", "label_vocabulary")
@@ -189,15 +190,6 @@ class FeatureSpec:
             label_vocabulary=None if vocabulary is None else _check_vocab(f"{source}.label_vocabulary", vocabulary),
         )
 
-    @classmethod
-    def load(cls, uri: str) -> "FeatureSpec":
-        return cls.from_dict(read_mapping(uri), source=uri)
-
-    def save(self, uri: str) -> None:
-        from trainer import storage
-
-        storage.write_text(uri, json.dumps(self.to_dict(), indent=2) + "\n")
-
     # -- validation ----------------------------------------------------------------
 
     def _validate(self) -> None:
@@ -266,44 +258,8 @@ class DeclaredSpec:
             raise BadInput(f"{source}.{label}", "the label cannot also be a feature")
         return cls(label=label, numeric=numeric, categorical=categorical)
 
-    @classmethod
-    def parse(cls, value: str) -> "DeclaredSpec":
-        """`value` is inline JSON (starts with '{') or the URI of a JSON/YAML file."""
-        if value.lstrip().startswith("{"):
-            try:
-                data = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise BadInput("--feature-spec", f"inline JSON does not parse: {exc}") from None
-            return cls.from_dict(data)
-        return cls.from_dict(read_mapping(value, field_name="--feature-spec"), source="--feature-spec")
-
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def parse_mapping(text: str, field_name: str) -> Any:
-    """Parse a JSON or YAML document (JSON first: it is the common case and YAML's superset
-    parser gives worse messages); unparsable text raises BadInput naming the field."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise BadInput(field_name, f"neither valid JSON nor YAML: {str(exc).splitlines()[0]}") from None
-
-
-def read_mapping(uri: str, field_name: str | None = None) -> Any:
-    """Read a JSON or YAML document; missing or unparsable files raise BadInput."""
-    from trainer import storage
-
-    field_name = field_name or uri
-    if not storage.exists(uri):
-        raise BadInput(field_name, f"file not found: {uri}")
-    return parse_mapping(storage.read_text(uri), field_name)
 
 
 def _check_mapping(field_name: str, value: Any) -> Mapping:

@@ -1,6 +1,7 @@
 """What a task puts on top of a model, and how it is compiled.
 
-Shared by the built-in model and user models (the model contract): a model builder calls
+Part of the model SDK (trainer.sdk), shared by the built-in model and user models (the model
+contract): a model builder calls
 `output(x, spec, task)` for its last layer, or builds its own; the trainer calls
 `compile_for_task` on a model the builder left uncompiled.
 
@@ -19,9 +20,9 @@ from __future__ import annotations
 import math
 
 from tune_contract.enums import TASKS
+from tune_contract.errors import BadInput
 
-from trainer.errors import BadInput
-from trainer.featurespec import FeatureSpec
+from trainer.sdk.featurespec import FeatureSpec
 
 DEFAULT_LEARNING_RATE = 1e-3
 

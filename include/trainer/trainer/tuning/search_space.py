@@ -30,6 +30,7 @@ from tune_contract.search_space import (
 
 from trainer.errors import BadInput
 from trainer.featurespec import parse_mapping, read_mapping
+from trainer.sdk.space import declare  # the model SDK's: a parameter declared on Keras Tuner's hp
 
 __all__ = ["DEFAULT_SPACE", "MAX_GRID_POINTS", "RESERVED_PREFIX", "TYPES", "Parameter", "SearchSpace", "KerasSpace", "apply_overrides",
            "check", "declare", "declared_names", "default_space", "hyperparameters_violation", "load",
@@ -64,21 +65,6 @@ def to_hyperparameters(space: SearchSpace):
     for p in space.parameters:
         declare(hps, p)
     return hps
-
-
-def declare(hps, p: Parameter, default=None):
-    """Declare one parameter of a declarative space on Keras Tuner `hps`, in the current
-    conditional scope; returns its value. A choice of one value is fixed (hp.Fixed)."""
-    sampling = "log" if p.log else "linear"
-    if p.type == "choice" and len(p.values) == 1:
-        return hps.Fixed(p.name, p.values[0])
-    if p.type == "choice":
-        return hps.Choice(p.name, list(p.values), default=default)
-    if p.step is not None and (p.type == "float" or p.log):
-        return hps.Choice(p.name, list(p.grid()), ordered=True, default=default)  # exact, rounded grid points
-    if p.type == "int":
-        return hps.Int(p.name, p.min, p.max, step=p.step, sampling=sampling, default=default)
-    return hps.Float(p.name, p.min, p.max, sampling=sampling, default=default)
 
 
 # -- a user model's space: what it declares, narrowed or fixed by `--search-space` -----------------
