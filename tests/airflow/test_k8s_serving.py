@@ -18,6 +18,10 @@ from k8s_testing import FakeApiServer
 from kubernetes.client import ApiClient
 
 from tune_serve.kubernetes import serving as ks
+from tune_serve.kubernetes import serving_cluster as k8s_cluster
+from tune_serve.kubernetes import serving_manifests as k8s_manifests
+from tune_serve.kubernetes import serving_versions as k8s_versions
+from tune_serve.kubernetes import settings as k8s_settings
 from tune_serve.serving.errors import ModelRejected, ServingUnavailable
 from tune_serve.serving.rest_client import TFServingREST
 
@@ -82,7 +86,7 @@ class FakeCluster(FakeApiServer):
     # -- what the fake cluster's Deployment controller does
     def _roll(self, name):
         deployment = self.objects[("Deployment", name)]
-        state = ks.ServingState.from_json(deployment["metadata"]["annotations"][ks.STATE_ANNOTATION])
+        state = k8s_manifests.ServingState.from_json(deployment["metadata"]["annotations"][k8s_manifests.STATE_ANNOTATION])
         replicas = deployment["spec"]["replicas"]
         self.rollouts.append({"labels": dict(state.labels), "versions": state.versions})
         if self.stall_on_version in state.versions and self.stall_on_version != self.serving_version():
@@ -99,10 +103,10 @@ class FakeCluster(FakeApiServer):
         return _typed(deployment, "V1Deployment")
 
     def serving_state(self):
-        deployment = self.objects.get(("Deployment", ks.object_name(MODEL)))
+        deployment = self.objects.get(("Deployment", k8s_manifests.object_name(MODEL)))
         if deployment is None:
             return None
-        return ks.ServingState.from_json(deployment["metadata"]["annotations"][ks.STATE_ANNOTATION])
+        return k8s_manifests.ServingState.from_json(deployment["metadata"]["annotations"][k8s_manifests.STATE_ANNOTATION])
 
     def serving_version(self):
         state = self.serving_state()
@@ -155,8 +159,8 @@ def saved_model(tmp_path: Path, name="model") -> str:
 
 
 def _deploy(cluster, model_path, prediction=1234.5, candidate=None):
-    settings = ks.ServingSettings(timeout_seconds=5)
-    handle = ks.TFServingCluster(cluster, cluster, MODEL, settings, poll_seconds=0, coordination=cluster)
+    settings = k8s_settings.ServingSettings(timeout_seconds=5)
+    handle = k8s_cluster.TFServingCluster(cluster, cluster, MODEL, settings, poll_seconds=0, coordination=cluster)
     return ks.deploy(model_path, MODEL, INSTANCE, candidate, cluster=handle,
                      rest=tf_serving(cluster, prediction)), handle
 
@@ -244,7 +248,7 @@ def test_not_a_saved_model_is_rejected_before_touching_the_cluster(tmp_path, ser
 
 
 def test_no_deployment_means_no_baseline():
-    handle = ks.TFServingCluster(FakeCluster(), FakeCluster(), MODEL, ks.ServingSettings())
+    handle = k8s_cluster.TFServingCluster(FakeCluster(), FakeCluster(), MODEL, k8s_settings.ServingSettings())
     assert ks.current_model(MODEL, cluster=handle) is None
 
 
@@ -262,12 +266,12 @@ def test_models_sharing_a_long_prefix_get_distinct_valid_names():
     pattern = re.compile(dag_params()["model_name"].schema["pattern"])
     first, second = "a" * 40 + "-first-model", "a" * 40 + "-other-model"  # 52 characters each, allowed
     assert pattern.match(first) and pattern.match(second)
-    names = {n: ks.object_name(n) for n in (first, second, "a" * 52, "a", "x-" * 25 + "yz", "a" * 39 + "-b")}
+    names = {n: k8s_manifests.object_name(n) for n in (first, second, "a" * 52, "a", "x-" * 25 + "yz", "a" * 39 + "-b")}
     assert len(set(names.values())) == len(names)
     dns_label = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     for model, name in names.items():
         assert dns_label.match(name) and len(name) <= 63, (model, name)  # a Service name is a DNS-1123 label
-        assert dns_label.match(ks._labels(model)[ks.INSTANCE_LABEL])
+        assert dns_label.match(k8s_manifests.instance_labels(model)[k8s_manifests.INSTANCE_LABEL])
 
 
 def test_names_outside_the_param_still_map_to_distinct_valid_names():
@@ -275,7 +279,7 @@ def test_names_outside_the_param_still_map_to_distinct_valid_names():
 
     dns_label = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     models = ["Diamonds", "diamonds", "dia_monds", "dia.monds", "dia-monds", "a" * 80, "a" * 81, "-x-", "x" * 39 + "_"]
-    names = [ks.object_name(m) for m in models]
+    names = [k8s_manifests.object_name(m) for m in models]
     assert len(set(names)) == len(models)
     assert all(dns_label.match(n) and len(n) <= 63 for n in names), names
 
@@ -284,8 +288,8 @@ def test_a_deployment_of_another_model_is_never_touched(tmp_path, serving_root):
     cluster = FakeCluster()
     _deploy(cluster, saved_model(tmp_path))
     # Another model whose objects would carry the same name (e.g. before names were unique)
-    deployment = cluster.objects[("Deployment", ks.object_name(MODEL))]
-    deployment["metadata"]["annotations"][ks.MODEL_ANNOTATION] = "someone-else"
+    deployment = cluster.objects[("Deployment", k8s_manifests.object_name(MODEL))]
+    deployment["metadata"]["annotations"][k8s_manifests.MODEL_ANNOTATION] = "someone-else"
     before = copy.deepcopy(cluster.objects)
     with pytest.raises(ModelRejected, match="belongs to model 'someone-else', not 'diamonds'"):
         _deploy(cluster, saved_model(tmp_path, "second"))
@@ -320,7 +324,7 @@ def test_two_deployments_of_one_model_take_turns(tmp_path, serving_root):
     import threading
 
     cluster = FakeCluster()
-    settings = ks.ServingSettings(timeout_seconds=30, lease_seconds=3)
+    settings = k8s_settings.ServingSettings(timeout_seconds=30, lease_seconds=3)
     canary_loading, go_on = threading.Event(), threading.Event()
     first_rest = tf_serving(cluster, 1.0)
     check_version = first_rest.wait_available
@@ -334,7 +338,7 @@ def test_two_deployments_of_one_model_take_turns(tmp_path, serving_root):
     results = {}
 
     def deploy(name, rest):
-        handle = ks.TFServingCluster(cluster, cluster, MODEL, settings, poll_seconds=0, coordination=cluster)
+        handle = k8s_cluster.TFServingCluster(cluster, cluster, MODEL, settings, poll_seconds=0, coordination=cluster)
         try:
             results[name] = ks.deploy(_model(tmp_path, name), MODEL, INSTANCE, cluster=handle, rest=rest)
         except Exception as exc:  # noqa: BLE001 - reported by the asserts below
@@ -345,7 +349,7 @@ def test_two_deployments_of_one_model_take_turns(tmp_path, serving_root):
     assert canary_loading.wait(60)
     second = threading.Thread(target=deploy, args=("second", tf_serving(cluster, 2.0)))
     second.start()
-    lease = f"{ks.object_name(MODEL)}-deploy"
+    lease = f"{k8s_manifests.object_name(MODEL)}-deploy"
     _wait_until(lambda: cluster.calls.count(("get", "Lease", lease)) >= 2)  # it found the Lease held, twice
     assert len(cluster.rollouts) == 1 and sorted(p.name for p in (serving_root / MODEL).iterdir()
                                                  if p.name.isdigit()) == ["1"]  # and touched nothing
@@ -369,7 +373,7 @@ def _lease(cluster, holder, renewed_seconds_ago, duration=60):
 
     renewed = (datetime.now(UTC) - timedelta(seconds=renewed_seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     cluster.create("Lease", {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                             "metadata": {"name": f"{ks.object_name(MODEL)}-deploy", "namespace": "tune-serve"},
+                             "metadata": {"name": f"{k8s_manifests.object_name(MODEL)}-deploy", "namespace": "tune-serve"},
                              "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration,
                                       "acquireTime": renewed, "renewTime": renewed}})
 
@@ -384,8 +388,8 @@ def test_a_deployment_that_died_holding_the_lease_blocks_the_model_only_until_it
 def test_a_live_lease_makes_the_deployment_wait_then_give_up_untouched(tmp_path, serving_root):
     cluster = FakeCluster()
     _lease(cluster, "worker-2/77/alive", renewed_seconds_ago=0, duration=3600)
-    settings = ks.ServingSettings(timeout_seconds=5, lease_seconds=1, lease_wait_seconds=0.3)
-    handle = ks.TFServingCluster(cluster, cluster, MODEL, settings, poll_seconds=0, coordination=cluster)
+    settings = k8s_settings.ServingSettings(timeout_seconds=5, lease_seconds=1, lease_wait_seconds=0.3)
+    handle = k8s_cluster.TFServingCluster(cluster, cluster, MODEL, settings, poll_seconds=0, coordination=cluster)
     with pytest.raises(ServingUnavailable, match="another deployment of diamonds is running: .* held by worker-2/77/alive"):
         ks.deploy(_model(tmp_path, "m"), MODEL, INSTANCE, cluster=handle, rest=tf_serving(cluster))
     assert cluster.names("Deployment") == [] and cluster.rollouts == []
@@ -398,8 +402,8 @@ def test_a_version_number_claimed_by_another_deployment_is_never_reused(tmp_path
     base = serving_root / MODEL
     (base / ".versions").mkdir(parents=True)
     (base / ".versions" / "1").touch()  # claimed by a deployment still moving its copy in
-    staged = ks.stage(_model(tmp_path, "m"), str(base))
-    assert ks.publish(staged, str(base)) == 2
+    staged = k8s_versions.stage(_model(tmp_path, "m"), str(base))
+    assert k8s_versions.VersionDir(str(base)).publish(staged) == 2
     assert (base / "2" / "assets" / "source").read_text() == "m" and not (base / "1").exists()
 
 
@@ -439,14 +443,14 @@ def test_publishing_on_object_storage_claims_the_version_before_copying_it_in(tm
     from fsspec.implementations.memory import MemoryFileSystem
 
     attach("memory", fs=MemoryFileSystem())
-    monkeypatch.setattr(ks, "_path", lambda uri: ObjectStoragePath(uri if "://" in uri else f"file://{uri}"))
+    monkeypatch.setattr(k8s_versions, "_path", lambda uri: ObjectStoragePath(uri if "://" in uri else f"file://{uri}"))
     base = f"memory://serving-{uuid.uuid4().hex}/{MODEL}"
     ObjectStoragePath(f"{base}/.versions/1").write_bytes(b"")  # claimed by another deployment
-    staged = ks.stage(_model(tmp_path, "remote"), base)
-    assert ks.publish(staged, base, taken=()) == 2
+    staged = k8s_versions.stage(_model(tmp_path, "remote"), base)
+    assert k8s_versions.VersionDir(base, taken=()).publish(staged) == 2
     assert ObjectStoragePath(f"{base}/2/assets/source").read_text() == "remote"
     assert not ObjectStoragePath(f"{base}/1").exists() and not staged.exists()
-    assert ks._create_if_absent(ObjectStoragePath(f"{base}/.versions/2")) is False
+    assert k8s_versions._create_if_absent(ObjectStoragePath(f"{base}/.versions/2")) is False
 
 
 def test_the_readme_example_and_the_smoke_tests_send_the_same_body():

@@ -21,8 +21,7 @@ from kubernetes.client import ApiClient
 from tune_contract.enums import CANARY, STABLE
 from tune_contract.results import RankedTrial, TrainResult
 from tune_serve import config
-from tune_serve.kubernetes import manifests
-from tune_serve.kubernetes import serving as k8s_serving
+from tune_serve.kubernetes import manifests, serving_manifests
 from tune_serve.kubernetes import settings as cluster_settings
 from tune_serve.kubernetes.oracle import StartOracleOperator, oracle_names
 from tune_serve.workflow import plan as planning
@@ -110,8 +109,8 @@ def render_run(dag, conf: dict, run_id: str = SAMPLE_RUN_ID, retries_of: tuple[s
 
 def render_serving(model_name: str, base_path: str) -> list[Rendered]:
     """TF Serving's objects as a deployment leaves them mid-canary (stable 1, canary 2)."""
-    state = k8s_serving.ServingState(base_path, (1, 2), {STABLE: 1, CANARY: 2})
-    return [Rendered(m, "serving.deploy_serving") for m in k8s_serving.render(model_name, state)]
+    state = serving_manifests.ServingState(base_path, (1, 2), {STABLE: 1, CANARY: 2})
+    return [Rendered(m, "serving.deploy_serving") for m in serving_manifests.render(model_name, state)]
 
 
 def render_rbac() -> list[Rendered]:

@@ -119,3 +119,43 @@ def load() -> ClusterSettings:
         storage_claim=config.setting("storage_claim"),
         storage_mount_path=config.setting("storage_mount_path", d.storage_mount_path),
     )
+
+
+# ---- TF Serving (serving.deploy_serving) ----------------------------------------------------
+
+@dataclass(frozen=True)
+class ServingSettings:
+    namespace: str = "tune-serve"
+    image: str = "tensorflow/serving:2.20.0"
+    replicas: int = 2
+    cpu: str = "1"
+    memory: str = "2Gi"
+    service_account: str = "tune-serve-serving"
+    url: str | None = None            # REST base URL when Airflow is outside the cluster (an ingress)
+    timeout_seconds: float = 600      # each rollout, and each wait on the REST API
+    storage_claim: str | None = None  # RWX claim holding serving_root (clusters without GCS)
+    storage_mount_path: str = "/mnt/tune-serve"
+    lease_seconds: int = 60           # a deployment that dies blocks its model this long at most
+    lease_wait_seconds: float | None = None  # waiting for another deployment (default: 4 timeouts + a minute)
+
+    @property
+    def lease_wait(self) -> float:
+        # a deployment is two rollouts and two REST waits of up to `timeout_seconds` each
+        return self.lease_wait_seconds if self.lease_wait_seconds is not None else 4 * self.timeout_seconds + 60
+
+
+def serving_settings() -> ServingSettings:
+    d, cluster = ServingSettings(), load()
+    return ServingSettings(
+        namespace=cluster.namespace,
+        image=config.setting("serving_image", d.image),
+        replicas=int(config.setting("serving_replicas", str(d.replicas))),
+        cpu=config.setting("serving_cpu", d.cpu),
+        memory=config.setting("serving_memory", d.memory),
+        service_account=config.setting("serving_service_account", d.service_account),
+        url=config.setting("serving_url"),
+        timeout_seconds=float(config.setting("serving_timeout", str(d.timeout_seconds))),
+        storage_claim=cluster.storage_claim,
+        storage_mount_path=cluster.storage_mount_path,
+        lease_seconds=int(config.setting("serving_lease_seconds", str(d.lease_seconds))),
+    )

@@ -8,26 +8,33 @@ as TF Serving polls its file system) â†’ wait until that version is AVAILABLE â†
 the default route to it. If it fails to load or the smoke test fails, the previous stable
 version keeps serving and the new version is moved aside to `.rejected-{version}` (kept for
 inspection, never served); a model whose first version is rejected stays absent (404).
+
+The decision, the provenance, the labels and the result are the ones both platforms share
+(`tune_serve.serving.publisher`); the versions' store is `model_store.ModelStore`.
 """
 from __future__ import annotations
 
 import shutil
+from typing import Any
 
-from tune_contract.enums import CANARY, STABLE
+from tune_contract.enums import STABLE
 from tune_serve import config
 from tune_serve.local import server as local_server
 from tune_serve.local.model_store import ModelStore
 from tune_serve.serving import deploy_decision, provenance
+from tune_serve.serving.deploy_decision import DeployResult
 from tune_serve.serving.errors import ModelRejected
+from tune_serve.serving.publisher import Publisher, canary, promoted, settled
 from tune_serve.serving.rest_client import TFServingREST
 
 DEFAULT_TIMEOUT_SECONDS = "180"  # server start (imports TensorFlow), then loading one version
 
 
-def deploy(model_path: str, model_name: str, instance: dict, candidate: dict | None = None) -> dict:
+def deploy(model_path: str, model_name: str, instance: dict[str, Any],
+           candidate: dict[str, Any] | None = None) -> DeployResult:
     store = ModelStore(config.serving_root(), model_name)
     timeout = float(config.setting("serving_timeout", DEFAULT_TIMEOUT_SECONDS))
-    fingerprint = provenance.fingerprint(model_path)
+    publisher = Publisher(model_name, store, model_path, provenance.fingerprint(model_path), candidate)
     staged = store.stage(model_path)  # the slow copy, outside the lock
     try:
         # One deployment of a model at a time: versions are numbered in lock order, labels are
@@ -35,46 +42,37 @@ def deploy(model_path: str, model_name: str, instance: dict, candidate: dict | N
         with store.lock(timeout=4 * timeout):
             url = local_server.ensure_running(store, timeout)
             with TFServingREST(url, model_name) as server:
-                labels = store.labels()
-                previous = labels.get(STABLE)
+                previous = store.labels().get(STABLE)
                 serving_path = store.stable_path()
-                if candidate is not None:
-                    published = {v: provenance.loads(p) for v, p in store.published().items()}
-                    decision = deploy_decision.decide({**candidate, "fingerprint": fingerprint},
-                                                      str(serving_path) if serving_path else None, published)
-                    if decision.action != deploy_decision.PUBLISH:
-                        return {"model_name": model_name, "action": decision.action, "reason": decision.reason,
-                                "version": decision.version, "serving_version": previous,
-                                "url": server.predict_url(), "previous_version": None, "prediction": None}
+                held = publisher.held(str(serving_path) if serving_path else None, previous, server.predict_url())
+                if held is not None:
+                    return held
                 if previous is None and not store.configured():  # versions put there by hand
                     previous = max(server.available_versions(), default=None)
                 store.configure()  # listed in the server's config: served by its stable label only
-                version = store.publish(staged, provenance.dumps(provenance.record(candidate, model_path, fingerprint)))
+                version = publisher.publish(staged)
                 prediction = _roll_out(store, server, version, instance, timeout)
-                return {"model_name": model_name, "action": deploy_decision.PUBLISH,
-                        "reason": f"v{version} replaces v{previous}" if previous is not None else "the first version",
-                        "version": version, "serving_version": version, "url": server.predict_url(),
-                        "previous_version": previous, "prediction": prediction}
+                return deploy_decision.published(model_name, version, previous, server.predict_url(), prediction)
     finally:
         shutil.rmtree(staged, ignore_errors=True)  # already gone once published
 
 
-def _roll_out(store: ModelStore, server: TFServingREST, version: int, instance: dict, timeout: float):
-    settled = {label: v for label, v in store.labels().items() if label != CANARY}
+def _roll_out(store: ModelStore, server: TFServingREST, version: int, instance: dict[str, Any], timeout: float) -> Any:
+    labels = store.labels()
     try:
         server.wait_available(version, timeout)
-        store.set_labels({**settled, CANARY: version})
+        store.set_labels(canary(labels, version))
         prediction = server.smoke_test(version, instance)
     except BaseException as exc:
-        store.set_labels(settled)
+        store.set_labels(settled(labels))
         if isinstance(exc, ModelRejected):
             aside = store.reject(version)  # the server unloads it: it never answers again
-            serving = settled.get(STABLE)
+            serving = labels.get(STABLE)
             still = f"version {serving} keeps serving" if serving is not None else "no stable version to keep serving"
             raise ModelRejected(f"{exc}; {still}; the rejected version is kept at {aside} "
                                 f"(server log: {local_server.log_path(store.root)})") from None
         raise
-    store.set_labels({**settled, STABLE: version})
+    store.set_labels(promoted(labels, version))
     server.wait_label(STABLE, version, timeout)
     return prediction
 

@@ -21,12 +21,15 @@ the run's `evaluation` group, which evaluates against what serves then (docs/con
 An already published candidate is never published again: when it still serves, the retry is a
 no-op that reports it; when another version serves now, it is left as it is (the record says
 which). Pure: the backends read the versions and the serving path, this decides.
+
+A deploy's result (`Backend.deploy`, the `serving.deploy_serving` XCom) is built only here,
+`result(...)`, with its keys stated once in `DeployResult`.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 PUBLISH: Final = "publish"
 ALREADY_PUBLISHED: Final = "already_published"
@@ -81,3 +84,37 @@ def decide(candidate: Mapping[str, Any], serving_path: str | None, published: Ma
                                  f"(clear this run's evaluation to judge the candidate against what serves now)")
     return Decision(PUBLISH, f"judged against {_named(serving_path)}, which still serves" if serving_path
                     else "judged when no version served, and none serves")
+
+
+class DeployResult(TypedDict):
+    """What a deploy did (`Backend.deploy`): `action` is one of PUBLISH, ALREADY_PUBLISHED, REFUSED."""
+
+    model_name: str
+    action: str
+    reason: str
+    version: int | None          # the version published, or the candidate's existing one; None when refused
+    serving_version: int | None  # the stable version once the deploy is over
+    url: str                     # the model's predict URL
+    previous_version: int | None  # the stable version a publish replaced (None otherwise)
+    prediction: Any              # the smoke test's answer (a publish), else None
+
+
+def result(model_name: str, action: str, reason: str, *, version: int | None, serving_version: int | None,
+           url: str, previous_version: int | None = None, prediction: Any = None) -> DeployResult:
+    """The one constructor of a deploy's result."""
+    return {"model_name": model_name, "action": action, "reason": reason, "version": version,
+            "serving_version": serving_version, "url": url, "previous_version": previous_version,
+            "prediction": prediction}
+
+
+def held(model_name: str, decision: Decision, serving_version: int | None, url: str) -> DeployResult:
+    """The result of a decision not to publish (already published, refused): nothing changed."""
+    return result(model_name, decision.action, decision.reason, version=decision.version,
+                  serving_version=serving_version, url=url)
+
+
+def published(model_name: str, version: int, previous_version: int | None, url: str, prediction: Any) -> DeployResult:
+    """The result of a new version rolled out and serving as stable."""
+    reason = f"v{version} replaces v{previous_version}" if previous_version is not None else "the first version"
+    return result(model_name, PUBLISH, reason, version=version, serving_version=version, url=url,
+                  previous_version=previous_version, prediction=prediction)

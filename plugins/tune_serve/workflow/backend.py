@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from tune_serve import config
 
 if TYPE_CHECKING:
+    from tune_serve.serving.deploy_decision import DeployResult
     from tune_serve.workflow.podspec import PodTask
 
 _MODULES = {"local": "tune_serve.local.backend", "kubernetes": "tune_serve.kubernetes.backend",
@@ -43,7 +44,7 @@ class Backend(Protocol):
         """Teardown: remove the chief whatever the run's outcome."""
 
     def deploy(self, model_path: str, model_name: str, instance: dict[str, Any],
-               candidate: dict[str, Any] | None = None) -> dict[str, Any]:
+               candidate: dict[str, Any] | None = None) -> DeployResult:
         """Serve `model_path` as the next version of `model_name` once a prediction of `instance`
         succeeds on it; the previous version keeps serving otherwise. A run's `candidate`
         ({run_id, rank, judged_against}) is decided under the model's deploy lock first
