@@ -35,8 +35,18 @@ chaos: envs
 
 # Measurements, not tests (bench/): search quality, tuner scaling, orchestration overhead,
 # serving latency, preemption cost, model quality, classifier quality. ~45 min; BENCH="--quick" for a smoke run.
-bench: envs
+# The search benchmark (all benchmarks, or BENCH naming search) also needs the bench-only BoTorch env.
+BENCH_ENVS = $(if $(filter search,$(BENCH))$(if $(filter-out --quick --snapshot,$(BENCH)),,all),$(VENV)/bench-botorch/.done)
+bench: envs $(BENCH_ENVS)
 	$(AIRFLOW_PY) bench/run.py $(BENCH)
+
+# Bench-only (issue 25): BoTorch and PyTorch for `make bench BENCH=search`, in no image and no
+# main environment. pip, not uv: torch 2.13.0's CPU wheel lies in this machine's wheel folder,
+# which pip's configuration reads and uv does not (uv would fetch a CUDA build of several GB).
+$(VENV)/bench-botorch/.done: constraints/bench-botorch.txt
+	$(PYTHON) -m venv $(VENV)/bench-botorch
+	$(VENV)/bench-botorch/bin/pip install -q --require-hashes --no-deps -r constraints/bench-botorch.txt
+	touch $@
 
 # Every Kubernetes object the DAG would create for a conf, as YAML, validated against the API schema.
 render-k8s: $(VENV)/airflow/.done

@@ -109,7 +109,7 @@ RUN_ROOT = "gs://bucket/runs/r1"
 
 
 def _start(hook, run_root=RUN_ROOT, networking=None):
-    op = oracle.StartOracleOperator(task_id="start_oracle", namespace="tune-serve", image="trainer:1",
+    op = oracle.KubernetesStartOracleOperator(task_id="start_oracle", namespace="tune-serve", image="trainer:1",
                                     cmds=PodTask("start_oracle", "oracle").command,
                                     oracle_args={"run_root": run_root, "max_trials": 6}, oracle_port=8000)
     op.__dict__["hook"] = hook
@@ -188,7 +188,7 @@ def test_a_service_that_cannot_be_made_takes_its_job_with_it():
 
 
 def _sensor(hook, handle):
-    sensor = oracle.OracleJobSensor(task_id="wait_oracle", handle=handle, timeout=60, poke_interval=1)
+    sensor = oracle.KubernetesWaitOracleSensor(task_id="wait_oracle", handle=handle, timeout=60, poke_interval=1)
     sensor.__dict__["hook"] = hook
     return sensor
 
@@ -225,7 +225,7 @@ def test_a_failed_chief_fails_the_wait_without_retries(tmp_path):
 def test_stop_deletes_job_pods_and_service_and_tolerates_what_is_gone():
     hook = FakeHook()
     handle = _start(hook).execute(_context())
-    stop = oracle.StopOracleOperator(task_id="stop_oracle", handle=handle, namespace="tune-serve")
+    stop = oracle.KubernetesStopOracleOperator(task_id="stop_oracle", handle=handle, namespace="tune-serve")
     stop.__dict__["hook"] = hook
     stop.execute(_context("tuning.stop_oracle"))
     assert hook.batch_v1_client.deleted == [(handle["job"], "Background")]  # pods go with the Job

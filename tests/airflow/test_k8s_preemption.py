@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from k8s_testing import condition, pod, running, terminated, waiting
 from kubernetes.client.exceptions import ApiException
 
-from tune_serve.kubernetes.operators import TrainerPodOperator
+from tune_serve.kubernetes.operators import KubernetesTrainerPodOperator
 from tune_serve.workflow.preemption import PodFailed, PodPreempted, classify, retry_policy
 
 SHUTDOWN = "Pod was terminated in response to imminent node shutdown."
@@ -114,7 +114,7 @@ def test_retry_policy_retries_preemptions_only():
 # ---- the operator: KubernetesPodOperator's cleanup() re-raised as the verdict ------------
 
 def _operator(read_pod=None):
-    op = TrainerPodOperator(task_id="tune", name="tune", namespace="tune-serve", image="x", do_xcom_push=True,
+    op = KubernetesTrainerPodOperator(task_id="tune", name="tune", namespace="tune-serve", image="x", do_xcom_push=True,
                             on_finish_action="delete_succeeded_pod", log_events_on_failure=False)
     pod_manager = mock.MagicMock()
     pod_manager.read_pod.side_effect = read_pod or (lambda p: p)

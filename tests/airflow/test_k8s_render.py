@@ -303,7 +303,7 @@ def test_gke_backend_uses_the_google_operators():
     start = dag.get_task("tuning.start_oracle")
     assert type(start).__name__ == "GKEStartOracleOperator"
     assert (start.project_id, start.location, start.cluster_name) == ("ml-project", "europe-west4", "ml")
-    assert type(dag.get_task("tuning.wait_oracle")).__name__ == "GKEOracleJobSensor"
+    assert type(dag.get_task("tuning.wait_oracle")).__name__ == "GKEWaitOracleSensor"
     assert dag.get_task("tuning.stop_oracle").is_teardown
 
 

@@ -11,7 +11,7 @@ import pytest
 from k8s_testing import cluster_backend, load_dag
 
 from tune_serve.kubernetes import manifests, render
-from tune_serve.kubernetes.operators import TrainerPodOperator
+from tune_serve.kubernetes.operators import KubernetesTrainerPodOperator
 from tune_serve.kubernetes.results import result_uri
 from tune_serve.workflow.preemption import PodFailed
 
@@ -81,7 +81,7 @@ def test_dag_pod_tasks_never_push_through_the_sidecar():
 # ---- the operator: the pod's result read from storage, pushed as the task's return value ----
 
 def _operator(tmp_path):
-    op = TrainerPodOperator(task_id="train", name="train", namespace="tune-serve", image="x",
+    op = KubernetesTrainerPodOperator(task_id="train", name="train", namespace="tune-serve", image="x",
                             arguments=[f"--run-root={tmp_path}/runs/r", "--rank=1"], do_xcom_push=False)
     ti = mock.MagicMock(task_id="train", map_index=0, try_number=2)
     return op, {"ti": ti}

@@ -140,7 +140,7 @@ def test_a_cleared_task_whose_command_changed_runs_again_instead_of_reusing_the_
 
 def _start_chief(run_id):
     # a stand-in chief: the flags the plan adds land in its sys.argv
-    start = local.LocalOracleStart(task_id="start_oracle", cmds=[sys.executable, "-c", "import time; time.sleep(60)"],
+    start = local.LocalStartOracleOperator(task_id="start_oracle", cmds=[sys.executable, "-c", "import time; time.sleep(60)"],
                                    oracle_args={"run_root": f"/tmp/runs/{run_id}"})
     ti = SimpleNamespace(dag_id="d", run_id=run_id, task_id="tuning.start_oracle", map_index=-1, try_number=1)
     return start.execute({"ti": ti, "run_id": run_id, "dag": SimpleNamespace(dag_id="d")})
@@ -202,7 +202,7 @@ def test_trigger_fires_when_the_process_ends_however_it_ends(tmp_path):
 def _wait(**kwargs):
     from datetime import timedelta
 
-    return local.LocalOracleWait(**{"task_id": "wait_oracle", "deadline": timedelta(hours=1), **kwargs})
+    return local.LocalWaitOracleOperator(**{"task_id": "wait_oracle", "deadline": timedelta(hours=1), **kwargs})
 
 
 def test_wait_defers_while_running_and_restarts_a_killed_chief(tmp_path):
@@ -286,5 +286,5 @@ def test_the_chief_and_the_tuners_share_a_secret_only_the_user_can_read(tmp_path
     ti.task_id = "training.train"
     assert "KERASTUNER_ORACLE_SECRET_FILE" not in LocalProcess(local.Path(other.submit_job(context))).launch_spec()["env"]
 
-    local.LocalOracleStop(task_id="stop_oracle", handle=handle).execute(context)
+    local.LocalStopOracleOperator(task_id="stop_oracle", handle=handle).execute(context)
     assert not secret.exists()

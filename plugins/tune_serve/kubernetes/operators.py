@@ -126,7 +126,7 @@ class ResultFileMixin:
         return result
 
 
-class TrainerPodOperator(PreemptionAwarePodMixin, ResultFileMixin, KubernetesPodOperator):
+class KubernetesTrainerPodOperator(PreemptionAwarePodMixin, ResultFileMixin, KubernetesPodOperator):
     """One trainer step in a pod, through an Airflow Kubernetes connection."""
 
     operator_extra_links = (*KubernetesPodOperator.operator_extra_links, *POD_TASK_LINKS)
@@ -138,7 +138,7 @@ class GKETrainerPodOperator(PreemptionAwarePodMixin, ResultFileMixin, GKEStartPo
     operator_extra_links = (*GKEStartPodOperator.operator_extra_links, *POD_TASK_LINKS)
 
 
-class TunerPodOperator(SearchSecretPodMixin, TrainerPodOperator):
+class KubernetesTunerPodOperator(SearchSecretPodMixin, KubernetesTrainerPodOperator):
     """A Keras Tuner worker's pod, through an Airflow Kubernetes connection."""
 
 

@@ -1,12 +1,12 @@
 """The Keras Tuner chief on a cluster: a Job plus a ClusterIP Service, started, awaited, removed.
 
-- `StartOracleOperator` creates both and returns at once with the address tuner pods
+- `KubernetesStartOracleOperator` creates both and returns at once with the address tuner pods
   dial. The Job restarts a crashed or preempted chief (its podFailurePolicy does not count
   disruptions); the chief reloads its state from `{run_root}/tuning/`.
-- `OracleJobSensor` waits for the Job (rescheduling, or deferred to the triggerer) and
+- `KubernetesWaitOracleSensor` waits for the Job (rescheduling, or deferred to the triggerer) and
   returns the chief's result, which the chief writes to shared storage (a Job pod has no
   XCom sidecar): `{run_root}/tuning/oracle_result.json`, read with ObjectStoragePath.
-- `StopOracleOperator` is the run's teardown: it deletes the Job and its pods; the
+- `KubernetesStopOracleOperator` is the run's teardown: it deletes the Job and its pods; the
   Service, the search Secret and the NetworkPolicy go with the Job (owner references),
   also when the Job's TTL removes it.
 
@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from airflow.providers.cncf.kubernetes.operators.job import KubernetesJobOperator
@@ -37,11 +38,13 @@ from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
 from tune_contract import enums, layout
+from tune_contract.results import OracleHandle
 from tune_serve import storage
 from tune_serve.errors import PodFailed
 from tune_serve.kubernetes import manifests
 from tune_serve.kubernetes.pods import BASE_CONTAINER, COMPONENT_LABEL, RUN_LABEL, run_slug
 from tune_serve.workflow import plan as planning
+from tune_serve.workflow.backend import Handle, OracleFields
 
 JOB_TEMPLATE = "oracle/job.yaml"
 SERVICE_TEMPLATE = "oracle/service.yaml"
@@ -54,6 +57,17 @@ SECRET_VOLUME = "oracle-secret"
 SECRET_MOUNT = "/var/run/secrets/tune-serve/oracle"
 SECRET_FILE_ENV = enums.ORACLE_SECRET_FILE_ENV  # what the trainer's oracle and tune steps read
 TUNER_COMPONENT = "tune"  # the component label of tuner pods (the PodTask's step)
+
+
+class KubernetesOracleHandle(OracleHandle):
+    """`start_oracle`'s XCom on Kubernetes: the chief's address and the names of what it made."""
+
+    job: str
+    service: str
+    secret: str
+    network_policy: str
+    namespace: str
+    result_uri: str  # where the chief leaves its result (`wait_oracle` reads it from storage)
 
 
 def oracle_names(dag_id: str, run_id: str) -> dict[str, str]:
@@ -83,7 +97,7 @@ def _owner_references(owner: k8s.V1Job | None) -> list[dict]:
     return [{"apiVersion": "batch/v1", "kind": "Job", "name": owner.metadata.name, "uid": owner.metadata.uid}]
 
 
-def secret_manifest(names: dict, namespace: str, slug: str, token: str, owner: k8s.V1Job | None) -> dict:
+def secret_manifest(names: Mapping[str, Any], namespace: str, slug: str, token: str, owner: k8s.V1Job | None) -> dict:
     secret = manifests.named(manifests.load(SECRET_TEMPLATE), names["secret"], namespace, {RUN_LABEL: slug})
     secret["stringData"] = {SECRET_KEY: token}
     if _owner_references(owner):
@@ -91,7 +105,7 @@ def secret_manifest(names: dict, namespace: str, slug: str, token: str, owner: k
     return secret
 
 
-def network_policy_manifest(names: dict, namespace: str, slug: str, port: int, owner: k8s.V1Job | None) -> dict:
+def network_policy_manifest(names: Mapping[str, Any], namespace: str, slug: str, port: int, owner: k8s.V1Job | None) -> dict:
     """Ingress to this run's chief pod: from this run's tuner pods, on the chief's port only."""
     policy = manifests.named(manifests.load(POLICY_TEMPLATE), names["network_policy"], namespace, {RUN_LABEL: slug})
     policy["spec"]["podSelector"]["matchLabels"] = {COMPONENT_LABEL: "oracle", RUN_LABEL: slug}
@@ -118,7 +132,7 @@ def read_result(uri: str, conn_id: str | None = None) -> dict:
     return json.loads(path.read_text())
 
 
-def service_manifest(names: dict, namespace: str, slug: str, port: int, owner: k8s.V1Job | None) -> dict:
+def service_manifest(names: Mapping[str, Any], namespace: str, slug: str, port: int, owner: k8s.V1Job | None) -> dict:
     service = manifests.named(manifests.load(SERVICE_TEMPLATE), names["service"], namespace, {RUN_LABEL: slug})
     service["spec"]["selector"] = {COMPONENT_LABEL: "oracle", RUN_LABEL: slug}
     service["spec"]["ports"][0]["port"] = port
@@ -136,19 +150,19 @@ class _RenderablePod(KubernetesPodOperator):
         return super().build_pod_request_obj(context, dry_run=dry_run or self._render_only)
 
 
-class StartOracleOperator(KubernetesJobOperator, _RenderablePod):
+class KubernetesStartOracleOperator(KubernetesJobOperator, _RenderablePod):
     """Start the chief Job and its Service (through an Airflow Kubernetes connection) and return at once."""
 
     template_fields = (*KubernetesJobOperator.template_fields, "oracle_args")
     namespace: str  # always given (tune_serve.kubernetes.backend passes ClusterSettings.namespace)
 
-    def __init__(self, *, oracle_args: dict[str, Any], oracle_port: int = 8000, **kwargs) -> None:
+    def __init__(self, *, oracle_args: OracleFields, oracle_port: int = 8000, **kwargs) -> None:
         """`oracle_args`: the plan's `OracleArgs` fields; the chief's command line adds where it
         listens and where it leaves its result."""
         kwargs.setdefault("job_template_file", str(manifests.path(JOB_TEMPLATE)))
         super().__init__(wait_until_job_complete=False, do_xcom_push=False, get_logs=False,
                          random_name_suffix=False, **kwargs)
-        self.oracle_args = oracle_args
+        self.oracle_args = cast("dict[str, Any]", oracle_args)  # a template field: rendered before execute
         self.oracle_port = oracle_port
 
     @cached_property
@@ -162,7 +176,7 @@ class StartOracleOperator(KubernetesJobOperator, _RenderablePod):
         mount_search_secret(job.spec.template.spec, oracle_names(context["dag"].dag_id, context["run_id"])["secret"])
         return job
 
-    def _prepare(self, context) -> dict[str, Any]:
+    def _prepare(self, context) -> KubernetesOracleHandle:
         """Run-specific names, labels, flags and environment; returns the handle."""
         names = oracle_names(context["dag"].dag_id, context["run_id"])
         slug = run_slug(context["dag"].dag_id, context["run_id"])
@@ -196,7 +210,7 @@ class StartOracleOperator(KubernetesJobOperator, _RenderablePod):
                 service_manifest(handle, self.namespace, slug, self.oracle_port, None),
                 network_policy_manifest(handle, self.namespace, slug, self.oracle_port, None)]
 
-    def execute(self, context) -> dict:
+    def execute(self, context) -> KubernetesOracleHandle:
         handle = self._prepare(context)
         slug = run_slug(context["dag"].dag_id, context["run_id"])
         super().execute(context)
@@ -236,7 +250,7 @@ class StartOracleOperator(KubernetesJobOperator, _RenderablePod):
             return job_request_obj
 
 
-class GKEStartOracleOperator(StartOracleOperator, GKEStartJobOperator):
+class GKEStartOracleOperator(KubernetesStartOracleOperator, GKEStartJobOperator):
     """Start the chief Job and its Service on GKE."""
 
 
@@ -248,16 +262,16 @@ def _gke_cluster(operator, *, location: str, cluster_name: str, project_id: str 
     operator.use_dns_endpoint, operator.impersonation_chain = False, None
 
 
-class OracleJobSensor(BaseSensorOperator):
+class KubernetesWaitOracleSensor(BaseSensorOperator):
     """Wait for the chief Job without holding a worker slot; return the chief's result."""
 
     template_fields = ("handle",)
 
-    def __init__(self, *, handle: Any, kubernetes_conn_id: str | None = None, storage_conn_id: str | None = None,
+    def __init__(self, *, handle: Handle, kubernetes_conn_id: str | None = None, storage_conn_id: str | None = None,
                  deferrable: bool = False, **kwargs) -> None:
         kwargs.setdefault("mode", "reschedule")
         super().__init__(**kwargs)
-        self.handle = handle
+        self.handle = cast(KubernetesOracleHandle, handle)  # a template field: rendered before execute
         self.kubernetes_conn_id = kubernetes_conn_id
         self.storage_conn_id = storage_conn_id
         self.deferrable = deferrable
@@ -308,7 +322,7 @@ class OracleJobSensor(BaseSensorOperator):
             get_logs=False, do_xcom_push=False)
 
 
-class GKEOracleJobSensor(GKEOperatorMixin, OracleJobSensor):
+class GKEWaitOracleSensor(GKEOperatorMixin, KubernetesWaitOracleSensor):
     def __init__(self, *, location: str, cluster_name: str, project_id: str | None = None,
                  gcp_conn_id: str = "google_cloud_default", use_internal_ip: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -323,14 +337,14 @@ class GKEOracleJobSensor(GKEOperatorMixin, OracleJobSensor):
             get_logs=False, do_xcom_push=False)
 
 
-class StopOracleOperator(BaseOperator):
+class KubernetesStopOracleOperator(BaseOperator):
     """Teardown: delete the chief Job with its pods (and so its Service), whatever the run's outcome."""
 
     template_fields = ("handle",)
 
-    def __init__(self, *, handle: Any, namespace: str, kubernetes_conn_id: str | None = None, **kwargs) -> None:
+    def __init__(self, *, handle: Handle, namespace: str, kubernetes_conn_id: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.handle = handle
+        self.handle = cast("KubernetesOracleHandle | None", handle)  # a template field: rendered before execute
         self.namespace = namespace
         self.kubernetes_conn_id = kubernetes_conn_id
 
@@ -340,7 +354,7 @@ class StopOracleOperator(BaseOperator):
 
     def execute(self, context) -> None:
         # No handle when start_oracle failed half-way: the names are the run's all the same.
-        handle = {**oracle_names(context["dag"].dag_id, context["run_id"]), "namespace": self.namespace,
+        handle: dict[str, Any] = {**oracle_names(context["dag"].dag_id, context["run_id"]), "namespace": self.namespace,
                   **(self.handle or {})}
         namespace = handle["namespace"]
         self._delete(self.hook.batch_v1_client.delete_namespaced_job, handle["job"], namespace,
@@ -358,7 +372,7 @@ class StopOracleOperator(BaseOperator):
             self.log.info("%s/%s is gone already", namespace, name)
 
 
-class GKEStopOracleOperator(GKEOperatorMixin, StopOracleOperator):
+class GKEStopOracleOperator(GKEOperatorMixin, KubernetesStopOracleOperator):
     def __init__(self, *, location: str, cluster_name: str, project_id: str | None = None,
                  gcp_conn_id: str = "google_cloud_default", use_internal_ip: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -23,7 +23,7 @@ from tune_contract.results import RankedTrial, TrainResult
 from tune_serve import config
 from tune_serve.kubernetes import manifests, serving_manifests
 from tune_serve.kubernetes import settings as cluster_settings
-from tune_serve.kubernetes.oracle import StartOracleOperator, oracle_names
+from tune_serve.kubernetes.oracle import KubernetesStartOracleOperator, oracle_names
 from tune_serve.workflow import plan as planning
 
 SAMPLE_RUN_ID = "manual__2026-01-01T00:00:00+00:00"
@@ -80,7 +80,7 @@ def render_run(dag, conf: dict, run_id: str = SAMPLE_RUN_ID, retries_of: tuple[s
     address = "oracle:8000"
     objects: list[Rendered] = []
     for task in dag.tasks:
-        if isinstance(task, StartOracleOperator):
+        if isinstance(task, KubernetesStartOracleOperator):
             op = _offline(_fresh(task, oracle_args=plan["oracle"]))
             context = _context(dag, op, run_id, conf)
             op.render_template_fields(context)
@@ -92,7 +92,7 @@ def render_run(dag, conf: dict, run_id: str = SAMPLE_RUN_ID, retries_of: tuple[s
         operator_class = getattr(task, "operator_class", type(task))
         if not (isinstance(operator_class, type) and issubclass(operator_class, KubernetesPodOperator)):
             continue
-        if isinstance(task, StartOracleOperator):
+        if isinstance(task, KubernetesStartOracleOperator):
             continue
         tries = (1, 2) if task.task_id.split(".")[-1] in retries_of else (1,)
         if operator_class is type(task):  # a plain task: its arguments come from the plan

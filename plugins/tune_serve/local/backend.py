@@ -20,11 +20,12 @@ import secrets
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator, ResumableJobMixin, TriggerRule
 
 from tune_contract import enums
+from tune_contract.results import OracleHandle
 from tune_serve import config
 from tune_serve.errors import PodFailed, PodPreempted
 from tune_serve.local.ports import free_port
@@ -33,8 +34,12 @@ from tune_serve.local.serving import current_model, deploy, version_labels
 from tune_serve.local.trigger import LocalProcessTrigger
 from tune_serve.workflow import plan as planning
 from tune_serve.workflow import task_ids
+from tune_serve.workflow.backend import Arguments, Handle, OracleFields
 from tune_serve.workflow.links import POD_TASK_LINKS
 from tune_serve.workflow.podspec import TRAINER_COMMAND, PodTask
+
+if TYPE_CHECKING:
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 SEARCH_SECRET_FILE = "oracle.secret"
 SECRET_FILE_ENV = enums.ORACLE_SECRET_FILE_ENV  # what the trainer's oracle and tune steps read
@@ -104,13 +109,13 @@ class LocalPodOperator(ResumableJobMixin, BaseOperator):
     operator_extra_links = POD_TASK_LINKS
     ui_color = "#d5e8f7"
 
-    def __init__(self, *, cmds: list[str], arguments: list[Any] | None = None,
+    def __init__(self, *, cmds: list[str], arguments: Arguments | None = None,
                  env_vars: dict[str, str] | None = None, deadline: timedelta = timedelta(hours=6),
                  poll_seconds: float = 0.5, search_secret: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.search_secret = search_secret  # a tuner: gets the path of the run's search secret
         self.cmds = cmds
-        self.arguments = arguments or []
+        self.arguments = cast("list[Any]", arguments or [])  # a template field: rendered before execute
         self.env_vars = env_vars or {}
         self.deadline = deadline
         self.poll_seconds = poll_seconds
@@ -186,19 +191,26 @@ class LocalPodOperator(ResumableJobMixin, BaseOperator):
             self._process.kill()
 
 
-class LocalOracleStart(BaseOperator):
+class LocalOracleHandle(OracleHandle):
+    """`start_oracle`'s XCom locally: the chief's address and its process directory."""
+
+    directory: str
+
+
+class LocalStartOracleOperator(BaseOperator):
     """Start the Keras Tuner chief as a detached process and return its address at once.
 
     `oracle_args`: the plan's `OracleArgs` fields; this operator adds where it listens."""
 
     template_fields = ("oracle_args", "env_vars")
 
-    def __init__(self, *, cmds: list[str], oracle_args: dict[str, Any],
+    def __init__(self, *, cmds: list[str], oracle_args: OracleFields,
                  env_vars: dict[str, str] | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.cmds, self.oracle_args, self.env_vars = cmds, oracle_args, env_vars or {}
+        self.cmds, self.env_vars = cmds, env_vars or {}
+        self.oracle_args = cast("dict[str, Any]", oracle_args)  # a template field: rendered before execute
 
-    def execute(self, context) -> dict:
+    def execute(self, context) -> LocalOracleHandle:
         directory = _task_dir(context, "chief")
         run_id = context["ti"].run_id
         if (directory / "process.json").exists() and LocalProcess(directory).state() in (RUNNING, SUCCEEDED):
@@ -224,16 +236,18 @@ class LocalOracleStart(BaseOperator):
         return {"address": address, "directory": str(directory)}
 
 
-class LocalOracleWait(BaseOperator):
+class LocalWaitOracleOperator(BaseOperator):
     """Wait for the chief in the triggerer (no worker slot held); restart it if it was killed,
     like a Job restarting its pod. The wait ends at the chief's pod deadline (which outlasts any
     search) counted from its first launch, however many restarts or task retries came between."""
 
     template_fields = ("handle",)
 
-    def __init__(self, *, handle, deadline: timedelta, max_restarts: int = 6, poll_seconds: float = 2.0, **kwargs):
+    def __init__(self, *, handle: Handle, deadline: timedelta, max_restarts: int = 6, poll_seconds: float = 2.0,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.handle, self.deadline = handle, deadline
+        self.handle = cast("LocalOracleHandle", handle)  # a template field: rendered before execute
+        self.deadline = deadline
         self.max_restarts, self.poll_seconds = max_restarts, poll_seconds
 
     def _process(self) -> LocalProcess:
@@ -267,14 +281,14 @@ class LocalOracleWait(BaseOperator):
                    method_name="execute_complete", timeout=timedelta(seconds=remaining))
 
 
-class LocalOracleStop(BaseOperator):
+class LocalStopOracleOperator(BaseOperator):
     """Teardown: make sure no chief outlives its run, whatever the run's outcome."""
 
     template_fields = ("handle",)
 
-    def __init__(self, *, handle, **kwargs):
+    def __init__(self, *, handle: Handle, **kwargs):
         super().__init__(**kwargs)
-        self.handle = handle
+        self.handle = cast("LocalOracleHandle | None", handle)  # a template field: rendered before execute
 
     def execute(self, context) -> None:
         if self.handle:
@@ -299,27 +313,27 @@ def _pod_kwargs(spec: PodTask) -> dict:
                 search_secret=spec.step == "tune", **_common(spec))
 
 
-def pod_operator(spec: PodTask, **kwargs) -> LocalPodOperator:
-    return LocalPodOperator(**{"arguments": list(spec.arguments), **_pod_kwargs(spec), **kwargs})
+def pod_operator(spec: PodTask, *, arguments: Arguments | None = None) -> LocalPodOperator:
+    return LocalPodOperator(arguments=list(spec.arguments) if arguments is None else arguments, **_pod_kwargs(spec))
 
 
-def mapped_pod_operator(spec: PodTask, **kwargs):
-    return LocalPodOperator.partial(**{**_pod_kwargs(spec), **kwargs})
+def mapped_pod_operator(spec: PodTask) -> OperatorPartial:
+    return LocalPodOperator.partial(**_pod_kwargs(spec))
 
 
-def start_oracle(spec: PodTask, oracle_args, **kwargs) -> LocalOracleStart:
-    return LocalOracleStart(**{"cmds": spec.command, "oracle_args": oracle_args,
-                               "env_vars": dict(spec.env), **_common(spec), **kwargs})
+def start_oracle(spec: PodTask, oracle_args: OracleFields) -> LocalStartOracleOperator:
+    return LocalStartOracleOperator(cmds=spec.command, oracle_args=oracle_args, env_vars=dict(spec.env),
+                                    **_common(spec))
 
 
-def wait_oracle(spec: PodTask, handle, **kwargs) -> LocalOracleWait:
-    return LocalOracleWait(**{"handle": handle, "deadline": spec.deadline, **_common(spec),
-                              "task_id": task_ids.in_group(task_ids.WAIT_ORACLE), **kwargs})
+def wait_oracle(spec: PodTask, handle: Handle) -> LocalWaitOracleOperator:
+    return LocalWaitOracleOperator(**{"handle": handle, "deadline": spec.deadline, **_common(spec),
+                                      "task_id": task_ids.in_group(task_ids.WAIT_ORACLE)})
 
 
-def stop_oracle(handle, **kwargs) -> LocalOracleStop:
-    return LocalOracleStop(**{"task_id": task_ids.in_group(task_ids.STOP_ORACLE), "handle": handle,
-                              "trigger_rule": TriggerRule.ALL_DONE, **kwargs})
+def stop_oracle(handle: Handle) -> LocalStopOracleOperator:
+    return LocalStopOracleOperator(task_id=task_ids.in_group(task_ids.STOP_ORACLE), handle=handle,
+                                   trigger_rule=TriggerRule.ALL_DONE)
 
 
 __all__ = ["pod_operator", "mapped_pod_operator", "start_oracle", "wait_oracle", "stop_oracle", "deploy",

@@ -8,53 +8,76 @@ satisfies `Backend`; the DAG uses nothing else of either (see docs/contracts.md)
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
+from tune_contract.results import OracleHandle
 from tune_serve import config
 
 if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, XComArg
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
+
     from tune_serve.serving.deploy_decision import DeployResult
     from tune_serve.workflow.podspec import PodTask
 
 _MODULES = {"local": "tune_serve.local.backend", "kubernetes": "tune_serve.kubernetes.backend",
             "gke": "tune_serve.kubernetes.backend"}
 
+# What the DAG hands a backend at parse time: values, or XComArgs of an upstream task's result.
+Arguments: TypeAlias = "list[str] | XComArg"  # a step's command-line arguments (`to_argv()`)
+OracleFields: TypeAlias = "dict[str, Any] | XComArg"  # the plan's chief fields (`tune_contract.steps.OracleArgs`)
+Handle: TypeAlias = "OracleHandle | XComArg"  # `start_oracle`'s result: where the chief is, how to reach it
+
 
 class Backend(Protocol):
     """Pod tasks, the Keras Tuner chief and serving on one platform.
 
-    Operators take KubernetesPodOperator's names (`cmds`, `arguments`, `env_vars`); `arguments`
-    may be an XComArg. `oracle_args` and `handle` are XComArgs of the plan's chief fields
-    (`tune_contract.steps.OracleArgs`) and of `start_oracle`'s result.
+    Both platforms name their operators alike: `{Platform}[{Role}]PodOperator` for a pod task
+    and `{Platform}{Start|Wait|Stop}Oracle{Operator|Sensor}` for the chief, the platform `Local`,
+    `Kubernetes` or `GKE`, the suffix the Airflow kind (local: `LocalPodOperator`,
+    `LocalStartOracleOperator`, `LocalWaitOracleOperator`, `LocalStopOracleOperator`; kubernetes:
+    `KubernetesTrainerPodOperator`, `KubernetesTunerPodOperator`, `KubernetesStartOracleOperator`,
+    `KubernetesWaitOracleSensor`, `KubernetesStopOracleOperator`, and `GKE…` for each).
+    Operators take KubernetesPodOperator's names (`cmds`, `arguments`, `env_vars`).
     """
 
-    def pod_operator(self, spec: PodTask, **kwargs: Any) -> Any:
-        """One pod task; its result JSON is the task's `return_value` XCom."""
+    def pod_operator(self, spec: PodTask, *, arguments: Arguments | None = None) -> BaseOperator:
+        """One pod task (`arguments`: default the spec's own); its result JSON is the task's
+        `return_value` XCom."""
+        ...
 
-    def mapped_pod_operator(self, spec: PodTask, **kwargs: Any) -> Any:
+    def mapped_pod_operator(self, spec: PodTask) -> OperatorPartial:
         """`OperatorClass.partial(...)`; the DAG calls `.expand(arguments=...)`."""
+        ...
 
-    def start_oracle(self, spec: PodTask, oracle_args: Any, **kwargs: Any) -> Any:
-        """Start the chief without waiting; XCom `{"address": "host:port", ...handle}`."""
+    def start_oracle(self, spec: PodTask, oracle_args: OracleFields) -> BaseOperator:
+        """Start the chief without waiting; XCom: its `OracleHandle` (`{"address": "host:port", ...}`)."""
+        ...
 
-    def wait_oracle(self, spec: PodTask, handle: Any, **kwargs: Any) -> Any:
-        """Wait for the chief without holding a worker slot; restart it if it crashed; XCom = its result."""
+    def wait_oracle(self, spec: PodTask, handle: Handle) -> BaseOperator:
+        """Wait for the chief without holding a worker slot; restart it if it crashed; XCom = its
+        result (`tune_contract.results.OracleResult`)."""
+        ...
 
-    def stop_oracle(self, handle: Any, **kwargs: Any) -> Any:
+    def stop_oracle(self, handle: Handle) -> BaseOperator:
         """Teardown: remove the chief whatever the run's outcome."""
+        ...
 
     def deploy(self, model_path: str, model_name: str, instance: dict[str, Any],
                candidate: dict[str, Any] | None = None) -> DeployResult:
         """Serve `model_path` as the next version of `model_name` once a prediction of `instance`
         succeeds on it; the previous version keeps serving otherwise. A run's `candidate`
         ({run_id, rank, judged_against}) is decided under the model's deploy lock first
-        (tune_serve.serving.deploy_decision): published, already published, or refused."""
+        (tune_serve.serving.publisher): published, already published, or refused."""
+        ...
 
     def current_model(self, model_name: str) -> str | None:
         """The SavedModel the stable version serves (the evaluation baseline), or None."""
+        ...
 
     def version_labels(self, model_name: str) -> dict[str, int]:
         """The serving labels (`stable`, `canary`) and the version each points at now."""
+        ...
 
 
 def current() -> Backend:
