@@ -34,6 +34,7 @@ def fit(training: Training) -> Fitted:
     import keras
 
     from trainer import checkpointing, data, distribution, divergence, user_model
+    from trainer.training.history import EpochHistory
 
     # A TFRecord pipeline has no known length, so Keras learns the epoch's end by running
     # out of data and warns about it every epoch; that is expected here.
@@ -69,7 +70,7 @@ def fit(training: Training) -> Fitted:
             keras.callbacks.TensorBoard(log_dir=logs),
             # one row per epoch for the run view's learning curves (the Airflow side reads no
             # TensorBoard events); a resumed pod appends, the view keeps an epoch's last row
-            keras.callbacks.CSVLogger(layout.history(args.run_root, args.rank), append=True),
+            EpochHistory(layout.history(args.run_root, args.rank)),
         ])
     epochs_completed = early_stopping.state["epochs_completed"]
     initial_epoch = early_stopping.first_epoch if early_stopping.first_epoch is not None else epochs_completed
