@@ -131,11 +131,16 @@ def test_remote_uris_keep_the_roots_bucket_and_prefix(monkeypatch):
     assert encoded.value.status_code == 400
 
 
-def test_links_point_to_the_console_for_gcs_and_the_viewer_otherwise():
+def test_links_point_to_the_console_for_gcs_and_the_viewer_otherwise(monkeypatch):
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
     assert artifact_url("gs://bucket/runs/r/eval/0/report.html") == \
         "https://console.cloud.google.com/storage/browser/bucket/runs/r/eval/0/report.html"
     assert artifact_url("/data/runs/r/report.html").endswith("/tune-serve/artifacts?uri=%2Fdata%2Fruns%2Fr%2Freport.html")
     assert artifact_url(None) == ""
+    # an emulator's bucket is unknown to the console: the viewer reads it
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:4443")
+    assert artifact_url("gs://bucket/runs/r/eval/0/report.html").endswith(
+        "/tune-serve/artifacts?uri=gs%3A%2F%2Fbucket%2Fruns%2Fr%2Feval%2F0%2Freport.html")
 
 
 def test_task_links_open_the_run_view():

@@ -3,11 +3,13 @@ exact TensorBoard command) in the run view, and the run view itself.
 
 Airflow 3 evaluates operator links on the worker when the task ends and stores the URL
 as an XCom, so a link reads the task's own result. `gs://` artifacts open in the Cloud
-console; local ones through the artifact viewer this package adds to Airflow's API
-server (`tune_serve.web.artifacts`).
+console, unless the bucket is an emulator's (`STORAGE_EMULATOR_HOST`: the console knows
+nothing of it); the others through the artifact viewer this package adds to Airflow's API
+server (`tune_serve.web.artifacts`), which reads local folders and buckets alike.
 """
 from __future__ import annotations
 
+import os
 from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink, conf
@@ -21,7 +23,7 @@ def _base() -> str:
 def artifact_url(uri: str | None) -> str:
     if not uri:
         return ""
-    if uri.startswith("gs://"):
+    if uri.startswith("gs://") and not os.environ.get("STORAGE_EMULATOR_HOST"):
         return "https://console.cloud.google.com/storage/browser/" + quote(uri[len("gs://"):])
     return f"{_base()}/tune-serve/artifacts?uri={quote(uri, safe='')}"
 
