@@ -26,7 +26,13 @@ RUNNING, SUCCEEDED, FAILED, KILLED = "running", "succeeded", "failed", "killed"
 _WRAPPER = 'trap "" HUP; "$@"; echo $? > "$0.tmp" && mv "$0.tmp" "$0"'
 # What a detached process inherits from the worker: launch.json records its env for a
 # relaunch, so it never gets the whole os.environ (settings, tokens, the worker's own paths).
-_PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+_PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ",
+                     # how the worker reaches Google Cloud, which a cluster's pods get from their
+                     # service account: credentials' path, project, and (tests, tests/gcs_emulator.py)
+                     # an emulator's endpoint, its CA and TensorFlow's own test token
+                     "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "STORAGE_EMULATOR_HOST",
+                     "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "CURL_CA_BUNDLE", "GOOGLE_AUTH_TOKEN_FOR_TESTING",
+                     "NO_GCE_CHECK")
 
 
 def inherited_env(**env: str) -> dict[str, str]:
