@@ -38,6 +38,13 @@ PROBLEMS = {"branin": (48, (16, 32, 48), benchmarks.BRANIN_MINIMUM),
             "hartmann6": (96, (48, 96), benchmarks.HARTMANN6_MINIMUM)}
 BOTORCH_METHODS = ("kb", "qlogei")
 JOBS = 2  # processes at once (the machine's 2 cores, shared)
+SEEDS = 30
+
+
+def shorten(function: str, budget: int) -> None:
+    """A shorter run of `function` (its later checkpoints dropped)."""
+    _, checkpoints, minimum = PROBLEMS[function]
+    PROBLEMS[function] = (budget, tuple(n for n in checkpoints if n <= budget), minimum)
 
 
 def ours(function: str, budget: int, seed: int, algorithm: str = "gp", **options) -> dict:
@@ -140,7 +147,7 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, default=30)
+    parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--only", choices=("ours", "botorch"))
     parser.add_argument("--problems", default=",".join(PROBLEMS))
@@ -150,8 +157,7 @@ def main() -> None:
     args = parser.parse_args()
     for item in filter(None, args.evals.split(",")):
         function, budget = item.split("=")
-        _, checkpoints, minimum = PROBLEMS[function]
-        PROBLEMS[function] = (int(budget), tuple(n for n in checkpoints if n <= int(budget)), minimum)
+        shorten(function, int(budget))
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     result = measure(seeds, args.only, tuple(args.problems.split(",")), tuple(args.algorithms.split(",")))
     print_table(result)

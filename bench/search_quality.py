@@ -51,6 +51,7 @@ import numpy as np
 from common import REPO, Step, Workdir, emit, free_port, parse_args, r, trial_events
 
 sys.path.insert(0, str(REPO / "include" / "trainer"))
+import search_batch  # noqa: E402
 import search_sim as sim  # noqa: E402
 
 EVALS, PARALLEL = 16, sim.PARALLEL
@@ -192,16 +193,25 @@ def main() -> None:
         print(f"\nthrough the chief: {OURS} branin16 median {chief['median']:.4f} over {chief['n']} seeds; the median of "
               f"{chief['n']} in-process searches falls in {low:.4f}-{high:.4f} 90% of the time: "
               f"{'agrees' if chief['agrees'] else 'DISAGREES'}")
-    emit("search_quality", {"quick": args.quick, "parallel": PARALLEL, "seeds": seeds, "ours": OURS,
+    # Ours against BoTorch in BoTorch's batch protocol (issue 25): 8 start points, then batches of 4.
+    print(f"\nagainst BoTorch: {search_batch.INIT} start points then batches of {search_batch.Q}, seeds 0-"
+          f"{(3 if args.quick else search_batch.SEEDS) - 1}", flush=True)
+    if args.quick:
+        search_batch.shorten("hartmann6", 48)
+    batch = search_batch.measure(list(range(3 if args.quick else search_batch.SEEDS)))
+    search_batch.print_table(batch)
+    print(f"  BoTorch {batch['versions']}; {batch['wall_seconds']} s", flush=True)
+    emit("search_quality", {"quick": args.quick, "against_botorch": batch, "parallel": PARALLEL, "seeds": seeds, "ours": OURS,
                             "published_skopt_best": PUBLISHED_SKOPT, "global_minimum": GLOBAL_MIN,
                             "gp_cap": {"seconds_per_problem": GP_SECONDS, "min_seeds": GP_MIN_SEEDS},
                             "excluded": {"hyperband": "Branin has no fidelity: successive halving only re-runs known points",
                                          "grid": "deterministic: 5.931 on a 4x4 grid (2026-11-28)"},
                             "figures": figures, "through_the_chief": chief}, args.out)
     b16 = figures["branin16"]  # every method runs every seed here
-    print(f"search summary: branin16 ours={OURS} median={b16['ours']['median']:.4f} | "
+    print(f"search (4 asynchronous workers): branin16 ours={OURS} median={b16['ours']['median']:.4f} | "
           f"skopt median={b16['skopt_gp']['median']:.4f} | optuna_tpe median={b16['optuna_tpe']['median']:.4f} | "
           f"seeds={b16['ours']['n']}")
+    print(search_batch.summary_line(batch, OURS))
 
 
 if __name__ == "__main__":
