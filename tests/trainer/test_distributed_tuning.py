@@ -69,14 +69,13 @@ def _run_times(search: Search) -> dict:
 
 
 def _oracle(tmp_path, max_trials=3, lease=5.0, deadline=None, max_handoffs=2, standby=None):
-    from trainer.tuning.algorithms import benchmarks
-    from trainer.tuning import search_space
-    from trainer.tuning.distributed.oracles import make_oracle
-    from trainer.tuning.settings import Settings
+    from tune_contract.steps import SearchArgs
 
-    settings = Settings(run_root=str(tmp_path), algorithm="random", objective="value", direction="min",
-                        space=search_space.validate(benchmarks.default_space("sleep")), max_trials=max_trials,
-                        executions_per_trial=1, epochs=2, seed=0, function="sleep")
+    from trainer.tuning.distributed.oracles import make_oracle
+    from trainer.tuning.settings import from_args
+
+    settings = from_args(SearchArgs(run_root=str(tmp_path), algorithm="random", objective_function="sleep",
+                                    max_trials=max_trials, epochs=2, seed=0, early_stopping="off"))
     oracle = make_oracle(settings, lease_seconds=lease, deadline_seconds=deadline, max_handoffs=max_handoffs,
                          standby_tuners=standby)
     oracle._set_project_dir(str(tmp_path), "tuning")

@@ -90,13 +90,12 @@ def test_reasons_carry_the_figures():
 
 
 def _oracle(tmp_path, rule="asha"):
-    from trainer.tuning.algorithms import benchmarks
-    from trainer.tuning import search_space
-    from trainer.tuning.settings import Settings
+    from tune_contract.steps import SearchArgs
 
-    settings = Settings(run_root=str(tmp_path), algorithm="random", objective="value", direction="min",
-                        space=search_space.validate(benchmarks.default_space("sleep")), max_trials=6,
-                        executions_per_trial=1, epochs=4, seed=0, function="sleep", pruning=rule)
+    from trainer.tuning.settings import from_args
+
+    settings = from_args(SearchArgs(run_root=str(tmp_path), algorithm="random", objective_function="sleep", max_trials=6,
+                                    epochs=4, seed=0, early_stopping=rule))
     return chief_oracle(settings, lease_seconds=30.0)
 
 

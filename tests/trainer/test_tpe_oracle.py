@@ -13,13 +13,13 @@ from tuning_helpers import Search, chief_oracle, finished_by_workers
 
 
 def _settings(tmp_path, algorithm="tpe", function="branin", max_trials=12, seed=0, space=None):
-    from trainer.tuning.algorithms import benchmarks
-    from trainer.tuning import search_space
-    from trainer.tuning.settings import Settings
+    from tune_contract.steps import SearchArgs
 
-    return Settings(run_root=str(tmp_path), algorithm=algorithm, objective="value", direction="min",
-                    space=search_space.validate(space or benchmarks.default_space(function)), max_trials=max_trials,
-                    executions_per_trial=1, epochs=1, seed=seed, function=function)
+    from trainer.tuning.settings import from_args
+
+    return from_args(SearchArgs(run_root=str(tmp_path), algorithm=algorithm, objective_function=function,
+                                objective="value", search_space=space, max_trials=max_trials, epochs=1, seed=seed,
+                                early_stopping="off"))
 
 
 def _chief_oracle(tmp_path, **kwargs):

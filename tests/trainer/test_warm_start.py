@@ -66,14 +66,13 @@ def test_feature_spec_compatibility(case):
 # -- on the chief ----------------------------------------------------------------------------------
 
 
-def _settings(run_root, algorithm="bayesian", max_trials=4):
-    from trainer.tuning.algorithms import benchmarks
-    from trainer.tuning import search_space
-    from trainer.tuning.settings import Settings
+def _settings(run_root, algorithm="bayesian", max_trials=4, epochs=2):
+    from tune_contract.steps import SearchArgs
 
-    return Settings(run_root=str(run_root), algorithm=algorithm, objective="value", direction="min",
-                    space=search_space.validate(benchmarks.default_space("sleep")), max_trials=max_trials,
-                    executions_per_trial=1, epochs=2, seed=0, function="sleep")
+    from trainer.tuning.settings import from_args
+
+    return from_args(SearchArgs(run_root=str(run_root), algorithm=algorithm, objective_function="sleep",
+                                max_trials=max_trials, epochs=epochs, seed=0, early_stopping="off"))
 
 
 def _previous_run(root, settings, trials):
@@ -89,8 +88,8 @@ def _chief(settings, warm_from=None):
     from trainer.tuning.distributed.oracles import make_oracle
 
     oracle = make_oracle(settings, lease_seconds=30.0)
-    oracle._set_project_dir(settings.run_root, "tuning")
-    if (settings.run_root and (__import__("pathlib").Path(settings.run_root) / "tuning" / "oracle.json").exists()):
+    oracle._set_project_dir(settings.args.run_root, "tuning")
+    if (settings.args.run_root and (__import__("pathlib").Path(settings.args.run_root) / "tuning" / "oracle.json").exists()):
         oracle.reload()
         return oracle, oracle.warm_start
     oracle.save()
@@ -127,8 +126,7 @@ def test_previous_trials_seed_the_chief_without_counting_against_max_trials(tmp_
 
 def test_an_incompatible_previous_run_seeds_nothing_and_says_why(tmp_path):
     runs = tmp_path / "runs"
-    previous = _previous_run(runs / "run-1", _settings(runs / "run-1", max_trials=3).__class__(
-        **{**_settings(runs / "run-1").__dict__, "epochs": 5}), [
+    previous = _previous_run(runs / "run-1", _settings(runs / "run-1", epochs=5), [
         {"trial_id": "0", "hyperparameters": {"x": 0.5}, "objective": 0.1}])
     oracle, record = _chief(_settings(runs / "run-2"), previous)
     assert record["trials"] == 0 and oracle.seeded == [] and oracle.max_trials == 4
@@ -151,10 +149,12 @@ def _declared(units_max=64, log_lr=True):
 
 
 def _user_settings(run_root, max_trials=3):
-    from trainer.tuning.settings import Settings
+    from tune_contract.steps import SearchArgs
 
-    return Settings(run_root=str(run_root), algorithm="random", objective="val_auc", direction="max", space=None,
-                    max_trials=max_trials, executions_per_trial=1, epochs=2, seed=0, model=CLASSIFIER)
+    from trainer.tuning.settings import from_args
+
+    return from_args(SearchArgs(run_root=str(run_root), algorithm="random", objective="val_auc", direction="max",
+                                max_trials=max_trials, epochs=2, seed=0, model=CLASSIFIER, early_stopping="off"))
 
 
 def _user_chief(settings, hps, warm_from=None):
@@ -163,7 +163,7 @@ def _user_chief(settings, hps, warm_from=None):
     from trainer.tuning.distributed.oracles import make_oracle
 
     oracle = make_oracle(settings, lease_seconds=30.0, hyperparameters=hps)
-    oracle._set_project_dir(settings.run_root, "tuning")
+    oracle._set_project_dir(settings.args.run_root, "tuning")
     oracle.save()
     warm_start.record_space(oracle, settings)
     return oracle, warm_start.seed(oracle, settings, str(warm_from)) if warm_from else None

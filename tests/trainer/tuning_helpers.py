@@ -177,8 +177,8 @@ def chief_oracle(settings, **make_oracle_options):
 
     make_oracle_options.setdefault("lease_seconds", 1e6)
     oracle = make_oracle(settings, **make_oracle_options)
-    oracle._set_project_dir(str(settings.run_root), "tuning")
-    if (Path(settings.run_root) / "tuning" / "oracle.json").exists():
+    oracle._set_project_dir(str(settings.args.run_root), "tuning")
+    if (Path(settings.args.run_root) / "tuning" / "oracle.json").exists():
         oracle.reload()
     else:
         oracle.save()

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tune_contract import data_roots
+from tune_contract import data_roots, models
 from tune_contract.enums import (
     BUNDLED_DATASETS,
     CLASSIFICATION_TASKS,
-    DEFAULT_MODEL,
     MAX_INFERRED_CLASSES,
     TASKS,
     objective_problem,
@@ -90,7 +89,7 @@ def check_model(args: PrepareArgs, spec: FeatureSpec, eval_) -> dict:
     task = user_model.task_of(spec)
     declared = model.declared_space(spec, task)
     overrides = ss.check(ss.read(args.search_space), args.algorithm, model=args.model)
-    if args.model != DEFAULT_MODEL:
+    if not models.is_default(args.model):
         ss.apply_overrides(declared, overrides, args.model, args.algorithm)
     rows = eval_.head(8)
     inputs = {spec.keras_key(name): tf.constant(np.asarray(rows[name].astype(str) if spec.is_categorical(name)
@@ -164,11 +163,9 @@ def _read_bundled(name: str):
 # -- choosing and cleaning columns ------------------------------------------------------
 
 
-def _check_flags(args) -> None:
-    if not 0.0 < args.eval_fraction < 1.0:
-        raise BadInput("--eval-fraction", f"must be in (0, 1), got {args.eval_fraction}")
-    if args.sample_rows is not None and args.sample_rows < 2:
-        raise BadInput("--sample-rows", f"must be >= 2 (one train and one eval row), got {args.sample_rows}")
+def _check_flags(args: PrepareArgs) -> None:
+    """What `PrepareArgs.from_args` cannot know (it enforced --eval-fraction's and --sample-rows'
+    ranges): a label must be a usable name."""
     if args.label is not None:
         check_name("--label", args.label)
 

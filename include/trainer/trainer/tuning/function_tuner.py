@@ -18,7 +18,7 @@ class FunctionTuner(LeasedTuner):
         self.note_resumed(start - initial_epoch)
         for epoch in range(start, epochs):
             self._sleep()
-            record.epochs[epoch] = {"value": evaluate(self.settings.function, values, epoch)}
+            record.epochs[epoch] = {"value": evaluate(self.settings.args.objective_function, values, epoch)}
             progress.save(execution, record)
             if self.report_epoch(execution, epoch, record.epochs[epoch]):
                 break  # pruned: finished, as a Keras trial stopped by its callback

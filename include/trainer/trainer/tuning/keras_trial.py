@@ -108,7 +108,7 @@ class KerasTrialTuner(LeasedTuner):
 
     def run_execution(self, trial, values, execution, epochs, initial_epoch, progress, record):
         keras.backend.clear_session()  # trials of one worker must not accumulate graphs
-        seed = zlib.crc32(f"{self.settings.seed}:{trial.trial_id}:{execution}".encode()) % 2**31
+        seed = zlib.crc32(f"{self.settings.args.seed}:{trial.trial_id}:{execution}".encode()) % 2**31
         keras.utils.set_random_seed(seed)
         hp = self.model.hyperparameters(self.space, values)
         net = self.model.build(hp, self.spec, strategy=self.strategy)
@@ -123,7 +123,7 @@ class KerasTrialTuner(LeasedTuner):
         self.note_resumed(max(progress.backed_up_epoch(execution) - initial_epoch, 0))
         callbacks = [_LeaseGuard(self), _DivergedTrial(self, self.oracle.objective.name),
                      _EpochLog(progress, execution, record), _EpochReport(self, execution)]
-        if self.settings.algorithm == "hyperband":  # later rounds load this trial's best weights
+        if self.settings.args.algorithm == "hyperband":  # later rounds load this trial's best weights
             callbacks.append(self._best_epoch_checkpoint(trial, progress, execution))
         # Last, so that the epoch's metrics are on storage before the backup claims the epoch.
         callbacks.append(keras.callbacks.BackupAndRestore(progress.backup_dir(execution), double_checkpoint=True))

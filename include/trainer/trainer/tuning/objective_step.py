@@ -6,17 +6,17 @@ import json
 import time
 
 from tune_contract.search_space import validate
+from tune_contract.steps import ObjectiveArgs
 
 from trainer.errors import BadInput
-from trainer.tuning import settings as st
-from trainer.tuning.algorithms.benchmarks import _SPACES, DEFAULT_SLEEP_SECONDS, NAMES, evaluate, non_negative_seconds
+from trainer.tuning.algorithms.benchmarks import _SPACES, DEFAULT_SLEEP_SECONDS, evaluate
 
 
-def run(args) -> dict:
-    if args.function not in NAMES:
-        raise BadInput("--function", f"unknown function {args.function!r}; allowed: {', '.join(NAMES)}")
-    epochs = st.positive_int("--epochs", args.epochs)
-    sleep = DEFAULT_SLEEP_SECONDS[args.function] if args.sleep_seconds is None else non_negative_seconds(args.sleep_seconds)
+def run(args: ObjectiveArgs) -> dict:
+    """`args`: parsed by `ObjectiveArgs.from_args` (--function one of the benchmarks, the epochs
+    and seconds in their ranges)."""
+    epochs = args.epochs
+    sleep = DEFAULT_SLEEP_SECONDS[args.function] if args.sleep_seconds is None else args.sleep_seconds
     try:
         given = json.loads(args.hyperparameters)
     except json.JSONDecodeError as exc:

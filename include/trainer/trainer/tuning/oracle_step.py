@@ -16,29 +16,25 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from concurrent import futures
 
+from tune_contract.steps import OracleArgs
+
 from trainer import storage
-from trainer.errors import BadInput, StepFailed
+from trainer.errors import StepFailed
 from trainer.tuning.distributed import oracle_auth
 from trainer.tuning import settings as st
 
 log = logging.getLogger("trainer.tuning.oracle_step")
 
 
-def run(args) -> dict:
+def run(args: OracleArgs) -> dict:
+    """`args`: parsed by `OracleArgs.from_args`, so --port (required), the lease, the deadline and
+    the counts are in their ranges already."""
     settings = st.from_args(args)
-    if args.port is None:
-        raise BadInput("--port", "required (or set KERASTUNER_ORACLE_PORT)")
-    port = st.integer("--port", args.port, minimum=1)
-    if port > 65535:
-        raise BadInput("--port", f"must be <= 65535, got {port}")
-    lease = st.seconds("--lease-seconds", args.lease_seconds)
-    deadline = st.seconds("--deadline-seconds", args.deadline_seconds, allow_none=True)
-    max_handoffs = st.integer("--max-handoffs", args.max_handoffs, minimum=0)
-    standby = _standby_tuners(args.standby_tuners)
+    port, lease = args.port, args.lease_seconds
+    standby = None if args.standby_tuners == "all" else int(args.standby_tuners)
     secret = oracle_auth.read_secret(args.secret_file)
     st.configure_logging()
     # Keras Tuner, gRPC and TensorFlow only now: bad flags above exit 2 in a second, not after their import.
@@ -48,7 +44,7 @@ def run(args) -> dict:
     if settings.user_model:  # what the model declares, with --search-space applied
         from trainer import data
 
-        spec = data.load_feature_spec(data.data_dir(settings.run_root))
+        spec = data.load_feature_spec(data.data_dir(settings.args.run_root))
         hyperparameters = st.load_model(settings, spec)[2]
 
     server = _listen(f"{args.bind}:{port}", secret)  # before touching the state: a second chief must fail first
@@ -57,9 +53,9 @@ def run(args) -> dict:
     recorded = json.loads(storage.read_text(search_file)) if storage.exists(search_file) else None
     st.check_same_search(settings, recorded, "oracle")
 
-    oracle = make_oracle(settings, lease_seconds=lease, deadline_seconds=deadline, max_handoffs=max_handoffs,
-                         standby_tuners=standby, hyperparameters=hyperparameters)
-    oracle._set_project_dir(settings.run_root, st.TUNING_DIR)
+    oracle = make_oracle(settings, lease_seconds=lease, deadline_seconds=args.deadline_seconds,
+                         max_handoffs=args.max_handoffs, standby_tuners=standby, hyperparameters=hyperparameters)
+    oracle._set_project_dir(settings.args.run_root, st.TUNING_DIR)
     if storage.exists(oracle._get_oracle_fname()):
         oracle.reload()  # overwrite=False: never delete a search other processes share
     else:
@@ -78,21 +74,12 @@ def run(args) -> dict:
     _serve(server, oracle, f"{args.bind}:{port}", lease)
     result = build_result(oracle, settings)
     log.info("search over in %.1fs: %d/%d completed, lost tuners %s%s", time.monotonic() - started,
-             result["completed"], settings.max_trials, result["lost_tuners"] or "none",
+             result["completed"], settings.args.max_trials, result["lost_tuners"] or "none",
              ", deadline hit" if result["deadline_hit"] else "")
     storage.write_text(done_file, json.dumps(result, sort_keys=True))
     if oracle.abort_reason:
         raise StepFailed(f"search stopped: {oracle.abort_reason}")
     return result
-
-
-def _standby_tuners(value: str) -> int | None:
-    if value == "all":
-        return None
-    try:
-        return st.integer("--standby-tuners", value, minimum=0)
-    except BadInput:
-        raise BadInput("--standby-tuners", f"must be an integer >= 0 or 'all', got {value!r}") from None
 
 
 def _listen(address: str, secret: str):
@@ -143,11 +130,11 @@ def build_result(oracle, settings) -> dict:
     return {
         "trials": records.rank(completed, settings.direction),
         "completed": len(completed),
-        "max_trials": settings.max_trials,
+        "max_trials": settings.args.max_trials,
         "incomplete": incomplete,
         "lost_tuners": sorted(oracle.lost_tuners),
         "objective": settings.objective_dict(),
         "deadline_hit": bool(oracle.deadline_hit),
-        "early_stopping": settings.pruning_why,
+        "early_stopping": settings.early_stopping_why,
         "warm_start": oracle.warm_start,
     }

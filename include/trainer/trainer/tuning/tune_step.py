@@ -11,6 +11,8 @@ import logging
 import os
 import re
 
+from tune_contract.steps import TuneArgs
+
 from trainer import data, storage
 from trainer.errors import BadInput
 from trainer.tuning.algorithms import benchmarks
@@ -40,28 +42,25 @@ def _address(value: str | None) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host:
         raise BadInput("--oracle-address", f"{value!r} is not HOST:PORT")
-    number = st.integer("--oracle-address", port, minimum=1)
-    if number > 65535:
-        raise BadInput("--oracle-address", f"port must be <= 65535, got {number}")
-    return host, number
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise BadInput("--oracle-address", f"port must be an integer >= 1 and <= 65535, got {port!r}")
+    return host, int(port)
 
 
-def run(args) -> dict:
+def run(args: TuneArgs) -> dict:
+    """`args`: parsed by `TuneArgs.from_args`, so the seconds are in their ranges already."""
     settings = st.from_args(args)
     tuner_id = _tuner_id(args.tuner_id)
     host, port = _address(args.oracle_address)
-    heartbeat = st.seconds("--heartbeat-seconds", args.heartbeat_seconds)
-    poll = st.seconds("--poll-seconds", args.poll_seconds)
-    wait = st.seconds("--oracle-wait-seconds", args.oracle_wait_seconds)
-    if settings.function:
-        sleep = (benchmarks.DEFAULT_SLEEP_SECONDS[settings.function] if args.sleep_seconds is None
-                 else benchmarks.non_negative_seconds(args.sleep_seconds))
+    function = args.objective_function
+    if function:
+        sleep = benchmarks.DEFAULT_SLEEP_SECONDS[function] if args.sleep_seconds is None else args.sleep_seconds
     elif args.sleep_seconds is not None:
         raise BadInput("--sleep-seconds", "only with --objective-function")
     st.configure_logging()
 
-    if not settings.function:
-        data_dir = data.data_dir(settings.run_root)
+    if not function:
+        data_dir = data.data_dir(args.run_root)
         spec = data.load_feature_spec(data_dir)
     secret = oracle_auth.read_secret(args.secret_file)
     search_file = storage.join(settings.tuning_dir, st.SEARCH_FILE)
@@ -80,7 +79,7 @@ def run(args) -> dict:
     from trainer.tuning.distributed.oracles import make_oracle
     from trainer.tuning.distributed.rpc import LeasedOracleClient, SearchFinished
 
-    if settings.function:
+    if function:
         local = make_oracle(settings)  # only lends its objective to the client, as in Keras Tuner
         tuner = function_tuner.make_tuner(local, settings, tuner_id, sleep)
     else:
@@ -88,9 +87,10 @@ def run(args) -> dict:
         check_objective(settings.objective, data_dir, spec, model, build_space)
         local = make_oracle(settings, hyperparameters=search_space)
         tuner = KerasTrialTuner(local, settings, tuner_id, data_dir, spec, model, build_space)
-    client = LeasedOracleClient(local, f"{host}:{port}", tuner_id, wait_seconds=wait, poll_seconds=poll,
-                                search_done=lambda: storage.exists(done_file), secret=secret)
-    tuner.connect(client, heartbeat)
+    client = LeasedOracleClient(local, f"{host}:{port}", tuner_id, wait_seconds=args.oracle_wait_seconds,
+                                poll_seconds=args.poll_seconds, search_done=lambda: storage.exists(done_file),
+                                secret=secret)
+    tuner.connect(client, args.heartbeat_seconds)
     try:
         tuner.search()
     except SearchFinished:

@@ -40,7 +40,7 @@ def _space_file(run_root: str) -> str:
 
 def record_space(oracle, settings) -> None:
     """Record the space this chief samples, for the next run's warm start."""
-    storage.write_text(_space_file(settings.run_root),
+    storage.write_text(_space_file(settings.args.run_root),
                        json.dumps({"kinds": ss.keras_kinds(oracle.hyperparameters)}, indent=2, sort_keys=True))
 
 
@@ -73,8 +73,7 @@ def seed(oracle, settings, previous_root: str) -> dict:
             oracle._record_values(trial)  # KT random never proposes a seeded point again
         oracle._save_trial(trial)
         seeded.append(trial_id)
-    oracle.seeded = seeded
-    oracle.max_trials = settings.max_trials + len(seeded)  # they do not count against max_trials
+    oracle.set_seeded(seeded)
     record = {"from": run_id, "trials": len(seeded), "left_out": left_out,
               "note": rule.note(run_id, len(seeded), left_out)}
     oracle.warm_start = record
@@ -101,13 +100,13 @@ def _compatible_trials(oracle, settings, previous_root: str, run_id: str) -> tup
         if not isinstance(recorded, dict) or not isinstance(recorded.get("kinds"), dict):
             raise _NotCompatible(f"run {run_id} records no search space (made before it was recorded)")
         problem = rule.kinds_problem(recorded["kinds"], ss.keras_kinds(oracle.hyperparameters))
-    if problem is None and not settings.function:
+    if problem is None and not settings.args.objective_function:
         problem = rule.spec_problem(_read(storage.join(previous_root, layout.DATA_DIR, "feature_spec.json")),
-                                    _read(storage.join(settings.run_root, layout.DATA_DIR, "feature_spec.json")))
+                                    _read(storage.join(settings.args.run_root, layout.DATA_DIR, "feature_spec.json")))
     if problem:
         raise _NotCompatible(f"run {run_id}: {problem}")
     # the declarative space, or a user model's Keras Tuner space (make_oracle sets it)
-    space = getattr(oracle, "search_space", None) or settings.space
+    space = getattr(oracle, "search_space", None) or settings.search_space
     seeds, left_out = [], 0
     for previous in result.get("trials") or []:
         value, values = previous.get("objective"), previous.get("hyperparameters") or {}

@@ -338,7 +338,15 @@ class LeaseMixin:
         self.abort_reason = leases.get("abort_reason")
         self._persisted_pruned = dict((state.get("pruning") or {}).get("pruned") or {})
         warm = state.get("warm_start") or {}
-        self.warm_start, self.seeded = warm.get("record"), list(warm.get("seeded") or [])
+        self.warm_start = warm.get("record")
+        self.set_seeded(list(warm.get("seeded") or []))
+
+    def set_seeded(self, seeded: list[str]) -> None:
+        """The trials of a previous run that seed this search (trainer.tuning.warm_start), seeded
+        now or reloaded: trials of the oracle that never count against max_trials (the search
+        still runs its own), nor in this run's top-N."""
+        self.max_trials += len(seeded) - len(self.seeded)
+        self.seeded = list(seeded)
 
     def reload(self):
         super().reload()  # Keras Tuner re-queues every ongoing trial; undo that
@@ -358,7 +366,6 @@ class LeaseMixin:
             if trial.status == Status.RUNNING and trial_id not in held and trial_id not in self._retry_queue \
                     and not self._ended(trial_id):
                 self._retry_queue.append(trial_id)
-        self.max_trials += len(self.seeded)  # seeded trials do not count against max_trials
         # Pruning state: every reported epoch is on its trial, every decision in the state.
         own = [self.trials[t] for t in sorted(self.trials, key=_trial_order) if t not in self.seeded]
         self.pruning = Pruning.rebuild(self.pruning.rule, self.pruning.objective, self.pruning.direction, own,
@@ -388,28 +395,30 @@ def make_oracle(settings: Settings, lease_seconds: float | None = None, deadline
     declarative space of the settings). With `lease_seconds` (the chief) it is a leased
     oracle; without (a worker's local copy) the plain one, used only for its objective."""
     if hyperparameters is None:
-        hyperparameters = ss.to_hyperparameters(settings.space)
+        hyperparameters = ss.to_hyperparameters(settings.search_space)
     kwargs = dict(
         objective=kt.Objective(settings.objective, settings.direction),
         hyperparameters=hyperparameters,
         tune_new_entries=False,  # the space is data: nothing the model asks for is added to it
         # hashed, not the run seed itself: Keras Tuner steps its seed by one per value drawn,
         # so runs with nearby seeds would replay each other's points one value apart
-        seed=seeds.derive(settings.seed, settings.algorithm),
+        seed=seeds.derive(settings.args.seed, settings.args.algorithm),
     )
-    if settings.algorithm == "hyperband":
-        kwargs["max_epochs"] = settings.epochs
+    hyperband = settings.args.algorithm == "hyperband"
+    if hyperband:  # no max_trials argument: it caps its brackets by the attribute, set below
+        kwargs["max_epochs"] = settings.args.epochs
     else:
-        kwargs["max_trials"] = settings.max_trials
+        kwargs["max_trials"] = settings.args.max_trials
     if lease_seconds is None:
-        oracle = _BASES[settings.algorithm](**kwargs)
+        oracle = _BASES[settings.args.algorithm](**kwargs)
     else:
-        oracle = _LEASED[settings.algorithm](lease_seconds=lease_seconds, deadline_seconds=deadline_seconds,
-                                             max_handoffs=max_handoffs, standby_tuners=standby_tuners, **kwargs)
-    oracle.max_trials = settings.max_trials  # Hyperband has no such argument; it caps its brackets here
+        oracle = _LEASED[settings.args.algorithm](lease_seconds=lease_seconds, deadline_seconds=deadline_seconds,
+                                                  max_handoffs=max_handoffs, standby_tuners=standby_tuners, **kwargs)
+    if hyperband:
+        oracle.max_trials = settings.args.max_trials
     # what reported hyperparameters are checked against: the declarative space (every
     # parameter present), or a user model's Keras Tuner space (inactive conditional ones absent)
-    oracle.search_space = ss.KerasSpace(hyperparameters) if settings.user_model else settings.space
+    oracle.search_space = ss.KerasSpace(hyperparameters) if settings.user_model else settings.search_space
     if lease_seconds is not None:
-        oracle.pruning = Pruning(settings.pruning, settings.objective, settings.direction)
+        oracle.pruning = Pruning(settings.early_stopping, settings.objective, settings.direction)
     return oracle

@@ -96,8 +96,8 @@ class _Running:
 
 class LeasedTuner(kt.Tuner):
     def __init__(self, oracle, settings: Settings, tuner_id: str):
-        super().__init__(oracle=oracle, directory=settings.run_root, project_name=TUNING_DIR, overwrite=False,
-                         executions_per_trial=settings.executions_per_trial, tuner_id=tuner_id)
+        super().__init__(oracle=oracle, directory=settings.args.run_root, project_name=TUNING_DIR, overwrite=False,
+                         executions_per_trial=settings.args.executions_per_trial, tuner_id=tuner_id)
         self.settings = settings
         self.finished: list[dict] = []  # the trials whose end the chief accepted from this worker
         self._heartbeat: Heartbeat | None = None
@@ -120,7 +120,7 @@ class LeasedTuner(kt.Tuner):
 
     def run_trial(self, trial, *args, **kwargs):
         values = user_values(trial.hyperparameters.values)
-        epochs = int(trial.hyperparameters.values.get("tuner/epochs", self.settings.epochs))  # Hyperband's
+        epochs = int(trial.hyperparameters.values.get("tuner/epochs", self.settings.args.epochs))  # Hyperband's
         initial_epoch = int(trial.hyperparameters.values.get("tuner/initial_epoch", 0))
         progress = TrialProgress(self.project_dir, trial.trial_id)
         histories = []
@@ -159,7 +159,7 @@ class LeasedTuner(kt.Tuner):
         """After epoch `epoch` (0-based) of `execution`: report the objective to the chief, on the
         heartbeat, when early stopping is on; True when the chief pruned the trial (the caller
         stops it at once). Only the first execution reports: later ones repeat its epochs."""
-        if self.settings.pruning == "none":
+        if self.settings.early_stopping == "none":
             return False
         if execution == 0:
             value = (logs or {}).get(self.oracle.objective.name)
