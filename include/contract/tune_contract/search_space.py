@@ -27,7 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from tune_contract.enums import ALGORITHMS_NEEDING_DISCRETE, DEFAULT_MODEL
+from tune_contract import models
+from tune_contract.enums import ALGORITHMS_NEEDING_DISCRETE
 from tune_contract.errors import BadInput
 
 TYPES: Final = ("int", "float", "choice")
@@ -212,7 +213,7 @@ def check(data: Any, algorithm: str, function: str | None = None, field: str = "
     model declares and `data` only narrows or fixes some of its parameters: only its form is
     checked here (None stays None); its names are checked against the model's declarations
     where the model can be imported, in the trainer (trainer.user_model, at `prepare`)."""
-    if function is None and model not in (None, DEFAULT_MODEL):
+    if function is None and not models.is_default(model):
         if data is None:
             return None
         overrides = validate(data, field)
