@@ -378,8 +378,8 @@ class OracleArgs(SearchArgs):
                                             "never taken from a run's conf)", group="chief")
     standby_tuners: int | str = flag(1, "once no trial is left to hand out, this many idle tuners keep waiting to "
                                         "take over a trial whose tuner is lost; the other idle tuners stop and "
-                                        "free their GPUs. 0: none wait (a trial lost at the tail is not finished); "
-                                        "all: every tuner waits", group="chief", choices=("all",), minimum=0,
+                                        "free their GPUs. 0: none wait (a trial lost at the tail is not finished)",
+                                     group="chief", choices=("all",), minimum=0,
                                      maximum=256)
 
 
