@@ -239,13 +239,20 @@ class GcsEmulator:
         self.stop()
 
 
+def _can_unshare() -> bool:
+    """Root, and a kernel or container that lets it make namespaces (some forbid it)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "--mount", "--net", "true"], capture_output=True).returncode == 0
+
+
 def main(argv: list[str]) -> int:
     """`run -- COMMAND...`: COMMAND in the private network when this is root (`make test-gcs`),
     else as it is (the gs:// tests then skip, saying why). `serve [FOLDER]`: an emulator with a
     bucket `tune-serve` for a shell, printing its environment, until Ctrl-C."""
     if argv[:2] == ["run", "--"]:
         command = argv[2:]
-        if os.geteuid() == 0 and shutil.which("unshare") and not in_private_network():
+        if _can_unshare() and not in_private_network():
             folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"gcs-emulator-hosts-{os.getpid()}"
             folder.mkdir(exist_ok=True)
             command = private_network(command, folder)
