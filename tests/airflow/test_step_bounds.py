@@ -31,8 +31,9 @@ REFUSED = [
     (OracleArgs, "--seed", "2147483648", "must be >= 0 and <= 2147483647"),
     (OracleArgs, "--port", "0", "must be >= 1 and <= 65535, got 0"),
     (OracleArgs, "--port", "65536", "must be >= 1 and <= 65535, got 65536"),
-    (OracleArgs, "--lease-seconds", "5", "must be >= 10 and <= 86400, got 5.0"),
-    (OracleArgs, "--lease-seconds", "inf", "must be >= 10 and <= 86400, got inf"),
+    (OracleArgs, "--lease-seconds", "0", "must be > 0 and <= 86400, got 0.0"),
+    (OracleArgs, "--lease-seconds", "86401", "must be > 0 and <= 86400, got 86401.0"),
+    (OracleArgs, "--lease-seconds", "inf", "must be > 0 and <= 86400, got inf"),
     (OracleArgs, "--deadline-seconds", "0", "must be > 0 and <= 604800, got 0.0"),
     (OracleArgs, "--max-handoffs", "-1", "must be >= 0, got -1"),
     (OracleArgs, "--standby-tuners", "-1", "must be an integer >= 0 and <= 256 or 'all', got -1"),
@@ -72,7 +73,7 @@ def test_from_args_refuses_a_value_out_of_range_naming_the_flag_and_the_range(cl
 
 ACCEPTED = [
     (PrepareArgs, "--eval-fraction", "0.5"), (PrepareArgs, "--sample-rows", "2"), (PrepareArgs, "--seed", "0"),
-    (OracleArgs, "--max-trials", "1"), (OracleArgs, "--max-trials", "10000"), (OracleArgs, "--lease-seconds", "10"),
+    (OracleArgs, "--max-trials", "1"), (OracleArgs, "--max-trials", "10000"), (OracleArgs, "--lease-seconds", "3"),
     (OracleArgs, "--standby-tuners", "0"), (OracleArgs, "--standby-tuners", "all"), (OracleArgs, "--port", "65535"),
     (TuneArgs, "--sleep-seconds", "0"), (TrainArgs, "--patience", "0"), (EvaluateArgs, "--max-mae-increase", "0"),
     (EvaluateArgs, "--auc-lower-bound", "1"), (EvaluateArgs, "--max-auc-decrease", "0"),

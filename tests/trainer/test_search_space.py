@@ -146,7 +146,7 @@ BAD_FLAGS = [
     (["--objective-function", "branin", "--objective", "val_mae"], "--objective", "reports 'value'"),
     (["--objective-function", "branin", "--direction", "max"], "--direction", "minimised"),
     (["--objective", "val_auc", "--direction", "min"], "--direction", "must be 'max' for val_auc"),
-    (["--lease-seconds", "0"], "--lease-seconds", "must be >= 10 and <= 86400"),
+    (["--lease-seconds", "0"], "--lease-seconds", "must be > 0 and <= 86400"),
     (["--deadline-seconds", "soon"], "--deadline-seconds", "number of seconds"),
     (["--standby-tuners", "some"], "--standby-tuners", "an integer >= 0 and <= 256 or 'all'"),
     (["--standby-tuners", "-1"], "--standby-tuners", "an integer >= 0 and <= 256 or 'all'"),

@@ -368,7 +368,7 @@ class OracleArgs(SearchArgs):
     bind: str = flag("127.0.0.1", "address to listen on (default 127.0.0.1; 0.0.0.0 in a pod behind a Service)",
                      group="chief")
     lease_seconds: float = flag(600.0, "a tuner silent this long loses its trial to another tuner (seconds)",
-                                group="chief", minimum=10, maximum=86_400)
+                                group="chief", minimum=0, exclusive_minimum=True, maximum=86_400)
     deadline_seconds: float | None = flag(help="stop handing out trials this long after the search first started, "
                                                "and report what completed (default: none)", group="chief",
                                           minimum=0, exclusive_minimum=True, maximum=MAX_DEADLINE_SECONDS)

@@ -93,9 +93,11 @@ FORM_OVERRIDES: dict[str, dict[str, Any]] = {
     # a sample in a run is for a quick run that still means something: at least 100 rows (the step
     # takes any sample with one train and one eval row)
     "sample_rows": {"minimum": 100},
-    # the form asks whole seconds: an integer field leaves a typed value out of range as it is, for
-    # the trigger to refuse naming the field (see _int); the step takes any number of seconds
-    "tuner_lease_seconds": {"type": "integer"},
+    # a run's lease is whole seconds, at least 10: its tuners renew it every min(10 s, lease/4), so a
+    # shorter one loses a healthy tuner its trial to one slow RPC; an integer field leaves a typed value
+    # out of range as it is, for the trigger to refuse naming the field (see _int_bounds). The chief
+    # takes any positive number of seconds (tests run it with 3)
+    "tuner_lease_seconds": {"type": "integer", "minimum": 10},
     # the form offers a count; `all` (every tuner waits) is for a chief run by hand
     "standby_tuners": {"type": "integer"},
     # the form's field is the sleep benchmark's: its default is that function's own (the flag's
