@@ -64,8 +64,9 @@ def _pod_task_kwargs(spec: PodTask, s: cluster_settings.ClusterSettings) -> dict
 
 def pod_operator(spec: PodTask, *, arguments: Arguments | None = None) -> BaseOperator:
     s = cluster_settings.load()
-    return _pod_operator_class(s, spec)(**{**_pod_task_kwargs(spec, s),
-                                          "arguments": list(spec.arguments) if arguments is None else arguments})
+    return _pod_operator_class(s, spec)(**{
+        **_pod_task_kwargs(spec, s),
+        "arguments": list(spec.arguments) if arguments is None else arguments})
 
 
 def mapped_pod_operator(spec: PodTask) -> OperatorPartial:
@@ -89,14 +90,16 @@ def wait_oracle(spec: PodTask, handle: Handle) -> BaseOperator:
     sensor = oracle.GKEWaitOracleSensor if s.is_gke else oracle.KubernetesWaitOracleSensor
     return sensor(**{
         "task_id": task_ids.in_group(task_ids.WAIT_ORACLE), "handle": handle, **_connection(s),
-        "storage_conn_id": s.gcp_conn_id, "deferrable": s.deferrable, "poke_interval": s.poll_interval_seconds,
-        "timeout": spec.deadline.total_seconds(), **_retries(spec, pod=False)})
+        "storage_conn_id": s.gcp_conn_id, "deferrable": s.deferrable,
+        "poke_interval": s.poll_interval_seconds, "timeout": spec.deadline.total_seconds(),
+        **_retries(spec, pod=False)})
 
 
 def stop_oracle(handle: Handle) -> BaseOperator:
     s = cluster_settings.load()
     operator = oracle.GKEStopOracleOperator if s.is_gke else oracle.KubernetesStopOracleOperator
-    return operator(**{"task_id": task_ids.in_group(task_ids.STOP_ORACLE), "handle": handle, "namespace": s.namespace, **_connection(s),
+    return operator(**{"task_id": task_ids.in_group(task_ids.STOP_ORACLE), "handle": handle,
+                       "namespace": s.namespace, **_connection(s),
                        "retries": 3, "trigger_rule": TriggerRule.ALL_DONE})
 
 

@@ -47,5 +47,6 @@ def parse(reference: str, setting: str) -> Image:
     if ":" in last:  # a registry's port is before the first '/', never in the last component
         repository, tag = name.rsplit(":", 1)
     if not _REPOSITORY.match(repository) or (tag is not None and not _TAG.match(tag)):
-        raise ValueError(f"{setting}: {reference!r} is not an image reference (repository[:tag][@sha256:digest])")
+        raise ValueError(f"{setting}: {reference!r} is not an image reference "
+                         "(repository[:tag][@sha256:digest])")
     return Image(repository, tag, digest or None)

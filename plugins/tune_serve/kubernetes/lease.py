@@ -54,8 +54,8 @@ def _micro_time(moment: datetime) -> str:
 
 
 class Lease:
-    def __init__(self, api, name: str, namespace: str, *, duration_seconds: int = 60, poll_seconds: float = 2.0,
-                 labels: dict[str, str] | None = None, holder: str | None = None):
+    def __init__(self, api, name: str, namespace: str, *, duration_seconds: int = 60,
+                 poll_seconds: float = 2.0, labels: dict[str, str] | None = None, holder: str | None = None):
         self.api, self.name, self.namespace = api, name, namespace
         self.duration_seconds, self.poll_seconds = int(duration_seconds), poll_seconds
         self.labels = labels or {}
@@ -75,8 +75,9 @@ class Lease:
                 log.info("Lease %s/%s acquired by %s", self.namespace, self.name, self.holder)
                 return
             if time.monotonic() > deadline:
-                raise LeaseTimeout(f"Lease {self.namespace}/{self.name} is held by {current.spec.holder_identity} "
-                                   f"(renewed {current.spec.renew_time}); waited {timeout:.0f}s")
+                raise LeaseTimeout(f"Lease {self.namespace}/{self.name} is held by "
+                                   f"{current.spec.holder_identity} (renewed {current.spec.renew_time}); "
+                                   f"waited {timeout:.0f}s")
             time.sleep(self.poll_seconds)
 
     def _try_acquire(self):
@@ -115,7 +116,8 @@ class Lease:
         except ApiException as exc:
             if exc.status in (404, 409):
                 self._lost.set()
-                raise LeaseLost(f"Lease {self.namespace}/{self.name} was taken over ({conflict_reason(exc) or exc.status})")
+                raise LeaseLost(f"Lease {self.namespace}/{self.name} was taken over "
+                                f"({conflict_reason(exc) or exc.status})") from exc
             raise
         self._resource_version = renewed.metadata.resource_version
 
@@ -123,8 +125,9 @@ class Lease:
         if self._resource_version is None or self._lost.is_set():
             return
         try:
-            self.api.delete_namespaced_lease(name=self.name, namespace=self.namespace,
-                                             body={"preconditions": {"resourceVersion": self._resource_version}})
+            self.api.delete_namespaced_lease(
+                name=self.name, namespace=self.namespace,
+                body={"preconditions": {"resourceVersion": self._resource_version}})
             log.info("Lease %s/%s released", self.namespace, self.name)
         except ApiException as exc:
             if exc.status not in (404, 409):  # gone, or taken over: not ours to delete
@@ -135,7 +138,8 @@ class Lease:
     def check(self) -> None:
         """Raise LeaseLost if the Lease was taken over while held."""
         if self._lost.is_set():
-            raise LeaseLost(f"Lease {self.namespace}/{self.name} expired and was taken over by another holder")
+            raise LeaseLost(f"Lease {self.namespace}/{self.name} expired and was taken over by another "
+                            "holder")
 
     @property
     def lost(self) -> bool:

@@ -73,14 +73,16 @@ class PreemptionAwarePodMixin:
         """The pod as the cluster last reported it; None when it no longer exists."""
         if remote_pod is not None and remote_pod.status is not None and (
                 remote_pod.status.phase in _TERMINAL_PHASES
-                or container_is_succeeded(remote_pod, self.base_container_name)):  # done; only the sidecar left
+                # done; only the sidecar left
+                or container_is_succeeded(remote_pod, self.base_container_name)):
             return remote_pod
         try:
             return self.pod_manager.read_pod(self.pod)
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            self.log.warning("Could not re-read pod %s (%s); classifying the last copy", _name(self.pod), exc.reason)
+            self.log.warning("Could not re-read pod %s (%s); classifying the last copy",
+                             _name(self.pod), exc.reason)
             return remote_pod
 
 

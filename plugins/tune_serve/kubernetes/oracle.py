@@ -72,7 +72,8 @@ class KubernetesOracleHandle(OracleHandle):
 
 def oracle_names(dag_id: str, run_id: str) -> dict[str, str]:
     base = f"oracle-{run_slug(dag_id, run_id)}"
-    return {"name": base, "job": f"{JOB_PREFIX}{base}", "service": base, "secret": base, "network_policy": base}
+    return {"name": base, "job": f"{JOB_PREFIX}{base}", "service": base, "secret": base,
+            "network_policy": base}
 
 
 def mount_search_secret(pod_spec: k8s.V1PodSpec, secret_name: str) -> None:
@@ -82,7 +83,8 @@ def mount_search_secret(pod_spec: k8s.V1PodSpec, secret_name: str) -> None:
         # 0440: the file belongs to root and the pod's fsGroup, which the non-root user is in
         pod_spec.volumes = [*(pod_spec.volumes or []), k8s.V1Volume(
             name=SECRET_VOLUME, secret=k8s.V1SecretVolumeSource(
-                secret_name=secret_name, default_mode=0o440, items=[k8s.V1KeyToPath(key=SECRET_KEY, path=SECRET_KEY)]))]
+                secret_name=secret_name, default_mode=0o440,
+                items=[k8s.V1KeyToPath(key=SECRET_KEY, path=SECRET_KEY)]))]
     base = next(c for c in pod_spec.containers if c.name == BASE_CONTAINER)
     if not any(m.name == SECRET_VOLUME for m in base.volume_mounts or []):
         base.volume_mounts = [*(base.volume_mounts or []),
@@ -97,7 +99,8 @@ def _owner_references(owner: k8s.V1Job | None) -> list[dict]:
     return [{"apiVersion": "batch/v1", "kind": "Job", "name": owner.metadata.name, "uid": owner.metadata.uid}]
 
 
-def secret_manifest(names: Mapping[str, Any], namespace: str, slug: str, token: str, owner: k8s.V1Job | None) -> dict:
+def secret_manifest(names: Mapping[str, Any], namespace: str, slug: str, token: str,
+                    owner: k8s.V1Job | None) -> dict:
     secret = manifests.named(manifests.load(SECRET_TEMPLATE), names["secret"], namespace, {RUN_LABEL: slug})
     secret["stringData"] = {SECRET_KEY: token}
     if _owner_references(owner):
@@ -105,9 +108,11 @@ def secret_manifest(names: Mapping[str, Any], namespace: str, slug: str, token: 
     return secret
 
 
-def network_policy_manifest(names: Mapping[str, Any], namespace: str, slug: str, port: int, owner: k8s.V1Job | None) -> dict:
+def network_policy_manifest(names: Mapping[str, Any], namespace: str, slug: str, port: int,
+                            owner: k8s.V1Job | None) -> dict:
     """Ingress to this run's chief pod: from this run's tuner pods, on the chief's port only."""
-    policy = manifests.named(manifests.load(POLICY_TEMPLATE), names["network_policy"], namespace, {RUN_LABEL: slug})
+    policy = manifests.named(manifests.load(POLICY_TEMPLATE), names["network_policy"], namespace,
+                             {RUN_LABEL: slug})
     policy["spec"]["podSelector"]["matchLabels"] = {COMPONENT_LABEL: "oracle", RUN_LABEL: slug}
     policy["spec"]["ingress"] = [{
         "from": [{"podSelector": {"matchLabels": {COMPONENT_LABEL: TUNER_COMPONENT, RUN_LABEL: slug}}}],
@@ -132,8 +137,10 @@ def read_result(uri: str, conn_id: str | None = None) -> dict:
     return json.loads(path.read_text())
 
 
-def service_manifest(names: Mapping[str, Any], namespace: str, slug: str, port: int, owner: k8s.V1Job | None) -> dict:
-    service = manifests.named(manifests.load(SERVICE_TEMPLATE), names["service"], namespace, {RUN_LABEL: slug})
+def service_manifest(names: Mapping[str, Any], namespace: str, slug: str, port: int,
+                     owner: k8s.V1Job | None) -> dict:
+    service = manifests.named(manifests.load(SERVICE_TEMPLATE), names["service"], namespace,
+                              {RUN_LABEL: slug})
     service["spec"]["selector"] = {COMPONENT_LABEL: "oracle", RUN_LABEL: slug}
     service["spec"]["ports"][0]["port"] = port
     if _owner_references(owner):
@@ -172,8 +179,10 @@ class KubernetesStartOracleOperator(KubernetesJobOperator, _RenderablePod):
     def build_job_request_obj(self, context=None) -> k8s.V1Job:
         job = super().build_job_request_obj(context)
         # Replace, not merge with, the template's port: the Service targets it by name.
-        job.spec.template.spec.containers[0].ports = [k8s.V1ContainerPort(name="oracle", container_port=self.oracle_port)]
-        mount_search_secret(job.spec.template.spec, oracle_names(context["dag"].dag_id, context["run_id"])["secret"])
+        job.spec.template.spec.containers[0].ports = [
+            k8s.V1ContainerPort(name="oracle", container_port=self.oracle_port)]
+        mount_search_secret(job.spec.template.spec,
+                            oracle_names(context["dag"].dag_id, context["run_id"])["secret"])
         return job
 
     def _prepare(self, context) -> KubernetesOracleHandle:
@@ -185,7 +194,8 @@ class KubernetesStartOracleOperator(KubernetesJobOperator, _RenderablePod):
         self.labels = {**self.labels, RUN_LABEL: slug}
         self.arguments = planning.oracle_arguments(self.oracle_args, port=self.oracle_port, bind="0.0.0.0",
                                                    xcom_file=uri)
-        env = dict(self.env_vars) if isinstance(self.env_vars, dict) else {e.name: e.value for e in self.env_vars}
+        env = (dict(self.env_vars) if isinstance(self.env_vars, dict)
+               else {e.name: e.value for e in self.env_vars})
         self.env_vars = {**env, "KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "0.0.0.0",
                          "KERASTUNER_ORACLE_PORT": str(self.oracle_port)}
         return {"address": f"{names['service']}.{self.namespace}.svc.cluster.local:{self.oracle_port}",
@@ -246,7 +256,8 @@ class KubernetesStartOracleOperator(KubernetesJobOperator, _RenderablePod):
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            self.log.info("Chief Job %s exists already (earlier try); keeping it", job_request_obj.metadata.name)
+            self.log.info("Chief Job %s exists already (earlier try); keeping it",
+                          job_request_obj.metadata.name)
             return job_request_obj
 
 
@@ -267,8 +278,8 @@ class KubernetesWaitOracleSensor(BaseSensorOperator):
 
     template_fields = ("handle",)
 
-    def __init__(self, *, handle: Handle, kubernetes_conn_id: str | None = None, storage_conn_id: str | None = None,
-                 deferrable: bool = False, **kwargs) -> None:
+    def __init__(self, *, handle: Handle, kubernetes_conn_id: str | None = None,
+                 storage_conn_id: str | None = None, deferrable: bool = False, **kwargs) -> None:
         kwargs.setdefault("mode", "reschedule")
         super().__init__(**kwargs)
         self.handle = cast(KubernetesOracleHandle, handle)  # a template field: rendered before execute
@@ -300,8 +311,10 @@ class KubernetesWaitOracleSensor(BaseSensorOperator):
             return False
         if self.hook.is_job_failed(job=job):
             failed = next(c for c in job.status.conditions if c.type == "Failed")
-            # e.g. PodFailurePolicy: "... exited with code 2 matching FailJob rule" (bad input), BackoffLimitExceeded
-            raise PodFailed(f"the chief Job {self.handle['job']} failed: {failed.reason}: {failed.message or ''}")
+            # e.g. PodFailurePolicy: "... exited with code 2 matching FailJob rule" (bad input),
+            # BackoffLimitExceeded
+            raise PodFailed(f"the chief Job {self.handle['job']} failed: {failed.reason}: "
+                            f"{failed.message or ''}")
         return PokeReturnValue(is_done=True, xcom_value=self._result())
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict:
@@ -311,7 +324,8 @@ class KubernetesWaitOracleSensor(BaseSensorOperator):
 
     def _result(self) -> dict:
         result = read_result(self.handle["result_uri"], self.storage_conn_id)
-        self.log.info("The chief finished: %s of %s trials", result.get("completed"), result.get("max_trials"))
+        self.log.info("The chief finished: %s of %s trials",
+                      result.get("completed"), result.get("max_trials"))
         return result
 
     def _trigger(self):
@@ -333,8 +347,8 @@ class GKEWaitOracleSensor(GKEOperatorMixin, KubernetesWaitOracleSensor):
         return GKEJobTrigger(
             cluster_url=self.cluster_url, ssl_ca_cert=self.ssl_ca_cert, job_name=self.handle["job"],
             job_namespace=self.handle["namespace"], pod_names=[], pod_namespace=self.handle["namespace"],
-            base_container_name=BASE_CONTAINER, gcp_conn_id=self.gcp_conn_id, poll_interval=self.poke_interval,
-            get_logs=False, do_xcom_push=False)
+            base_container_name=BASE_CONTAINER, gcp_conn_id=self.gcp_conn_id,
+            poll_interval=self.poke_interval, get_logs=False, do_xcom_push=False)
 
 
 class KubernetesStopOracleOperator(BaseOperator):
@@ -342,9 +356,11 @@ class KubernetesStopOracleOperator(BaseOperator):
 
     template_fields = ("handle",)
 
-    def __init__(self, *, handle: Handle, namespace: str, kubernetes_conn_id: str | None = None, **kwargs) -> None:
+    def __init__(self, *, handle: Handle, namespace: str, kubernetes_conn_id: str | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
-        self.handle = cast("KubernetesOracleHandle | None", handle)  # a template field: rendered before execute
+        # a template field: rendered before execute
+        self.handle = cast("KubernetesOracleHandle | None", handle)
         self.namespace = namespace
         self.kubernetes_conn_id = kubernetes_conn_id
 
@@ -354,8 +370,8 @@ class KubernetesStopOracleOperator(BaseOperator):
 
     def execute(self, context) -> None:
         # No handle when start_oracle failed half-way: the names are the run's all the same.
-        handle: dict[str, Any] = {**oracle_names(context["dag"].dag_id, context["run_id"]), "namespace": self.namespace,
-                  **(self.handle or {})}
+        handle: dict[str, Any] = {**oracle_names(context["dag"].dag_id, context["run_id"]),
+                                  "namespace": self.namespace, **(self.handle or {})}
         namespace = handle["namespace"]
         self._delete(self.hook.batch_v1_client.delete_namespaced_job, handle["job"], namespace,
                      propagation_policy="Background")

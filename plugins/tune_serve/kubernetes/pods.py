@@ -46,7 +46,8 @@ def container_security_context() -> k8s.V1SecurityContext:
 def resources(spec: PodTask, s: ClusterSettings) -> k8s.V1ResourceRequirements:
     disk = spec.resources.ephemeral_storage
     requests = {"cpu": spec.resources.cpu, "memory": spec.resources.memory, "ephemeral-storage": disk}
-    limits = {"memory": spec.resources.memory, "ephemeral-storage": disk}  # no CPU limit: throttling only slows training down
+    # no CPU limit: throttling only slows training down
+    limits = {"memory": spec.resources.memory, "ephemeral-storage": disk}
     if spec.resources.gpus > 0:
         requests[s.gpu_resource] = limits[s.gpu_resource] = str(spec.resources.gpus)
     return k8s.V1ResourceRequirements(requests=requests, limits=limits)
@@ -62,7 +63,8 @@ def node_selector(spec: PodTask, s: ClusterSettings) -> dict[str, str]:
 
 
 def tolerations(spec: PodTask, s: ClusterSettings) -> list[k8s.V1Toleration]:
-    wanted = [*(s.spot_tolerations if spec.preemptible else []), *(s.gpu_tolerations if spec.resources.gpus else [])]
+    wanted = [*(s.spot_tolerations if spec.preemptible else []),
+              *(s.gpu_tolerations if spec.resources.gpus else [])]
     return [k8s.V1Toleration(**{_snake(k): v for k, v in t.items()}) for t in wanted]
 
 
@@ -81,8 +83,9 @@ def storage(s: ClusterSettings) -> tuple[list[k8s.V1Volume], list[k8s.V1VolumeMo
     """The ReadWriteMany claim holding `storage_root`, when the cluster has no GCS."""
     if not s.storage_claim:
         return [], []
-    return ([k8s.V1Volume(name=STORAGE_VOLUME, persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
-                claim_name=s.storage_claim))],
+    return ([k8s.V1Volume(name=STORAGE_VOLUME,
+                          persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
+                              claim_name=s.storage_claim))],
             [k8s.V1VolumeMount(name=STORAGE_VOLUME, mount_path=s.storage_mount_path)])
 
 

@@ -63,9 +63,12 @@ def run_conf(dag, overrides: dict | None = None) -> dict:
 
 def sample_upstream(plan: planning.Plan, address: str) -> dict[str, Any]:
     """What the argument-building tasks return, from the plan and sample results."""
-    top: list[RankedTrial] = [{"rank": r, "trial_id": f"{r:04d}", "hyperparameters": {"units": 64 * r, "learning_rate": 0.001},
-            "objective": 0.1 * r} for r in range(1, plan["top_n"] + 1)]
-    trained: list[TrainResult] = [{"rank": t["rank"], "model_path": f"{plan['run_root']}/models/{t['rank']}/saved_model"} for t in top]
+    top: list[RankedTrial] = [{"rank": r, "trial_id": f"{r:04d}",
+                               "hyperparameters": {"units": 64 * r, "learning_rate": 0.001},
+                               "objective": 0.1 * r} for r in range(1, plan["top_n"] + 1)]
+    trained: list[TrainResult] = [{"rank": t["rank"],
+                                   "model_path": f"{plan['run_root']}/models/{t['rank']}/saved_model"}
+                                  for t in top]
     return {
         "tuner_arguments": planning.tuner_arguments(plan, address),
         "training_arguments": planning.training_arguments(plan, top),
@@ -74,7 +77,8 @@ def sample_upstream(plan: planning.Plan, address: str) -> dict[str, Any]:
     }
 
 
-def render_run(dag, conf: dict, run_id: str = SAMPLE_RUN_ID, retries_of: tuple[str, ...] = ("tune",)) -> list[Rendered]:
+def render_run(dag, conf: dict, run_id: str = SAMPLE_RUN_ID,
+               retries_of: tuple[str, ...] = ("tune",)) -> list[Rendered]:
     """All objects of one run; tasks whose id ends in one of `retries_of` also at try 2."""
     plan = planning.build_plan(conf, run_id)
     address = "oracle:8000"

@@ -47,8 +47,9 @@ from tune_serve.serving.rest_client import TFServingREST
 log = logging.getLogger(__name__)
 
 
-def deploy(model_path: str, model_name: str, instance: dict[str, Any], candidate: dict[str, Any] | None = None, *,
-           cluster: TFServingCluster | None = None, rest: TFServingREST | None = None) -> DeployResult:
+def deploy(model_path: str, model_name: str, instance: dict[str, Any],
+           candidate: dict[str, Any] | None = None, *, cluster: TFServingCluster | None = None,
+           rest: TFServingREST | None = None) -> DeployResult:
     cluster = cluster or cluster_for(model_name)
     ss = cluster.ss
     previous = cluster.state()  # refuses another model's Deployment before anything is copied
@@ -84,8 +85,8 @@ def _deploy_holding(lease: Lease, cluster: TFServingCluster, staged: Any, publis
     base_path = previous.base_path if previous else _default_base_path(model_name)
     versions = VersionDir(base_path, previous.versions if previous else ())
     if staged.parent != versions.root():
-        raise ServingUnavailable(f"{cluster.name}: its base path changed to {base_path} while this deployment "
-                                 "waited for the Lease; retry")
+        raise ServingUnavailable(f"{cluster.name}: its base path changed to {base_path} while this "
+                                 "deployment waited for the Lease; retry")
     lease.check()
     version = dataclasses.replace(publisher, store=versions).publish(staged)
     canary = (previous or ServingState(base_path)).canary(version)
@@ -114,7 +115,8 @@ def _deploy_holding(lease: Lease, cluster: TFServingCluster, staged: Any, publis
         raise
     finally:
         rest.close()
-    keep = tuple(config_map(model_name, s, ss)["metadata"]["name"] for s in (promoted, *([previous] if previous else [])))
+    keep = tuple(config_map(model_name, s, ss)["metadata"]["name"]
+                 for s in (promoted, *([previous] if previous else [])))
     cluster.prune_config_maps(keep=keep)
     replaced = previous.labels.get(STABLE) if previous else None
     return deploy_decision.published(model_name, version, replaced, rest.predict_url(), prediction)

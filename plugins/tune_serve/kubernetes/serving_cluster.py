@@ -33,15 +33,18 @@ class TFServingCluster:
     """Create/patch the objects of one model and follow its rollouts (CoreV1Api + AppsV1Api),
     serialised per model by a Lease (CoordinationV1Api)."""
 
-    def __init__(self, core, apps, model_name: str, ss: ServingSettings, poll_seconds: float = 5, coordination=None):
+    def __init__(self, core, apps, model_name: str, ss: ServingSettings, poll_seconds: float = 5,
+                 coordination=None):
         self.core, self.apps, self.coordination = core, apps, coordination
         self.model_name, self.ss, self.poll_seconds = model_name, ss, poll_seconds
         self.name = object_name(model_name)
 
     def lease(self) -> Lease:
         """The model's deploy Lease (not yet acquired)."""
-        return Lease(self.coordination, f"{self.name}-deploy", self.ss.namespace, duration_seconds=self.ss.lease_seconds,
-                     poll_seconds=min(2.0, self.ss.lease_seconds / 10), labels=instance_labels(self.model_name))
+        return Lease(self.coordination, f"{self.name}-deploy", self.ss.namespace,
+                     duration_seconds=self.ss.lease_seconds,
+                     poll_seconds=min(2.0, self.ss.lease_seconds / 10),
+                     labels=instance_labels(self.model_name))
 
     def state(self) -> ServingState | None:
         """What the model's Deployment serves; ModelRejected if that Deployment is another model's."""
@@ -59,7 +62,8 @@ class TFServingCluster:
         return ServingState.from_json(annotation) if annotation else None
 
     def apply(self, state: ServingState) -> None:
-        """Make the model serve `state`: its ConfigMap, then the Deployment pointing at it, and the Service."""
+        """Make the model serve `state`: its ConfigMap, then the Deployment pointing at it, and the
+        Service."""
         self._create(self.core.create_namespaced_config_map, config_map(self.model_name, state, self.ss))
         body = deployment(self.model_name, state, self.ss)
         try:
@@ -103,7 +107,8 @@ class TFServingCluster:
     def prune_config_maps(self, keep: tuple[str, ...]) -> None:
         """ConfigMaps of configs no longer in force (each deployment leaves one behind)."""
         selector = ",".join(f"{k}={v}" for k, v in instance_labels(self.model_name).items())
-        for item in self.core.list_namespaced_config_map(namespace=self.ss.namespace, label_selector=selector).items:
+        for item in self.core.list_namespaced_config_map(namespace=self.ss.namespace,
+                                                         label_selector=selector).items:
             if item.metadata.name not in keep:
                 _ignore_missing(self.core.delete_namespaced_config_map, name=item.metadata.name,
                                 namespace=self.ss.namespace)

@@ -34,8 +34,8 @@ class ServingState:
     labels: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"base_path": self.base_path, "versions": list(self.versions), "labels": self.labels},
-                          sort_keys=True)
+        return json.dumps({"base_path": self.base_path, "versions": list(self.versions),
+                           "labels": self.labels}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ServingState:
@@ -77,9 +77,12 @@ def object_name(model_name: str) -> str:
 def model_config(model_name: str, state: ServingState) -> str:
     """TF Serving's ModelServerConfig, protobuf text format."""
     versions = " ".join(f"versions: {v}" for v in state.versions)
-    labels = "".join(f'\n    version_labels {{ key: "{k}" value: {v} }}' for k, v in sorted(state.labels.items()))
-    return (f'model_config_list {{\n  config {{\n    name: "{model_name}"\n    base_path: "{state.base_path}"\n'
-            f'    model_platform: "tensorflow"\n    model_version_policy {{ specific {{ {versions} }} }}{labels}\n'
+    labels = "".join(f'\n    version_labels {{ key: "{k}" value: {v} }}'
+                     for k, v in sorted(state.labels.items()))
+    return (f'model_config_list {{\n  config {{\n    name: "{model_name}"\n'
+            f'    base_path: "{state.base_path}"\n'
+            f'    model_platform: "tensorflow"\n'
+            f'    model_version_policy {{ specific {{ {versions} }} }}{labels}\n'
             f"  }}\n}}\n")
 
 
@@ -90,16 +93,17 @@ def instance_labels(model_name: str) -> dict[str, str]:
 def config_map(model_name: str, state: ServingState, ss: ServingSettings) -> dict:
     text = model_config(model_name, state)
     digest = hashlib.sha256(text.encode()).hexdigest()[:10]
-    manifest = manifests.named(manifests.load("serving/configmap.yaml"), f"{object_name(model_name)}-{digest}",
-                               ss.namespace, instance_labels(model_name))
+    manifest = manifests.named(manifests.load("serving/configmap.yaml"),
+                               f"{object_name(model_name)}-{digest}", ss.namespace,
+                               instance_labels(model_name))
     manifest["metadata"]["annotations"] = {STATE_ANNOTATION: state.to_json()}
     manifest["data"] = {CONFIG_FILE: text}
     return manifest
 
 
 def deployment(model_name: str, state: ServingState, ss: ServingSettings) -> dict:
-    manifest = manifests.named(manifests.load("serving/deployment.yaml"), object_name(model_name), ss.namespace,
-                               instance_labels(model_name))
+    manifest = manifests.named(manifests.load("serving/deployment.yaml"), object_name(model_name),
+                               ss.namespace, instance_labels(model_name))
     manifest["metadata"]["annotations"] = {STATE_ANNOTATION: state.to_json(), MODEL_ANNOTATION: model_name}
     spec = manifest["spec"]
     spec["replicas"] = ss.replicas
@@ -118,9 +122,11 @@ def deployment(model_name: str, state: ServingState, ss: ServingSettings) -> dic
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     volumes["config"]["configMap"]["name"] = config_map(model_name, state, ss)["metadata"]["name"]
     if ss.storage_claim:
-        pod["spec"]["volumes"].append({"name": "models", "persistentVolumeClaim": {"claimName": ss.storage_claim,
-                                                                                  "readOnly": True}})
-        container["volumeMounts"].append({"name": "models", "mountPath": ss.storage_mount_path, "readOnly": True})
+        pod["spec"]["volumes"].append({"name": "models",
+                                       "persistentVolumeClaim": {"claimName": ss.storage_claim,
+                                                                 "readOnly": True}})
+        container["volumeMounts"].append({"name": "models", "mountPath": ss.storage_mount_path,
+                                          "readOnly": True})
     return manifest
 
 

@@ -17,7 +17,8 @@ GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 NVIDIA_GPU = "nvidia.com/gpu"
 
 DEFAULT_SPOT_SELECTOR = {GKE_SPOT_LABEL: "true"}
-DEFAULT_SPOT_TOLERATIONS = [{"key": GKE_SPOT_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
+DEFAULT_SPOT_TOLERATIONS = [{"key": GKE_SPOT_LABEL, "operator": "Equal", "value": "true",
+                             "effect": "NoSchedule"}]
 # GKE taints every GPU node with nvidia.com/gpu=present:NoSchedule.
 DEFAULT_GPU_TOLERATIONS = [{"key": NVIDIA_GPU, "operator": "Exists", "effect": "NoSchedule"}]
 
@@ -88,7 +89,8 @@ def load() -> ClusterSettings:
     d = ClusterSettings()
     on_finish = config.setting("on_finish_action", d.on_finish_action)
     if on_finish not in ON_FINISH_ACTIONS:
-        raise ValueError(f"TUNE_SERVE_ON_FINISH_ACTION: {on_finish!r} is not one of {', '.join(ON_FINISH_ACTIONS)}")
+        raise ValueError(f"TUNE_SERVE_ON_FINISH_ACTION: {on_finish!r} is not one of "
+                         f"{', '.join(ON_FINISH_ACTIONS)}")
     if not _flag("keep_failed_pods", True) and on_finish == "delete_succeeded_pod":
         on_finish = "delete_pod"
     return ClusterSettings(
@@ -112,7 +114,8 @@ def load() -> ClusterSettings:
         keep_off_spot=_flag("keep_off_spot", d.keep_off_spot),
         on_finish_action=on_finish,
         deferrable=_flag("deferrable", d.deferrable),
-        startup_timeout_seconds=int(config.setting("startup_timeout_seconds", str(d.startup_timeout_seconds))),
+        startup_timeout_seconds=int(config.setting("startup_timeout_seconds",
+                                                   str(d.startup_timeout_seconds))),
         poll_interval_seconds=float(config.setting("poll_interval_seconds", str(d.poll_interval_seconds))),
         oracle_port=int(config.setting("oracle_port", str(d.oracle_port))),
         oracle_restarts=int(config.setting("oracle_restarts", str(d.oracle_restarts))),
@@ -141,7 +144,8 @@ class ServingSettings:
     @property
     def lease_wait(self) -> float:
         # a deployment is two rollouts and two REST waits of up to `timeout_seconds` each
-        return self.lease_wait_seconds if self.lease_wait_seconds is not None else 4 * self.timeout_seconds + 60
+        return (self.lease_wait_seconds if self.lease_wait_seconds is not None
+                else 4 * self.timeout_seconds + 60)
 
 
 def serving_settings() -> ServingSettings:
