@@ -63,7 +63,8 @@ def run_dir(dag_id: str, run_id: str) -> Path:
 
 
 def search_secret_file(dag_id: str, run_id: str) -> Path:
-    """The run's search secret: the chief serves only calls carrying it (see trainer.tuning.distributed.oracle_auth)."""
+    """The run's search secret: the chief serves only calls carrying it (see
+    trainer.tuning.distributed.oracle_auth)."""
     return run_dir(dag_id, run_id) / SEARCH_SECRET_FILE
 
 
@@ -172,7 +173,8 @@ class LocalPodOperator(ResumableJobMixin, BaseOperator):
                 break
             if time.time() - started > self.deadline.total_seconds():
                 process.kill()
-                raise PodFailed(f"deadline of {self.deadline} exceeded (activeDeadlineSeconds); process killed")
+                raise PodFailed(f"deadline of {self.deadline} exceeded (activeDeadlineSeconds); "
+                                "process killed")
             time.sleep(self.poll_seconds)
         if state == KILLED:
             raise PodPreempted(f"process killed (exit status {process.exit_code()}): treated as a preemption")
@@ -243,8 +245,8 @@ class LocalWaitOracleOperator(BaseOperator):
 
     template_fields = ("handle",)
 
-    def __init__(self, *, handle: Handle, deadline: timedelta, max_restarts: int = 6, poll_seconds: float = 2.0,
-                 **kwargs):
+    def __init__(self, *, handle: Handle, deadline: timedelta, max_restarts: int = 6,
+                 poll_seconds: float = 2.0, **kwargs):
         super().__init__(**kwargs)
         self.handle = cast("LocalOracleHandle", handle)  # a template field: rendered before execute
         self.deadline = deadline
@@ -275,8 +277,8 @@ class LocalWaitOracleOperator(BaseOperator):
             process.relaunch()
         remaining = self.deadline.total_seconds() - (time.time() - process.launched_at())
         if remaining <= 0:
-            raise PodFailed(f"the chief was still running {self.deadline} after its launch; see its output in "
-                            f"{process.log_file}")
+            raise PodFailed(f"the chief was still running {self.deadline} after its launch; see its output "
+                            f"in {process.log_file}")
         self.defer(trigger=LocalProcessTrigger(str(process.directory), self.poll_seconds, log_offset),
                    method_name="execute_complete", timeout=timedelta(seconds=remaining))
 
@@ -314,7 +316,8 @@ def _pod_kwargs(spec: PodTask) -> dict:
 
 
 def pod_operator(spec: PodTask, *, arguments: Arguments | None = None) -> LocalPodOperator:
-    return LocalPodOperator(arguments=list(spec.arguments) if arguments is None else arguments, **_pod_kwargs(spec))
+    return LocalPodOperator(arguments=list(spec.arguments) if arguments is None else arguments,
+                            **_pod_kwargs(spec))
 
 
 def mapped_pod_operator(spec: PodTask) -> OperatorPartial:

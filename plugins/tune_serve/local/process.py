@@ -93,8 +93,8 @@ class LocalProcess:
     def launch(cls, directory: str | Path, argv: list[str], env: dict[str, str]) -> LocalProcess:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "launch.json").write_text(json.dumps({"argv": argv, "env": env, "launched_at": time.time()},
-                                                          indent=1))
+        (directory / "launch.json").write_text(
+            json.dumps({"argv": argv, "env": env, "launched_at": time.time()}, indent=1))
         proc = cls(directory)
         proc._start(argv, env)
         return proc

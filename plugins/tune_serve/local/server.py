@@ -141,8 +141,8 @@ def _start(root: Path, port_: int, timeout: float) -> str:
             f"choose another with TUNE_SERVE_SERVING_PORT=… (e.g. TUNE_SERVE_SERVING_PORT={port_ + 1})")
     state_dir(root).mkdir(parents=True, exist_ok=True)
     instance_id = secrets.token_hex(8)
-    command = [python, "-m", SERVER_MODULE, "--model-config-dir", str(root), "--port", str(port_), "--host", HOST,
-               "--poll-seconds", POLL_SECONDS, "--instance-id", instance_id]
+    command = [python, "-m", SERVER_MODULE, "--model-config-dir", str(root), "--port", str(port_),
+               "--host", HOST, "--poll-seconds", POLL_SECONDS, "--instance-id", instance_id]
     env = inherited_env(PYTHONPATH=str(config.REPO_ROOT / "include" / "serving"), PYTHONUNBUFFERED="1",
                         TF_CPP_MIN_LOG_LEVEL="2")
     process = LocalProcess.launch(process_dir(root), command, env)  # outlives the task

@@ -44,7 +44,8 @@ def deploy(model_path: str, model_name: str, instance: dict[str, Any],
             with TFServingREST(url, model_name) as server:
                 previous = store.labels().get(STABLE)
                 serving_path = store.stable_path()
-                held = publisher.held(str(serving_path) if serving_path else None, previous, server.predict_url())
+                held = publisher.held(str(serving_path) if serving_path else None, previous,
+                                      server.predict_url())
                 if held is not None:
                     return held
                 if previous is None and not store.configured():  # versions put there by hand
@@ -52,12 +53,14 @@ def deploy(model_path: str, model_name: str, instance: dict[str, Any],
                 store.configure()  # listed in the server's config: served by its stable label only
                 version = publisher.publish(staged)
                 prediction = _roll_out(store, server, version, instance, timeout)
-                return deploy_decision.published(model_name, version, previous, server.predict_url(), prediction)
+                return deploy_decision.published(model_name, version, previous, server.predict_url(),
+                                                 prediction)
     finally:
         shutil.rmtree(staged, ignore_errors=True)  # already gone once published
 
 
-def _roll_out(store: ModelStore, server: TFServingREST, version: int, instance: dict[str, Any], timeout: float) -> Any:
+def _roll_out(store: ModelStore, server: TFServingREST, version: int, instance: dict[str, Any],
+              timeout: float) -> Any:
     labels = store.labels()
     try:
         server.wait_available(version, timeout)
@@ -68,7 +71,8 @@ def _roll_out(store: ModelStore, server: TFServingREST, version: int, instance: 
         if isinstance(exc, ModelRejected):
             aside = store.reject(version)  # the server unloads it: it never answers again
             serving = labels.get(STABLE)
-            still = f"version {serving} keeps serving" if serving is not None else "no stable version to keep serving"
+            still = (f"version {serving} keeps serving" if serving is not None
+                     else "no stable version to keep serving")
             raise ModelRejected(f"{exc}; {still}; the rejected version is kept at {aside} "
                                 f"(server log: {local_server.log_path(store.root)})") from None
         raise

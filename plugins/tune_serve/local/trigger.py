@@ -24,7 +24,8 @@ class LocalProcessTrigger(BaseTrigger):
 
     def serialize(self):
         return (f"{type(self).__module__}.{type(self).__qualname__}",
-                {"directory": self.directory, "poll_seconds": self.poll_seconds, "log_offset": self.log_offset})
+                {"directory": self.directory, "poll_seconds": self.poll_seconds,
+                 "log_offset": self.log_offset})
 
     async def run(self):
         process = LocalProcess(Path(self.directory))

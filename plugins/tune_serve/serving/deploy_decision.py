@@ -62,7 +62,8 @@ def _named(path: str | None) -> str:
     return f"v{version}" if version is not None else (path or "nothing")
 
 
-def decide(candidate: Mapping[str, Any], serving_path: str | None, published: Mapping[int, Mapping[str, Any]]) -> Decision:
+def decide(candidate: Mapping[str, Any], serving_path: str | None,
+           published: Mapping[int, Mapping[str, Any]]) -> Decision:
     """`candidate`: {run_id, rank, fingerprint, judged_against}; `serving_path`: the stable
     version's SavedModel now (read under the lock); `published`: {version: its provenance}."""
     serving = version_of(serving_path)
@@ -70,18 +71,19 @@ def decide(candidate: Mapping[str, Any], serving_path: str | None, published: Ma
     if mine:
         version = mine[-1]
         if serving == version:
-            why = f"this run's candidate {candidate.get('rank')} is already v{version}, serving: nothing new published"
+            why = (f"this run's candidate {candidate.get('rank')} is already v{version}, serving: "
+                   "nothing new published")
         else:
             now = f"v{serving} serves now" if serving is not None else "no version serves now"
-            why = (f"this run's candidate {candidate.get('rank')} is already v{version} (published by an earlier "
-                   f"try); {now}: left as it is")
+            why = (f"this run's candidate {candidate.get('rank')} is already v{version} (published by an "
+                   f"earlier try); {now}: left as it is")
         return Decision(ALREADY_PUBLISHED, why, version)
     judged = candidate.get("judged_against")
     if not _same_path(judged, serving_path):
         then = f"evaluated against {_named(judged)}" if judged else "evaluated when no version served"
         now = f"v{serving} serves now" if serving is not None else "no version serves now"
-        return Decision(REFUSED, f"{then}; {now}: the verdict is stale, nothing published "
-                                 f"(clear this run's evaluation to judge the candidate against what serves now)")
+        return Decision(REFUSED, f"{then}; {now}: the verdict is stale, nothing published (clear this "
+                                 "run's evaluation to judge the candidate against what serves now)")
     return Decision(PUBLISH, f"judged against {_named(serving_path)}, which still serves" if serving_path
                     else "judged when no version served, and none serves")
 
@@ -113,8 +115,10 @@ def held(model_name: str, decision: Decision, serving_version: int | None, url: 
                   serving_version=serving_version, url=url)
 
 
-def published(model_name: str, version: int, previous_version: int | None, url: str, prediction: Any) -> DeployResult:
+def published(model_name: str, version: int, previous_version: int | None, url: str,
+              prediction: Any) -> DeployResult:
     """The result of a new version rolled out and serving as stable."""
-    reason = f"v{version} replaces v{previous_version}" if previous_version is not None else "the first version"
+    reason = (f"v{version} replaces v{previous_version}" if previous_version is not None
+              else "the first version")
     return result(model_name, PUBLISH, reason, version=version, serving_version=version, url=url,
                   previous_version=previous_version, prediction=prediction)

@@ -76,7 +76,8 @@ class Publisher:
         if self.candidate is None:
             return None
         versions = {v: provenance.loads(p) for v, p in self.store.published().items()}
-        decision = deploy_decision.decide({**self.candidate, "fingerprint": self.fingerprint}, serving_path, versions)
+        decision = deploy_decision.decide({**self.candidate, "fingerprint": self.fingerprint}, serving_path,
+                                          versions)
         if decision.action == deploy_decision.PUBLISH:
             return None
         log.info("%s: %s", self.model_name, decision.reason)

@@ -52,7 +52,8 @@ class TFServingREST:
         if response.status_code == 404:  # no version yet
             return []
         response.raise_for_status()
-        return sorted(int(s["version"]) for s in response.json()["model_version_status"] if s["state"] == AVAILABLE)
+        return sorted(int(s["version"]) for s in response.json()["model_version_status"]
+                      if s["state"] == AVAILABLE)
 
     def wait_available(self, version: int, timeout: float) -> None:
         """Until the version is AVAILABLE. Raises ModelRejected if it failed to load."""
@@ -66,8 +67,8 @@ class TFServingREST:
                 raise ModelRejected(f"version {version} of {self.model_name} failed to load: "
                                     f"{status['status']['error_message']}")
             time.sleep(0.2)
-        raise ServingUnavailable(f"version {version} of {self.model_name} not AVAILABLE within {timeout:.0f}s "
-                                 f"(last status: {status})")
+        raise ServingUnavailable(f"version {version} of {self.model_name} not AVAILABLE within "
+                                 f"{timeout:.0f}s (last status: {status})")
 
     def wait_label(self, label: str, version: int, timeout: float) -> None:
         """Until the server resolves `label` to `version` (it re-reads its config by polling)."""
@@ -80,19 +81,22 @@ class TFServingREST:
         raise ServingUnavailable(f"label {label!r} of {self.model_name} did not move to version {version} "
                                  f"within {timeout:.0f}s")
 
-    def predict(self, instances: list[dict], version: int | None = None, label: str | None = None) -> httpx.Response:
+    def predict(self, instances: list[dict], version: int | None = None,
+                label: str | None = None) -> httpx.Response:
         """TF Serving's row format without a signature name: the model's serving_default."""
         route = f"/versions/{version}" if version is not None else f"/labels/{label}" if label else ""
-        return self.http.post(f"{self.model_path}{route}:predict", json=predict_body([instance for instance in instances]))
+        return self.http.post(f"{self.model_path}{route}:predict",
+                              json=predict_body([instance for instance in instances]))
 
     def smoke_test(self, version: int, instance: dict) -> Any:
         """One prediction from this very version; its value, or ModelRejected if it is not a finite number."""
         response = self.predict([instance], version=version)
         if response.status_code != 200:
-            raise ModelRejected(f"smoke test of version {version} of {self.model_name}: HTTP {response.status_code}: "
-                                f"{response.text[:500]}")
+            raise ModelRejected(f"smoke test of version {version} of {self.model_name}: "
+                                f"HTTP {response.status_code}: {response.text[:500]}")
         predictions = response.json().get("predictions")
-        if not isinstance(predictions, list) or len(predictions) != 1 or not finite_prediction(predictions[0]):
+        if (not isinstance(predictions, list) or len(predictions) != 1
+                or not finite_prediction(predictions[0])):
             raise ModelRejected(f"smoke test of version {version} of {self.model_name}: "
                                 f"expected one finite prediction, got {str(predictions)[:500]}")
         return predictions[0]

@@ -25,7 +25,8 @@ _MODULES = {"local": "tune_serve.local.backend", "kubernetes": "tune_serve.kuber
 
 # What the DAG hands a backend at parse time: values, or XComArgs of an upstream task's result.
 Arguments: TypeAlias = "list[str] | XComArg"  # a step's command-line arguments (`to_argv()`)
-OracleFields: TypeAlias = "dict[str, Any] | XComArg"  # the plan's chief fields (`tune_contract.steps.OracleArgs`)
+# the plan's chief fields (`tune_contract.steps.OracleArgs`)
+OracleFields: TypeAlias = "dict[str, Any] | XComArg"
 Handle: TypeAlias = "OracleHandle | XComArg"  # `start_oracle`'s result: where the chief is, how to reach it
 
 
