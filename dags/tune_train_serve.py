@@ -32,16 +32,17 @@ backend: Backend = current()
 SEARCH_POD_DEADLINE = timedelta(minutes=MAX_TUNING_DEADLINE_MINUTES, hours=1)
 PREPARE = PodTask(task_ids.PREPARE_DATA, "prepare", resources=Resources(cpu="2", memory="8Gi"),
                   deadline=timedelta(hours=1))
-ORACLE = PodTask(task_ids.in_group(task_ids.START_ORACLE), "oracle", resources=Resources(cpu="1", memory="2Gi"),
-                 deadline=SEARCH_POD_DEADLINE)
+ORACLE = PodTask(task_ids.in_group(task_ids.START_ORACLE), "oracle",
+                 resources=Resources(cpu="1", memory="2Gi"), deadline=SEARCH_POD_DEADLINE)
 TUNE = PodTask(task_ids.in_group(task_ids.TUNE), "tune", resources=Resources(cpu="4", memory="16Gi",
                                                     gpus=int(config.setting("tuner_gpus", "1"))),
-               preemptible=True, retries=8, pool=config.setting("tuner_pool", "tuners"), deadline=SEARCH_POD_DEADLINE)
+               preemptible=True, retries=8, pool=config.setting("tuner_pool", "tuners"),
+               deadline=SEARCH_POD_DEADLINE)
 TRAIN = PodTask(task_ids.in_group(task_ids.TRAIN), "train", resources=Resources(cpu="8", memory="32Gi",
                                                       gpus=int(config.setting("train_gpus", "2"))),
                 preemptible=config.setting("train_on_spot", "false") == "true", retries=4)
-EVALUATE = PodTask(task_ids.in_group(task_ids.EVALUATE), "evaluate", resources=Resources(cpu="4", memory="16Gi"),
-                   deadline=timedelta(hours=2))
+EVALUATE = PodTask(task_ids.in_group(task_ids.EVALUATE), "evaluate",
+                   resources=Resources(cpu="4", memory="16Gi"), deadline=timedelta(hours=2))
 
 
 @dag(
@@ -65,7 +66,8 @@ def tune_train_serve():
             raise AirflowFailException(str(exc)) from None  # bad input: never retried
         plan = planning.build_plan(dict(params), run_id, planning.find_warm_start(dict(params), run_id))
         # the decisions taken for the run, where its first log shows them
-        print(f"task: {plan['task']}; objective: {plan['objective']['name']} ({plan['objective']['direction']})")
+        print(f"task: {plan['task']}; objective: {plan['objective']['name']} "
+              f"({plan['objective']['direction']})")
         print(f"early stopping: {plan['early_stopping']}")
         print(plan["warm_start"])
         return plan
@@ -91,7 +93,8 @@ def tune_train_serve():
 
     tuners, search = tuning()
 
-    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)  # lost tuners leave no XCom; the chief's records cover them
+    # lost tuners leave no XCom; the chief's records cover them
+    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def aggregate_top_n(plan: dict, tuner_results, search_result) -> list[dict]:
         if not search_result:
             raise AirflowFailException("the search did not finish (see tuning.wait_oracle); nothing to train")
@@ -103,7 +106,8 @@ def tune_train_serve():
             print(note)
         for entry in top:
             print(f"rank {entry['rank']}: {plan['objective']['name']}={entry['objective']:.4f} "
-                  f"trial {entry['trial_id']}{' (pruned)' if entry.get('pruned') else ''} {entry['hyperparameters']}")
+                  f"trial {entry['trial_id']}{' (pruned)' if entry.get('pruned') else ''} "
+                  f"{entry['hyperparameters']}")
         if plan["objective_function"]:
             raise AirflowSkipException(f"benchmark objective {plan['objective_function']}: nothing to train")
         return top
@@ -128,7 +132,8 @@ def tune_train_serve():
             print(f"baseline (serving now): {baseline or 'none'}")
             return planning.evaluation_arguments(plan, list(trained), baseline)
 
-        return backend.mapped_pod_operator(EVALUATE).expand(arguments=evaluation_arguments(plan, trained.output))
+        return backend.mapped_pod_operator(EVALUATE).expand(
+            arguments=evaluation_arguments(plan, trained.output))
 
     evaluated = evaluation()
 
@@ -148,14 +153,15 @@ def tune_train_serve():
         def deploy_serving(plan: dict, candidate: dict, prepared: dict) -> dict:
             # the verdict holds against the version serving when it was evaluated: under the deploy
             # lock the backend publishes, finds the candidate already published, or refuses
-            deployed = backend.deploy(candidate["model_path"], plan["model_name"], prepared["sample_instance"],
+            deployed = backend.deploy(candidate["model_path"], plan["model_name"],
+                                      prepared["sample_instance"],
                                       candidate={"run_id": plan["run_id"], "rank": candidate["rank"],
                                                  "judged_against": candidate.get("baseline_model_path")})
             print(f"{deployed['action']}: {deployed['reason']}")
             # which candidate now serves, so the run's record traces the version to its model
             return {**deployed, "candidate_rank": candidate["rank"], "source_model": candidate["model_path"],
                     "eval_mae": candidate["overall"].get("mae"),
-                    "eval_metric": dict(zip(("name", "value"), leaderboard.headline(candidate)))}
+                    "eval_metric": dict(zip(("name", "value"), leaderboard.headline(candidate), strict=True))}
 
         return deploy_serving(plan, select_model(evaluated.output), prepare.output)
 
@@ -166,8 +172,8 @@ def tune_train_serve():
     # or tuned a benchmark objective needs its summary most. It is a teardown (below): a teardown's
     # ALL_DONE_SETUP_SUCCESS with no setup upstream is all done.
     @task(retries=1)
-    def summarize(plan: dict, top, search_result, trained, evaluations, deployed, prepared, params=None, ti=None,
-                  dag=None) -> dict:
+    def summarize(plan: dict, top, search_result, trained, evaluations, deployed, prepared, params=None,
+                  ti=None, dag=None) -> dict:
         """One record of what this run decided, next to its artifacts; fails the run if a
         step that matters failed (a tuner lost for good does not: the search covered it).
         A run whose parameters were refused has no plan: its record says why, where the plan
@@ -176,15 +182,16 @@ def tune_train_serve():
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id])[ti.run_id]
         upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
         skipped = summaries.stopped(states, upstream, summaries.may_skip(plan, evaluations))
-        summary = summaries.build(plan or summaries.unplanned(ti.run_id, params), top, evaluations, deployed, states,
-                                  trained=trained, search=search_result, failures=failures.read(root),
+        summary = summaries.build(plan or summaries.unplanned(ti.run_id, params), top, evaluations, deployed,
+                                  states, trained=trained, search=search_result, failures=failures.read(root),
                                   prepared=prepared, skipped_from_outside=skipped)
         path = storage.path(root)
         path.mkdir(parents=True, exist_ok=True)
         (path / layout.SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
         print(summary["outcome"])  # the run's last word: what serving changed, or why nothing did
         if summary["failed_steps"] or summary["stopped"]:
-            raise AirflowFailException(f"failed steps: {', '.join(summary['failed_steps'] + summary['stopped'])}: "
+            raise AirflowFailException("failed steps: "
+                                       f"{', '.join(summary['failed_steps'] + summary['stopped'])}: "
                                        f"{summary['outcome']}")
         return summary
 
