@@ -12,8 +12,8 @@ with a small x1 learn slowly (a low learning rate), as in a real search, so the 
 one or two epochs is not the final one (Hartmann-6's optimum has x1 = 0.20: a slow learner).
 
 Compared, on the same seeds: no early stopping; the median rule with pruned trials fed to the
-GP as if their early score were final (before issue 25); the median rule with pruned trials as
-censored results (`GPOracle.censored_pruning`, now the default). Figures: epochs spent, and the
+GP as if their early score were final (`median-as-if-final`, before issue 25); the median rule
+with pruned trials as censored results (`median-censored`, `GPOracle.censored_pruning`, now the default). Figures: epochs spent, and the
 best score of the search (median and quartiles over seeds).
 
     PYTHONPATH=include/trainer python bench/early_stopping_sim.py [--seeds N] [--trials N]
@@ -38,7 +38,7 @@ from trainer.tuning.algorithms.pruning import Pruning  # noqa: E402
 from trainer.tuning.algorithms.seeds import derive  # noqa: E402
 
 EPOCHS, GAP, PARALLEL = 8, 2.0, 4
-CONFIGS = {"off": ("none", True), "median, as if final": ("median", False), "median, censored": ("median", True)}
+CONFIGS = {"off": ("none", True), "median-as-if-final": ("median", False), "median-censored": ("median", True)}
 
 
 def curve(point: dict, epoch: int) -> float:
