@@ -27,9 +27,10 @@ and spends 3·d random trials first. Here (bench/RESULTS.md, 2026-11-29, `BENCH=
 - the kernel's maximum-likelihood fit seeded by the number of results and kept for the next
   suggestion on the same results (four tuners asking between two results fit once).
 
-Options measured in bench/search_batch.py and left off (class attributes): `ei_noise_free`
-(the fitted noise out of the EI's deviation), `local` (a share of the acquisition's
-candidates around the best results), `starts` (L-BFGS-B runs).
+Options left off, for bench/search_batch.py (class attributes, set on the oracle): `ei_noise_free`
+(the fitted noise out of the EI's deviation), `local` (a share of the acquisition's candidates
+around the best results), `starts` (L-BFGS-B runs). Their runs of 2026-12-07 were stopped before
+a figure (a machine at load 10-20): none is measured yet.
 
 Hyperparameters live in Keras Tuner's own [0, 1] coordinates (`value_to_prob`/`prob_to_value`:
 log scales, steps and choices as Keras Tuner maps them); an inactive conditional one sits at
