@@ -24,10 +24,10 @@ import tempfile
 import time
 
 from trainer.tuning.algorithms import benchmarks
-from trainer.tuning import search_space
 from trainer.tuning.distributed.oracles import make_oracle
 from trainer.tuning.algorithms.seeds import derive
-from trainer.tuning.settings import Settings
+from trainer.tuning.settings import from_args
+from tune_contract.steps import SearchArgs
 
 PARALLEL = 4
 # problem -> (benchmark function, evaluations, global minimum)
@@ -47,9 +47,9 @@ class KerasTunerMethod:
 
     def __init__(self, algorithm: str, function: str, budget: int, seed: int, **oracle_options):
         self.workdir = tempfile.mkdtemp(prefix=f"bench-sim-{algorithm}-")
-        settings = Settings(run_root=self.workdir, algorithm=algorithm, objective="value", direction="min",
-                            space=search_space.validate(space(function)), max_trials=budget, executions_per_trial=1,
-                            epochs=1, seed=seed, function=function)
+        settings = from_args(SearchArgs(run_root=self.workdir, algorithm=algorithm, search_space=space(function),
+                                        max_trials=budget, executions_per_trial=1, epochs=1, seed=seed,
+                                        objective_function=function, early_stopping="off"))
         self.oracle = make_oracle(settings, lease_seconds=1e9)
         for key, value in oracle_options.items():
             setattr(self.oracle, key, value)
