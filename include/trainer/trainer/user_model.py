@@ -34,7 +34,7 @@ from trainer.errors import BadInput
 from trainer.sdk import FeatureSpec, heads
 
 # include/trainer/trainer/user_model.py -> include/models; /opt/trainer/trainer/… -> /opt/models
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / model_names.FOLDER
 PARAMETERS = ("hp", "spec", "task")
 DEFAULT_BATCH_SIZE = 128  # per replica, when the model declares no `batch_size`
 MAX_BUILDS = 64  # builds to activate every conditional scope; more means scopes that never settle

@@ -76,7 +76,7 @@ def parse_hyperparameters(text: str, model: str = DEFAULT_MODEL) -> dict:
         raise BadInput("--hyperparameters", f"not valid JSON: {exc}") from None
     if not isinstance(values, dict):
         raise BadInput("--hyperparameters", f"must be a JSON object, got {type(values).__name__}")
-    if model == DEFAULT_MODEL:
+    if models.is_default(model):
         return resolve_hyperparameters(values, field="--hyperparameters")
     values = user_values(values)
     for name, value in values.items():
