@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator, ResumableJobMixin, TriggerRule
 
-from tune_contract import enums
+from tune_contract import enums, models
 from tune_contract.results import OracleHandle
 from tune_serve import config
 from tune_serve.errors import PodFailed, PodPreempted
@@ -88,7 +88,7 @@ def _task_dir(context, kind: str) -> Path:
 
 def _process_env(env_vars: dict[str, str] | None) -> dict[str, str]:
     # the image's PYTHONPATH: the trainer and the models folder (the run's `model` is imported from it)
-    trainer_path = os.pathsep.join(str(config.REPO_ROOT / "include" / d) for d in ("trainer", "models"))
+    trainer_path = os.pathsep.join(str(config.REPO_ROOT / "include" / d) for d in ("trainer", models.FOLDER))
     env = inherited_env(PYTHONPATH=trainer_path, PYTHONUNBUFFERED="1",
                         TF_CPP_MIN_LOG_LEVEL="2")
     env.update({k: str(v) for k, v in (env_vars or {}).items()})
