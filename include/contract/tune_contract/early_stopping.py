@@ -45,8 +45,9 @@ def resolve(choice: str, algorithm: str, field: str = "--early-stopping") -> tup
     if choice == "auto":
         if algorithm in AUTO_ON:
             return AUTO_RULE, f"{AUTO_RULE} (auto for {algorithm})"
-        return "none", f"off (auto for {algorithm}: {_AUTO_OFF_WHY.get(algorithm, 'not a model-based search')})"
+        return "none", (f"off (auto for {algorithm}: "
+                        f"{_AUTO_OFF_WHY.get(algorithm, 'not a model-based search')})")
     if algorithm == "hyperband":
-        raise BadInput(field, f"{choice} cannot be combined with the hyperband algorithm, which stops trials by its "
-                              "own brackets; use auto or off, or another algorithm")
+        raise BadInput(field, f"{choice} cannot be combined with the hyperband algorithm, which stops "
+                              "trials by its own brackets; use auto or off, or another algorithm")
     return choice, f"{choice} (chosen)"

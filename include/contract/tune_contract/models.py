@@ -26,7 +26,8 @@ _NAME = re.compile(PATTERN)
 # the models folder's name: beside the trainer package, include/models in the repository and
 # /opt/models in the trainer image
 FOLDER: Final = "models"
-FORM: Final = "package.module:callable (dotted Python identifiers, e.g. tune_serve_models.wide_and_deep:build)"
+FORM: Final = ("package.module:callable (dotted Python identifiers, "
+               "e.g. tune_serve_models.wide_and_deep:build)")
 
 
 def parse(name: object, field: str = "model") -> tuple[str, str]:

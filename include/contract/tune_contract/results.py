@@ -62,7 +62,8 @@ class PrepareResult(TypedDict, total=False):
 
 # Which previous run seeded the search and with how many trials (`trials` 0: none, `note` says why);
 # the functional form because one key, "from", is a Python keyword.
-WarmStart = TypedDict("WarmStart", {"from": "str | None", "trials": int, "left_out": int, "note": str}, total=False)
+WarmStart = TypedDict("WarmStart", {"from": "str | None", "trials": int, "left_out": int, "note": str},
+                      total=False)
 
 
 class OracleResult(TypedDict, total=False):

@@ -189,11 +189,13 @@ class SearchSpace:
         continuous = [p for p in self.parameters if not p.discrete]
         if continuous:
             p = continuous[0]
-            how = "give it a step (a multiplier > 1 with log)" if p.type == "float" or p.log else "give it a step"
+            how = ("give it a step (a multiplier > 1 with log)" if p.type == "float" or p.log
+                   else "give it a step")
             raise BadInput(
                 f"{field}.{p.name}",
                 f"the {algorithm} algorithm needs every parameter discrete (choice, or int/float with step); "
-                f"{p.name} is a continuous {p.type}: {how}, make it a choice, or use random/bayesian/hyperband",
+                f"{p.name} is a continuous {p.type}: {how}, make it a choice, "
+                "or use random/bayesian/hyperband",
             )
 
     def require_names(self, allowed: Iterable[str], what: str, field: str = "--search-space") -> None:
@@ -201,7 +203,8 @@ class SearchSpace:
         allowed = list(allowed)
         for p in self.parameters:
             if p.name not in allowed:
-                raise BadInput(f"{field}.{p.name}", f"not a hyperparameter of {what}; allowed: {', '.join(allowed)}")
+                raise BadInput(f"{field}.{p.name}",
+                               f"not a hyperparameter of {what}; allowed: {', '.join(allowed)}")
 
 
 def check(data: Any, algorithm: str, function: str | None = None, field: str = "--search-space",
@@ -221,13 +224,14 @@ def check(data: Any, algorithm: str, function: str | None = None, field: str = "
             overrides.require_discrete(algorithm, field)
         return overrides
     space = validate(default_space(function) if data is None else data, field)
-    space.require_names(parameter_names(function), f"the {function} function" if function else "the tabular model",
-                        field)
+    space.require_names(parameter_names(function),
+                        f"the {function} function" if function else "the tabular model", field)
     if function is None:  # the model's own limits, checked here so validate_params refuses them too
         for p in space.parameters:
             for value in (p.values if p.type == "choice" else (p.min, p.max)):
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
-                    and model_value_ok(p.name, value) and (not MODEL_LIMITS[p.name][0] or value == int(value))
+                ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                      and model_value_ok(p.name, value)
+                      and (not MODEL_LIMITS[p.name][0] or value == int(value)))
                 if not ok:
                     raise BadInput(f"{field}.{p.name}", f"{value!r} is outside what the model takes: "
                                                         f"{model_rule(p.name)}")
@@ -264,14 +268,16 @@ def _parameter(entry: Any, where: str, field: str) -> Parameter:
         raise BadInput(where, f"must be a mapping {{name, type, ...}}, got {type(entry).__name__}")
     name = entry.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
-        raise BadInput(f"{where}.name", f"{name!r} is not a usable name: start with a letter; letters, digits, '_', '.', '-'")
+        raise BadInput(f"{where}.name", f"{name!r} is not a usable name: start with a letter; "
+                                        "letters, digits, '_', '.', '-'")
     where = f"{field}.{name}"
     kind = entry.get("type")
     if kind not in TYPES:
         raise BadInput(f"{where}.type", f"unknown type {kind!r}; allowed: {', '.join(TYPES)}")
     unknown = sorted(set(entry) - set(_KEYS[kind]))
     if unknown:
-        raise BadInput(f"{where}.{unknown[0]}", f"unknown key for a {kind}; allowed: {', '.join(_KEYS[kind])}")
+        raise BadInput(f"{where}.{unknown[0]}",
+                       f"unknown key for a {kind}; allowed: {', '.join(_KEYS[kind])}")
     if kind == "choice":
         return Parameter(name, kind, values=_choice_values(entry.get("values"), f"{where}.values"))
 
@@ -291,12 +297,14 @@ def _parameter(entry: Any, where: str, field: str) -> Parameter:
     if step is not None:
         step = number(step, f"{where}.step")
         if log and step <= 1:
-            raise BadInput(f"{where}.step", f"with log: true the step is a multiplier and must be > 1, got {step}")
+            raise BadInput(f"{where}.step",
+                           f"with log: true the step is a multiplier and must be > 1, got {step}")
         if not log and not 0 < step <= high - low:
             raise BadInput(f"{where}.step", f"must be > 0 and <= max - min ({high - low}), got {step}")
     param = Parameter(name, kind, min=low, max=high, step=step, log=log)
     if step is not None and len(_grid_points(param)) > MAX_GRID_POINTS:
-        raise BadInput(f"{where}.step", f"gives more than {MAX_GRID_POINTS} values between min and max; use a larger step")
+        raise BadInput(f"{where}.step", f"gives more than {MAX_GRID_POINTS} values between min and max; "
+                                        "use a larger step")
     return param
 
 
@@ -307,7 +315,8 @@ def _finite(value: Any, where: str) -> float:
 
 
 def _integer(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value)):
         raise BadInput(where, f"must be an integer, got {value!r}")
     return int(value)
 

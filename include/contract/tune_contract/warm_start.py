@@ -39,9 +39,10 @@ def search_identity(*, model: str | None, algorithm: str, search_space: list[dic
     the same search (with `seed`; max_trials may grow on a restart) and what the warm-start rule
     compares (without it). Built here for both sides: the chief (`Settings.identity`) and the
     plan, which looks for a previous run before any pod starts."""
-    identity = {"model": None if objective_function else model, "algorithm": algorithm, "search_space": search_space,
-                "objective": {"name": objective, "direction": direction}, "objective_function": objective_function,
-                "epochs": epochs, "executions_per_trial": executions_per_trial}
+    identity = {"model": None if objective_function else model, "algorithm": algorithm,
+                "search_space": search_space, "objective": {"name": objective, "direction": direction},
+                "objective_function": objective_function, "epochs": epochs,
+                "executions_per_trial": executions_per_trial}
     return identity if seed is None else {**identity, "seed": seed}
 
 
@@ -75,7 +76,8 @@ def kinds_problem(before: Mapping[str, str], now: Mapping[str, str]) -> str | No
     if set(before) != set(now):
         added, removed = sorted(set(now) - set(before)), sorted(set(before) - set(now))
         return "search_space differs: " + "; ".join(
-            ([f"added {', '.join(added)}"] if added else []) + ([f"removed {', '.join(removed)}"] if removed else []))
+            ([f"added {', '.join(added)}"] if added else [])
+            + ([f"removed {', '.join(removed)}"] if removed else []))
     for name in sorted(now):
         if before[name] != now[name]:
             return f"search_space.{name} differs: {before[name]} then, {now[name]} now"
@@ -90,7 +92,8 @@ def search_problem(previous: Mapping[str, Any], current: Mapping[str, Any]) -> s
     if not isinstance(previous, Mapping):
         return "its search.json is not a search record"
     for key in _SAME:
-        if key in current and previous.get(key, current.get(key) if key == "model" else None) != current.get(key):
+        if (key in current
+                and previous.get(key, current.get(key) if key == "model" else None) != current.get(key)):
             return f"{key} differs: {previous.get(key)!r} then, {current.get(key)!r} now"
     if declared_by_model(current):  # compared by the chief, on the spaces the two chiefs recorded
         return None
