@@ -87,8 +87,8 @@ FORM_OVERRIDES: dict[str, dict[str, Any]] = {
     # task reports), and the form offers the metrics the contract knows; a hand-run step also takes a
     # user model's own metric
     "objective": {"enum": [enums.AUTO, *OBJECTIVES],
-                  "description": "Metric the search optimises. auto: the task's default (val_mae for regression, "
-                                 "val_auc for binary, val_accuracy for multiclass), or "
+                  "description": "Metric the search optimises. auto: the task's default (val_mae for "
+                                 "regression, val_auc for binary, val_accuracy for multiclass), or "
                                  f"{enums.TASK_NEUTRAL_OBJECTIVE} when the task is left to prepare."},
     # a sample in a run is for a quick run that still means something: at least 100 rows (the step
     # takes any sample with one train and one eval row)
@@ -117,7 +117,8 @@ FORM_OVERRIDES: dict[str, dict[str, Any]] = {
 # A Param's words beside its flag's help: what the form's field means for a run.
 FORM_NOTES: dict[str, str] = {
     "objective_function": "The run stops after the search.",
-    "early_stopping_patience": f"Empty: {TrainArgs.flag_spec('patience').default}, or the training epochs if fewer.",
+    "early_stopping_patience": f"Empty: {TrainArgs.flag_spec('patience').default}, "
+                               "or the training epochs if fewer.",
     "max_mae_increase": "Every candidate not blessed gets its reasons in the run's summary.",
 }
 
@@ -199,15 +200,17 @@ def _from_flag(name: str, title: str, section: str, **form: Any) -> Param:
 def _int(default: int | None, minimum: int, maximum: int, title: str, description: str, section: str,
          nullable: bool = False) -> Param:
     """An integer in [minimum, maximum] that is no step's flag (see _int_bounds)."""
-    schema: dict[str, Any] = {"type": ["null", "integer"] if nullable else "integer", **_int_bounds(minimum, maximum)}
-    return Param(default, title=title, description=f"{description}{_range_words(minimum, maximum)}", section=section,
-                 **schema)
+    schema: dict[str, Any] = {"type": ["null", "integer"] if nullable else "integer",
+                              **_int_bounds(minimum, maximum)}
+    return Param(default, title=title, description=f"{description}{_range_words(minimum, maximum)}",
+                 section=section, **schema)
 
 
 def patience(conf: dict[str, Any]) -> int:
     """Early stopping patience: the run's, else the step's default capped at the training epochs."""
     value = conf.get("early_stopping_patience")
-    return value if value is not None else min(flag_spec("early_stopping_patience").default, conf["training_epochs"])
+    return value if value is not None else min(flag_spec("early_stopping_patience").default,
+                                               conf["training_epochs"])
 
 
 def dag_params() -> dict[str, Param]:
@@ -217,7 +220,8 @@ def dag_params() -> dict[str, Param]:
         "label": _from_flag("label", "Label column", data),
         "task": _from_flag("task", "Task", data),
         "features": Param(None, type=["null", "array"], items={"type": "string"}, title="Feature columns",
-                          section=data, description="Columns to use as features. Empty means every other column."),
+                          section=data,
+                          description="Columns to use as features. Empty means every other column."),
         "feature_spec": Param(None, type=["null", "object"], title="Feature spec", section=data,
                               description='Optional explicit spec, e.g. {"numeric": ["carat"], '
                                           '"categorical": {"cut": ["Fair", "Good"]}}; inferred when empty.'),
@@ -228,18 +232,20 @@ def dag_params() -> dict[str, Param]:
         "algorithm": _from_flag("algorithm", "Search algorithm", search),
         "search_space": Param(None, type=["null", "array"], items=SEARCH_PARAMETER_SCHEMA, minItems=1,
                               title="Search space", section=search,
-                              description='Katib-style list, e.g. [{"name": "units", "type": "int", "min": 16, '
-                                          '"max": 128, "step": 16}, {"name": "learning_rate", "type": "float", '
-                                          '"min": 1e-4, "max": 1e-2, "log": true}, {"name": "batch_size", '
-                                          '"type": "choice", "values": [64, 128]}]. Empty means the default '
-                                          'space (num_layers, units, dropout, learning_rate, batch_size). With '
-                                          'another model, empty means the hyperparameters it declares, and '
-                                          'a list narrows or fixes some of them (a choice of one value fixes it).'),
+                              description='Katib-style list, e.g. [{"name": "units", "type": "int", '
+                                          '"min": 16, "max": 128, "step": 16}, {"name": "learning_rate", '
+                                          '"type": "float", "min": 1e-4, "max": 1e-2, "log": true}, '
+                                          '{"name": "batch_size", "type": "choice", "values": [64, 128]}]. '
+                                          'Empty means the default space (num_layers, units, dropout, '
+                                          'learning_rate, batch_size). With another model, empty means the '
+                                          'hyperparameters it declares, and a list narrows or fixes some of '
+                                          'them (a choice of one value fixes it).'),
         "early_stopping": _from_flag("early_stopping", "Early stopping of trials", search),
         "warm_start": Param(True, type="boolean", title="Warm start from the previous run", section=search,
-                            description="Seed the search with the completed trials of the previous successful run "
-                                        "of this model, when its search space and feature spec are compatible "
-                                        "(the plan and the summary say which run, or why not)."),
+                            description="Seed the search with the completed trials of the previous "
+                                        "successful run of this model, when its search space and feature "
+                                        "spec are compatible (the plan and the summary say which run, "
+                                        "or why not)."),
         "objective": _from_flag("objective", "Objective", search),
         "direction": _from_flag("direction", "Direction", search),
         "max_trials": _from_flag("max_trials", "Max trials", search),
@@ -263,8 +269,10 @@ def dag_params() -> dict[str, Param]:
         "mae_upper_bound": _from_flag("mae_upper_bound", "MAE upper bound", evaluation),
         "max_mae_increase": _from_flag("max_mae_increase", "Max MAE increase over serving", evaluation),
         "auc_lower_bound": _from_flag("auc_lower_bound", "AUC lower bound (classifier)", evaluation),
-        "accuracy_lower_bound": _from_flag("accuracy_lower_bound", "Accuracy lower bound (classifier)", evaluation),
-        "max_auc_decrease": _from_flag("max_auc_decrease", "Max AUC decrease from serving (classifier)", evaluation),
+        "accuracy_lower_bound": _from_flag("accuracy_lower_bound", "Accuracy lower bound (classifier)",
+                                           evaluation),
+        "max_auc_decrease": _from_flag("max_auc_decrease", "Max AUC decrease from serving (classifier)",
+                                       evaluation),
         "model_name": Param("diamonds", type="string", pattern="^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$",
                             title="Model name", section=serving,
                             description="Name served by TF Serving (lowercase letters, digits and dashes)."),
@@ -280,8 +288,9 @@ def _search_space_problem(conf: dict[str, Any]) -> str | None:
     names the model (or the benchmark function) takes, discrete for grid. For a user model
     only the form: its names are checked where it can be imported, at prepare_data."""
     try:
-        search_space.check(conf.get("search_space") or None, conf["algorithm"], conf.get("objective_function"),
-                           field="search_space", model=models.name_or_default(conf.get("model")))
+        search_space.check(conf.get("search_space") or None, conf["algorithm"],
+                           conf.get("objective_function"), field="search_space",
+                           model=models.name_or_default(conf.get("model")))
     except BadInput as exc:
         return str(exc)
     return None
@@ -292,7 +301,8 @@ def resolve_task(conf: dict[str, Any]) -> str:
     `auto` when only the label column can tell (prepare infers it then)."""
     task = conf.get("task") or enums.AUTO
     source, label = conf.get("source"), conf.get("label")
-    if task == enums.AUTO and source in enums.BUNDLED_TASKS and label in (None, "", enums.BUNDLED_DATASETS[source]):
+    if (task == enums.AUTO and source in enums.BUNDLED_TASKS
+            and label in (None, "", enums.BUNDLED_DATASETS[source])):
         return enums.BUNDLED_TASKS[source]
     return task
 
@@ -317,7 +327,8 @@ def _model_problem(conf: dict[str, Any]) -> str | None:
         module, _ = models.parse(name, "model")
     except BadInput as exc:
         return str(exc)
-    if config.backend() == "local" and not any(os.path.isfile(f) for f in models.module_files(module, MODELS_DIR)):
+    if (config.backend() == "local"
+            and not any(os.path.isfile(f) for f in models.module_files(module, MODELS_DIR))):
         return f"model: {name}: no module {module} in the models folder {MODELS_DIR}"
     return None
 
@@ -343,18 +354,19 @@ def validate_conf(conf: dict[str, Any]) -> None:
     if conf["top_n"] > conf["max_trials"]:
         problems.append(f"top_n ({conf['top_n']}) must be at most max_trials ({conf['max_trials']})")
     if conf["num_tuners"] > conf["max_trials"]:
-        problems.append(f"num_tuners ({conf['num_tuners']}) must be at most max_trials ({conf['max_trials']}): "
-                        "a tuner without a trial would idle")
+        problems.append(f"num_tuners ({conf['num_tuners']}) must be at most "
+                        f"max_trials ({conf['max_trials']}): a tuner without a trial would idle")
     objective, direction, task = conf["objective"], conf.get("direction", enums.AUTO), resolve_task(conf)
     resolved = resolve_objective({**conf, "direction": enums.AUTO})[0]
     if direction != enums.AUTO and direction != enums.direction_of(resolved):
         shown = resolved if objective != enums.AUTO else f"{resolved} (objective auto)"
-        problems.append(f"direction must be {enums.direction_of(resolved)!r} (or auto) for objective {shown}, "
-                        f"got {direction!r}")
+        problems.append(f"direction must be {enums.direction_of(resolved)!r} (or auto) "
+                        f"for objective {shown}, got {direction!r}")
     if objective != enums.AUTO and task != enums.AUTO and enums.objective_problem(objective, task):
         problems.append(f"objective: {enums.objective_problem(objective, task)} (task {task!r})")
     # the bounds only: the allowed changes have defaults (0: no worse than serving) for either task
-    classifier_gates = [name for name in ("auc_lower_bound", "accuracy_lower_bound") if conf.get(name) is not None]
+    classifier_gates = [name for name in ("auc_lower_bound", "accuracy_lower_bound")
+                        if conf.get(name) is not None]
     if task == "regression" and classifier_gates:
         problems.append(f"{classifier_gates[0]}: a classifier's threshold, the task is regression; "
                         "use mae_upper_bound, max_mae_increase")
@@ -368,7 +380,8 @@ def validate_conf(conf: dict[str, Any]) -> None:
     if model_problem:
         problems.append(model_problem)
     try:
-        early_stopping.resolve(conf.get("early_stopping") or "auto", conf["algorithm"], field="early_stopping")
+        early_stopping.resolve(conf.get("early_stopping") or "auto", conf["algorithm"],
+                               field="early_stopping")
     except BadInput as exc:
         problems.append(str(exc))
     space_problem = _search_space_problem(conf)
@@ -387,6 +400,7 @@ def validate_conf(conf: dict[str, Any]) -> None:
     elif feature_spec is not None:
         unknown = set(feature_spec) - {"label", "numeric", "categorical"}
         if unknown:
-            problems.append(f"feature_spec: unknown keys {sorted(unknown)}; allowed: label, numeric, categorical")
+            problems.append(f"feature_spec: unknown keys {sorted(unknown)}; "
+                            "allowed: label, numeric, categorical")
     if problems:
         raise ConfError("invalid run parameters:\n- " + "\n- ".join(problems))

@@ -76,13 +76,16 @@ def build_plan(conf: dict[str, Any], run_id: str, warm: warm_start.WarmStart = N
     checked = {} if function else dict(model=model, search_space=conf.get("search_space") or None,
                                        algorithm=conf["algorithm"])
     prepare = PrepareArgs(
-        run_root=root, source=conf["source"], data_roots=",".join(config.data_roots()), label=conf.get("label") or None,
-        features=",".join(features) if features else None, feature_spec=conf.get("feature_spec"),
+        run_root=root, source=conf["source"], data_roots=",".join(config.data_roots()),
+        label=conf.get("label") or None, features=",".join(features) if features else None,
+        feature_spec=conf.get("feature_spec"),
         eval_fraction=conf["eval_fraction"], seed=conf["seed"], sample_rows=conf.get("sample_rows"),
         task=None if task == AUTO else task, objective=None if function else conf_objective, **checked,
     )
-    oracle = OracleArgs(**search, lease_seconds=conf["tuner_lease_seconds"], standby_tuners=conf["standby_tuners"],
-                        deadline_seconds=conf["tuning_deadline_minutes"] * 60, warm_start_from=warm["run_root"])
+    oracle = OracleArgs(**search, lease_seconds=conf["tuner_lease_seconds"],
+                        standby_tuners=conf["standby_tuners"],
+                        deadline_seconds=conf["tuning_deadline_minutes"] * 60,
+                        warm_start_from=warm["run_root"])
     # a healthy tuner renews its lease four times per lease, so one slow RPC never costs it
     tune = TuneArgs(**search, heartbeat_seconds=_heartbeat_seconds(conf["tuner_lease_seconds"]),
                     sleep_seconds=conf.get("trial_sleep_seconds", 1.0) if function == "sleep" else None)
@@ -90,7 +93,8 @@ def build_plan(conf: dict[str, Any], run_id: str, warm: warm_start.WarmStart = N
                       objective=conf_objective, direction=conf_direction, seed=conf["seed"])
     # every gate given; evaluate applies those of the task the feature spec records
     evaluate = EvaluateArgs(run_root=root, mae_upper_bound=conf.get("mae_upper_bound"),
-                            max_mae_increase=conf.get("max_mae_increase"), auc_lower_bound=conf.get("auc_lower_bound"),
+                            max_mae_increase=conf.get("max_mae_increase"),
+                            auc_lower_bound=conf.get("auc_lower_bound"),
                             accuracy_lower_bound=conf.get("accuracy_lower_bound"),
                             max_auc_decrease=conf.get("max_auc_decrease"))
     return {
@@ -116,15 +120,16 @@ def build_plan(conf: dict[str, Any], run_id: str, warm: warm_start.WarmStart = N
 def _identity(conf: dict[str, Any], objective: str, direction: str, function: str | None) -> dict[str, Any]:
     """This run's search as the chief will record it (`search.json`), for the warm-start rule."""
     model = models.name_or_default(conf.get("model"))
-    space = search_space.check(conf.get("search_space") or None, conf["algorithm"], function, field="search_space",
-                               model=model)
+    space = search_space.check(conf.get("search_space") or None, conf["algorithm"], function,
+                               field="search_space", model=model)
     return warm_start_rule.search_identity(
         model=model, algorithm=conf["algorithm"], search_space=space.to_list() if space else None,
         objective=objective, direction=direction, objective_function=function, epochs=conf["tuning_epochs"],
         executions_per_trial=conf["executions_per_trial"])
 
 
-def oracle_arguments(plan_oracle: dict[str, Any], *, port: int, bind: str, xcom_file: str | None = None) -> list[str]:
+def oracle_arguments(plan_oracle: dict[str, Any], *, port: int, bind: str,
+                     xcom_file: str | None = None) -> list[str]:
     """The chief's command line: the plan's search, where to listen, and (where no XCom
     sidecar reads it) where to leave its result."""
     args = OracleArgs(**plan_oracle).replace(port=port, bind=bind)
@@ -146,7 +151,8 @@ def training_arguments(plan: Plan, leaderboard: list[RankedTrial]) -> list[list[
             for entry in leaderboard]
 
 
-def evaluation_arguments(plan: Plan, trained: list[TrainResult], baseline_model: str | None) -> list[list[str]]:
+def evaluation_arguments(plan: Plan, trained: list[TrainResult],
+                         baseline_model: str | None) -> list[list[str]]:
     evaluate = EvaluateArgs(**plan["evaluate"])
     # a candidate whose training failed (diverged) exported nothing: its reason goes to the summary
     return [evaluate.replace(rank=model["rank"], model_path=model["model_path"],
