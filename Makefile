@@ -29,7 +29,7 @@ test: envs lint
 test-gcs: envs
 	$(AIRFLOW_PY) tests/gcs_emulator.py run -- $(AIRFLOW_PY) -m pytest tests/gcs -q
 
-# ruff (ruff.toml: import order, pyupgrade) and mypy (mypy.ini) on the Airflow side and the contract.
+# ruff (ruff.toml: E, W, F, B, SIM, import order, pyupgrade at 110 columns) and mypy (mypy.ini) on the Airflow side and the contract.
 lint: $(VENV)/airflow/.done
 	$(VENV)/airflow/bin/ruff check plugins include/contract dags
 	$(VENV)/airflow/bin/mypy
