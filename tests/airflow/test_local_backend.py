@@ -288,3 +288,20 @@ def test_the_chief_and_the_tuners_share_a_secret_only_the_user_can_read(tmp_path
 
     local.LocalStopOracleOperator(task_id="stop_oracle", handle=handle).execute(context)
     assert not secret.exists()
+
+
+def test_a_local_pod_reaches_google_cloud_as_the_worker_does_and_gets_nothing_else(monkeypatch):
+    """Issue 26: a pod on a cluster has its service account; a local process gets the worker's
+    Google variables (without them TF on gs:// sat in the GCE metadata server's retries), and
+    never the worker's other settings or secrets."""
+    from tune_serve.local.process import inherited_env
+
+    google = {"GOOGLE_APPLICATION_CREDENTIALS": "/secrets/sa.json", "GOOGLE_CLOUD_PROJECT": "p",
+              "STORAGE_EMULATOR_HOST": "http://127.0.0.1:4443", "CURL_CA_BUNDLE": "/tmp/ca.pem",
+              "GOOGLE_AUTH_TOKEN_FOR_TESTING": "t", "NO_GCE_CHECK": "true",
+              "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    for name, value in {**google, "AIRFLOW__API_AUTH__JWT_SECRET": "s", "TUNE_SERVE_STORAGE_ROOT": "/x"}.items():
+        monkeypatch.setenv(name, value)
+    env = inherited_env(PYTHONPATH="/p")
+    assert google.items() <= env.items()
+    assert "AIRFLOW__API_AUTH__JWT_SECRET" not in env and "TUNE_SERVE_STORAGE_ROOT" not in env
