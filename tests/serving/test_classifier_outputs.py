@@ -8,7 +8,7 @@ import base64
 import numpy as np
 import pytest
 import saved_models
-from serving_helpers import ServingProcess
+from serving_helpers import serving_version_1
 
 INSTANCES = [{"size": 1.5, "weight": 2.0, "colour": "green"}, {"size": -3.0, "weight": 0.25, "colour": "red"}]
 
@@ -16,13 +16,8 @@ INSTANCES = [{"size": 1.5, "weight": 2.0, "colour": "green"}, {"size": -3.0, "we
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     model = saved_models.make_classifier(str(tmp_path_factory.mktemp("classifier") / "model"))
-    process = ServingProcess(tmp_path_factory.mktemp("serving"))
-    try:
-        process.add_version(1, model)
-        process.wait_state(1, "AVAILABLE")
+    with serving_version_1(tmp_path_factory.mktemp("serving"), model) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def test_row_format_answers_one_object_per_instance(server):
