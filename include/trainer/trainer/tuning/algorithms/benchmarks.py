@@ -24,12 +24,11 @@ import math
 from tune_contract.enums import BENCHMARK_FUNCTIONS
 from tune_contract.search_space import BENCHMARK_SPACES, default_space, parameter_names
 
-from trainer.errors import BadInput
 
 NAMES = BENCHMARK_FUNCTIONS
 _SPACES = BENCHMARK_SPACES
 __all__ = ["BRANIN_MINIMUM", "DEFAULT_SLEEP_SECONDS", "HARTMANN6_MINIMUM", "NAMES", "branin", "default_space",
-           "evaluate", "hartmann6", "non_negative_seconds", "parameter_names"]
+           "evaluate", "hartmann6", "parameter_names"]
 DEFAULT_SLEEP_SECONDS = {"branin": 0.0, "sleep": 1.0, "hartmann6": 0.0}
 BRANIN_MINIMUM = 0.397887
 HARTMANN6_MINIMUM = -3.32237
@@ -57,12 +56,3 @@ def evaluate(name: str, values: dict, epoch: int) -> float:
         return hartmann6([float(values[f"x{i}"]) for i in range(1, 7)])
     return (float(values["x"]) - 0.5) ** 2 + 0.1 / (epoch + 1)
 
-
-def non_negative_seconds(value) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise BadInput("--sleep-seconds", f"must be a number, got {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise BadInput("--sleep-seconds", f"must be >= 0, got {value!r}")
-    return number
