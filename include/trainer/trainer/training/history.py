@@ -23,16 +23,17 @@ class EpochHistory(keras.callbacks.Callback):
     def __init__(self, uri: str):
         super().__init__()
         self.uri = uri
+        self.rows: list[list] | None = None  # read once, at the first epoch: one write per epoch after
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = dict(logs or {})
-        text = storage.read_text(self.uri) if storage.exists(self.uri) else ""
-        rows = list(csv.reader(io.StringIO(text)))
-        columns = rows[0][1:] if rows else sorted(logs)  # a resumed fit keeps the file's columns
+        if self.rows is None:
+            text = storage.read_text(self.uri) if storage.exists(self.uri) else ""
+            self.rows = list(csv.reader(io.StringIO(text))) or [["epoch", *sorted(logs)]]
+        columns = self.rows[0][1:]  # a resumed fit keeps the file's columns
+        self.rows.append([epoch, *(_value(logs.get(name)) for name in columns)])
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerows(rows or [["epoch", *columns]])
-        writer.writerow([epoch, *(_value(logs.get(name)) for name in columns)])
+        csv.writer(out, lineterminator="\n").writerows(self.rows)
         storage.write_text(self.uri, out.getvalue())
 
 
